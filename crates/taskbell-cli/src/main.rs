@@ -1,0 +1,2 @@
+//! The `taskbell` command (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! The `api` module (being written).

@@ -1,0 +1,1 @@
+//! The `backoff` module (being written).

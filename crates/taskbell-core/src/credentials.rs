@@ -1,0 +1,1 @@
+//! The `credentials` module (being written).

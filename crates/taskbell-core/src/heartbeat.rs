@@ -1,0 +1,1 @@
+//! The `heartbeat` module (being written).

@@ -1,0 +1,1 @@
+//! The `history` module (being written).

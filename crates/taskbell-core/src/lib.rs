@@ -1,0 +1,30 @@
+//! # taskbell-core
+//!
+//! The TaskBell client engine. It signs in to an annotation platform, holds one
+//! WebSocket with JSON heartbeats, reconnects forever with backoff, and turns
+//! platform events into desktop notifications, without losing or repeating one.
+//! It knows nothing of Tauri, windows or trays: the tray app (`src-tauri`) and
+//! the headless `taskbell` command are thin shells over it.
+//!
+//! ## Layout
+//!
+//! Pure modules (no I/O, tested without sockets or clocks): [`protocol`],
+//! [`backoff`], [`heartbeat`], [`summary`] (rendering), [`delivery`], [`i18n`],
+//! [`config`] (validation).
+//!
+//! I/O modules: [`api`] (REST), [`credentials`] (OS keyring), [`history`]
+//! (SQLite), [`notifier`] (desktop notifications), and [`supervisor`], the one
+//! event loop that owns the socket and reconnects.
+
+pub mod api;
+pub mod backoff;
+pub mod config;
+pub mod credentials;
+pub mod delivery;
+pub mod heartbeat;
+pub mod history;
+pub mod i18n;
+pub mod notifier;
+pub mod protocol;
+pub mod summary;
+pub mod supervisor;

@@ -1,0 +1,1 @@
+//! The `notifier` module (being written).

@@ -1,0 +1,1 @@
+//! The `protocol` module (being written).

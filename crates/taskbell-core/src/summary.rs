@@ -1,0 +1,1 @@
+//! The `summary` module (being written).

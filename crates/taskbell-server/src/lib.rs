@@ -1,0 +1,3 @@
+//! # taskbell-server
+//!
+//! The reference implementation of TaskBell's platform contract (being written).

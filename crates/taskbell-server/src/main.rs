@@ -1,0 +1,2 @@
+//! The `taskbell-server` binary (being written).
+fn main() {}

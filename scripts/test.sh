@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, as CI does.
+# Installs the Debian packages it needs first (scripts/install-deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+echo "== cargo fmt"
+cargo fmt --all --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo nextest (unit, integration, end-to-end)"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  echo "== doctests"
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+if [ -x ui/tests/run.sh ]; then
+  echo "== ui tests (headless Chromium)"
+  ui/tests/run.sh
+fi
