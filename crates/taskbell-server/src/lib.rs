@@ -1,3 +1,342 @@
 //! # taskbell-server
 //!
-//! The reference implementation of TaskBell's platform contract (being written).
+//! The reference implementation of TaskBell's platform contract (`protocol.md`): the REST API of
+//! §2 with the envelope of §1, the notification WebSocket of §3, the channels of §4 (in-process,
+//! or Redis Pub/Sub with history in capped Redis Streams), seed 004's group chat, and demo data.
+//! The `taskbell-server` binary wraps [`start`]; `taskbell demo`, the tray app's `--demo` and the
+//! integration tests start it in-process:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), taskbell_server::ServerError> {
+//! let server = taskbell_server::start(taskbell_server::ServerConfig::default()).await?;
+//! println!("platform at {}", server.base_url()); // http://127.0.0.1:<port>
+//! // log in as taskbell_server::DEMO_ANNOTATOR ...
+//! server.shutdown().await; // sockets are closed with 1001
+//! # Ok(()) }
+//! ```
+//!
+//! ## Layout
+//!
+//! - `api`: REST routes, the JSON error envelope for every rejection, test controls.
+//! - `ws`: the WebSocket: authentication (4001), the 5-per-user cap (1008), heartbeats, frame
+//!   limits (1009).
+//! - `hub`: local sockets and channel reference counts; delivery of bus messages.
+//! - `bus`: publishing and history — in-memory ring, or Redis Pub/Sub (one subscriber
+//!   connection per instance) and `notify:history:{user}` streams.
+//! - `app`: instance state and platform operations (submit, review, skip, broadcast, chat).
+//! - `auth`: HS256 JWTs with `jti`, revocation, the login rate limit.
+//! - `data`: the data file format, demo data, argon2 password hashes.
+//! - `demo`: the scripted `--demo-activity`.
+
+mod api;
+mod app;
+mod auth;
+mod bus;
+mod data;
+mod demo;
+mod error;
+mod hub;
+mod util;
+mod ws;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use data::{
+    DEMO_ACCOUNTS, DEMO_ADMIN, DEMO_ANNOTATOR, DEMO_ANNOTATOR2, DEMO_GROUP_ID, DEMO_REVIEWER,
+    DataFile, DemoAccount, Group, Role, SkipRequest, Task, TaskStatus, UserSeed, demo_data,
+};
+pub use error::ServerError;
+
+/// The largest WebSocket frame either side may send (protocol.md §3: 1 MiB).
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// How to run a server. `Default` is the in-process demo set-up: `127.0.0.1:0`, no Redis
+/// (in-process bus and in-memory history), the built-in demo data, 12 h tokens, server pings every
+/// 30 s, silent sockets dropped after 90 s, no demo activity, no test controls.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port (see [`RunningServer::addr`]).
+    pub listen: SocketAddr,
+    /// `redis://host:port/db`: Redis Pub/Sub and stream history instead of the in-process bus.
+    pub redis_url: Option<String>,
+    /// A JSON data file (see [`DataFile`]); `None` uses [`demo_data`].
+    pub data_file: Option<PathBuf>,
+    /// Data given directly (takes precedence over `data_file`); for tests and embedders.
+    pub data: Option<DataFile>,
+    /// Lifetime of issued tokens.
+    pub token_ttl: Duration,
+    /// Sockets silent (no frame at all) for longer than this are dropped.
+    pub heartbeat_timeout: Duration,
+    /// How often the server sends its JSON `ping` on each socket.
+    pub ping_interval: Duration,
+    /// Scripted demo events every so often (`None`: off).
+    pub demo_activity: Option<Duration>,
+    /// Enables the `/api/test/...` fault controls. Refused on a non-loopback listen address.
+    pub test_controls: bool,
+    /// The HS256 signing secret. `None`: with Redis, a secret shared through Redis (so instances
+    /// accept each other's tokens); without, a random one per process.
+    pub jwt_secret: Option<String>,
+    /// Notifications kept per user (in-memory ring or `XADD MAXLEN ~`).
+    pub history_cap: usize,
+    /// Sockets allowed per user; the next one is closed with 1008.
+    pub max_sockets_per_user: usize,
+    /// Client frames larger than this are refused with close code 1009.
+    pub max_frame_bytes: usize,
+    /// Request bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+    /// Failed logins per username before 429 (0 disables the limit).
+    pub login_max_failures: u32,
+    /// The window of `login_max_failures`, and the longest `Retry-After`.
+    pub login_window: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            redis_url: None,
+            data_file: None,
+            data: None,
+            token_ttl: Duration::from_secs(12 * 3600),
+            heartbeat_timeout: Duration::from_secs(90),
+            ping_interval: Duration::from_secs(30),
+            demo_activity: None,
+            test_controls: false,
+            jwt_secret: None,
+            history_cap: 1000,
+            max_sockets_per_user: 5,
+            max_frame_bytes: MAX_FRAME_BYTES,
+            max_body_bytes: 64 * 1024,
+            login_max_failures: 5,
+            login_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A server started by [`start`]. Dropping it stops the server abruptly (sockets are dropped
+/// without a close frame); [`RunningServer::shutdown`] stops it gracefully.
+pub struct RunningServer {
+    addr: SocketAddr,
+    app: Arc<app::App>,
+    stop: CancellationToken,
+    http_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    /// The bound address (the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`, the base URL of protocol.md §1.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://<addr>/ws/notifications` (append `?token=...`).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws/notifications", self.addr)
+    }
+
+    /// How many WebSockets are open on this instance.
+    pub fn socket_count(&self) -> usize {
+        self.app.hub.socket_count()
+    }
+
+    /// Stops gracefully: every socket is closed with 1001 ("going away"), then the HTTP server
+    /// and the background tasks (Redis subscriber, demo activity) stop. Bounded to a few seconds.
+    pub async fn shutdown(mut self) {
+        let n = self.app.hub.command_where(
+            |_| true,
+            || hub::Outgoing::Close(ws::code::GOING_AWAY, "server shutting down".into()),
+        );
+        tracing::info!(sockets = n, "shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.app.hub.wait_empty()).await;
+        if let Some(tx) = self.http_stop.take() {
+            let _ = tx.send(());
+        }
+        self.stop.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.app
+            .hub
+            .command_where(|_| true, || hub::Outgoing::Abort);
+        self.stop.cancel();
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+}
+
+/// Starts a server: loads (or builds) the data, hashes passwords, connects to Redis when asked,
+/// binds the listen address and serves until [`RunningServer::shutdown`] or drop.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    if config.test_controls && !config.listen.ip().is_loopback() {
+        return Err(ServerError::Config(format!(
+            "--test-controls is only allowed on a loopback address, not {}",
+            config.listen
+        )));
+    }
+    if config.max_sockets_per_user == 0 || config.history_cap == 0 {
+        return Err(ServerError::Config(
+            "max_sockets_per_user and history_cap must be at least 1".into(),
+        ));
+    }
+    let (seed, origin) = match (&config.data, &config.data_file) {
+        (Some(d), _) => (d.clone(), PathBuf::from("<in-process data>")),
+        (None, Some(p)) => (data::load(p)?, p.clone()),
+        (None, None) => (demo_data(), PathBuf::from("<demo data>")),
+    };
+    // Argon2 is deliberately slow: hash off the async threads.
+    let data = tokio::task::spawn_blocking(move || data::build(seed, Path::new(&origin)))
+        .await
+        .map_err(|e| ServerError::Internal(format!("hashing passwords failed: {e}")))??;
+
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let instance = format!("{:08x}", rand::random::<u32>());
+
+    let (auth, hub, bus, subscriber) = match &config.redis_url {
+        None => {
+            let secret = match &config.jwt_secret {
+                Some(s) => s.as_bytes().to_vec(),
+                None => rand::random::<[u8; 32]>().to_vec(),
+            };
+            let auth = Arc::new(auth::Auth::new(&secret, config.token_ttl));
+            let hub = Arc::new(hub::Hub::new(None, config.max_sockets_per_user));
+            (auth, hub, bus::Bus::memory(config.history_cap), None)
+        }
+        Some(url) => {
+            let client = redis::Client::open(url.as_str())
+                .map_err(|e| ServerError::Redis(format!("bad URL {url:?}: {e}")))?;
+            let mut conn =
+                tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager())
+                    .await
+                    .map_err(|_| ServerError::Redis(format!("no answer from {url} within 10 s")))?
+                    .map_err(|e| ServerError::Redis(format!("cannot connect to {url}: {e}")))?;
+            let secret = match &config.jwt_secret {
+                Some(s) => s.clone(),
+                None => {
+                    let fresh: String = rand::random::<[u8; 32]>()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    let _: bool = redis::cmd("SET")
+                        .arg("taskbell:jwt_secret")
+                        .arg(&fresh)
+                        .arg("NX")
+                        .query_async::<Option<String>>(&mut conn)
+                        .await
+                        .map(|r| r.is_some())
+                        .map_err(|e| ServerError::Redis(e.to_string()))?;
+                    redis::cmd("GET")
+                        .arg("taskbell:jwt_secret")
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| ServerError::Redis(e.to_string()))?
+                }
+            };
+            let auth = Arc::new(auth::Auth::new(secret.as_bytes(), config.token_ttl));
+            bus::load_revocations(&mut conn, &auth)
+                .await
+                .map_err(|e| ServerError::Redis(e.to_string()))?;
+            let (sub_tx, sub_rx) = tokio::sync::mpsc::unbounded_channel();
+            let hub = Arc::new(hub::Hub::new(Some(sub_tx), config.max_sockets_per_user));
+            let up = Arc::new(AtomicBool::new(false));
+            let bus = bus::Bus::redis(conn, up.clone(), config.history_cap);
+            (
+                auth.clone(),
+                hub.clone(),
+                bus,
+                Some((client, sub_rx, hub, auth, up)),
+            )
+        }
+    };
+    if let Some((client, sub_rx, hub, auth, up)) = subscriber {
+        tasks.push(tokio::spawn(bus::run_subscriber(
+            client,
+            sub_rx,
+            hub,
+            auth,
+            up,
+            stop.clone(),
+        )));
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let app = Arc::new(app::App {
+        limiter: auth::LoginLimiter::new(config.login_max_failures, config.login_window),
+        cfg: config,
+        data: Mutex::new(data),
+        auth,
+        hub,
+        bus,
+        controls: app::TestControls::default(),
+        instance,
+    });
+    let router = api::router(app.clone());
+    let (http_tx, http_rx) = tokio::sync::oneshot::channel::<()>();
+    let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = http_rx.await;
+    });
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::error!("http server stopped: {e}");
+        }
+    }));
+    if let Some(every) = app.cfg.demo_activity {
+        tasks.push(tokio::spawn(demo::run(app.clone(), every, stop.clone())));
+    }
+    tracing::info!(%addr, instance = %app.instance, redis = app.bus.is_redis(), "taskbell-server listening");
+    Ok(RunningServer {
+        addr,
+        app,
+        stop,
+        http_stop: Some(http_tx),
+        tasks: Mutex::new(tasks),
+    })
+}
