@@ -1,1 +1,367 @@
-//! The `credentials` module (being written).
+//! Tokens (and, when the user opts in, passwords) in the OS keyring.
+//!
+//! Built on [`keyring_core`] with pluggable stores. On Linux the Secret Service
+//! (gnome-keyring, KWallet, KeePassXC…) is tried first; when none answers on the
+//! session bus, the kernel keyring (keyutils) is used instead and the choice is
+//! logged and reported by [`Credentials::backend`]. A secret is never written to
+//! a plaintext file, and never logged.
+//!
+//! Every call here is blocking (D-Bus round trips): async code calls it through
+//! `tokio::task::spawn_blocking`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use keyring_core::{CredentialStore, Entry, Error as KeyringError};
+
+use crate::api::SecretToken;
+
+/// Which keyring backend holds the secrets.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// The freedesktop Secret Service on the session D-Bus (gnome-keyring, KWallet…).
+    SecretService,
+    /// The Linux kernel keyring (keyutils): kept in kernel memory until reboot or logout.
+    KernelKeyring,
+    /// An in-process store that forgets everything at exit (tests only).
+    Memory,
+    /// A store supplied by the caller, described by its vendor string.
+    Other(String),
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::SecretService => f.write_str("Secret Service"),
+            Backend::KernelKeyring => f.write_str("Linux kernel keyring (keyutils)"),
+            Backend::Memory => f.write_str("in-memory store (nothing is kept after exit)"),
+            Backend::Other(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// What went wrong with the keyring.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// No keyring backend could be opened at all.
+    #[error(
+        "no keyring is available ({0}); TaskBell keeps tokens only in a keyring \
+         (a Secret Service such as gnome-keyring, or the Linux kernel keyring) and never in a file"
+    )]
+    NoKeyring(String),
+    /// The keyring is there but refused access (locked, or the user said no).
+    #[error("the keyring refused access: {0}")]
+    Access(String),
+    /// Any other keyring failure.
+    #[error("keyring error: {0}")]
+    Backend(String),
+}
+
+impl From<KeyringError> for CredentialsError {
+    fn from(e: KeyringError) -> Self {
+        match e {
+            KeyringError::NoStorageAccess(inner) => CredentialsError::Access(inner.to_string()),
+            KeyringError::NoDefaultStore => {
+                CredentialsError::NoKeyring("no credential store configured".to_string())
+            }
+            other => CredentialsError::Backend(other.to_string()),
+        }
+    }
+}
+
+/// Access to the secrets of TaskBell accounts, one entry per (server, username) and kind.
+#[derive(Clone)]
+pub struct Credentials {
+    store: Arc<CredentialStore>,
+    backend: Backend,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Token,
+    Password,
+}
+
+fn service_name(kind: Kind, server: &str) -> String {
+    let server = server.trim_end_matches('/');
+    match kind {
+        Kind::Token => format!("taskbell-token:{server}"),
+        Kind::Password => format!("taskbell-password:{server}"),
+    }
+}
+
+impl Credentials {
+    /// Opens the platform keyring: on Linux the Secret Service if one answers on the
+    /// session bus, else the kernel keyring. Logs which one is used.
+    pub fn open() -> Result<Credentials, CredentialsError> {
+        Self::open_platform()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn open_platform() -> Result<Credentials, CredentialsError> {
+        let ss_problem = match zbus_secret_service_keyring_store::Store::new() {
+            Ok(store) => {
+                let store: Arc<CredentialStore> = store;
+                match probe(&store) {
+                    Ok(()) => {
+                        tracing::info!(
+                            backend = "secret-service",
+                            "using the Secret Service keyring"
+                        );
+                        return Ok(Credentials {
+                            store,
+                            backend: Backend::SecretService,
+                        });
+                    }
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        match linux_keyutils_keyring_store::Store::new() {
+            Ok(store) => {
+                let store: Arc<CredentialStore> = store;
+                match probe(&store) {
+                    Ok(()) => {
+                        tracing::warn!(
+                            backend = "keyutils",
+                            secret_service_problem = %ss_problem,
+                            "no Secret Service on the session bus; using the Linux kernel keyring \
+                             (secrets last until reboot)"
+                        );
+                        Ok(Credentials {
+                            store,
+                            backend: Backend::KernelKeyring,
+                        })
+                    }
+                    Err(e) => Err(CredentialsError::NoKeyring(format!(
+                        "Secret Service: {ss_problem}; kernel keyring: {e}"
+                    ))),
+                }
+            }
+            Err(e) => Err(CredentialsError::NoKeyring(format!(
+                "Secret Service: {ss_problem}; kernel keyring: {e}"
+            ))),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open_platform() -> Result<Credentials, CredentialsError> {
+        Err(CredentialsError::NoKeyring(
+            "this build of TaskBell supports only Linux keyrings".to_string(),
+        ))
+    }
+
+    /// An in-process store shared by all clones of the returned value; it forgets
+    /// everything when the last clone is dropped. For tests and demos.
+    pub fn in_memory() -> Credentials {
+        match keyring_core::mock::Store::new() {
+            Ok(store) => Credentials {
+                store,
+                backend: Backend::Memory,
+            },
+            // `mock::Store::new` cannot fail; keep a clear path anyway.
+            Err(_) => Credentials::with_store(
+                Arc::new(EmptyStore),
+                Backend::Other("unavailable".to_string()),
+            ),
+        }
+    }
+
+    /// Uses a caller-supplied keyring store.
+    pub fn with_store(store: Arc<CredentialStore>, backend: Backend) -> Credentials {
+        Credentials { store, backend }
+    }
+
+    /// Which backend holds the secrets.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    fn entry(&self, kind: Kind, server: &str, user: &str) -> Result<Entry, CredentialsError> {
+        Ok(self.store.build(&service_name(kind, server), user, None)?)
+    }
+
+    fn set(
+        &self,
+        kind: Kind,
+        server: &str,
+        user: &str,
+        secret: &str,
+    ) -> Result<(), CredentialsError> {
+        self.entry(kind, server, user)?.set_password(secret)?;
+        Ok(())
+    }
+
+    fn get(
+        &self,
+        kind: Kind,
+        server: &str,
+        user: &str,
+    ) -> Result<Option<String>, CredentialsError> {
+        match self.entry(kind, server, user)?.get_password() {
+            Ok(s) => Ok(Some(s)),
+            Err(KeyringError::NoEntry) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn delete(&self, kind: Kind, server: &str, user: &str) -> Result<(), CredentialsError> {
+        match self.entry(kind, server, user)?.delete_credential() {
+            Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores the access token of `user` on `server`.
+    pub fn store_token(
+        &self,
+        server: &str,
+        user: &str,
+        token: &SecretToken,
+    ) -> Result<(), CredentialsError> {
+        self.set(Kind::Token, server, user, token.expose())
+    }
+
+    /// The stored access token, `None` when there is none.
+    pub fn load_token(
+        &self,
+        server: &str,
+        user: &str,
+    ) -> Result<Option<SecretToken>, CredentialsError> {
+        Ok(self.get(Kind::Token, server, user)?.map(SecretToken::new))
+    }
+
+    /// Forgets only the token (after the server rejected it), keeping a remembered password.
+    pub fn clear_token(&self, server: &str, user: &str) -> Result<(), CredentialsError> {
+        self.delete(Kind::Token, server, user)
+    }
+
+    /// Stores the password ("remember me").
+    pub fn store_password(
+        &self,
+        server: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<(), CredentialsError> {
+        self.set(Kind::Password, server, user, password)
+    }
+
+    /// The remembered password, `None` when the user did not opt in.
+    pub fn load_password(
+        &self,
+        server: &str,
+        user: &str,
+    ) -> Result<Option<String>, CredentialsError> {
+        self.get(Kind::Password, server, user)
+    }
+
+    /// Forgets the remembered password.
+    pub fn clear_password(&self, server: &str, user: &str) -> Result<(), CredentialsError> {
+        self.delete(Kind::Password, server, user)
+    }
+
+    /// Forgets token and password of `user` on `server`. Missing entries are fine.
+    pub fn clear(&self, server: &str, user: &str) -> Result<(), CredentialsError> {
+        let a = self.delete(Kind::Token, server, user);
+        let b = self.delete(Kind::Password, server, user);
+        a.and(b)
+    }
+}
+
+/// Reads an entry that does not exist: `NoEntry` proves the store answers.
+fn probe(store: &Arc<CredentialStore>) -> Result<(), String> {
+    let entry = store
+        .build("taskbell-probe", "taskbell-probe", None)
+        .map_err(|e| e.to_string())?;
+    match entry.get_password() {
+        Ok(_) | Err(KeyringError::NoEntry) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A store that refuses everything; only used if the in-memory store cannot be built.
+#[derive(Debug)]
+struct EmptyStore;
+
+impl keyring_core::api::CredentialStoreApi for EmptyStore {
+    fn vendor(&self) -> String {
+        "TaskBell empty store".to_string()
+    }
+    fn id(&self) -> String {
+        "empty".to_string()
+    }
+    fn build(
+        &self,
+        _service: &str,
+        _user: &str,
+        _modifiers: Option<&std::collections::HashMap<&str, &str>>,
+    ) -> keyring_core::Result<Entry> {
+        Err(KeyringError::NoDefaultStore)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_memory_round_trip_per_server_and_user() {
+        let c = Credentials::in_memory();
+        assert_eq!(c.backend(), &Backend::Memory);
+        let t = SecretToken::new("tok-1".to_string());
+        c.store_token("http://a", "alice", &t).unwrap();
+        assert_eq!(
+            c.load_token("http://a", "alice").unwrap().unwrap().expose(),
+            "tok-1"
+        );
+        // trailing slash is the same server
+        assert!(c.load_token("http://a/", "alice").unwrap().is_some());
+        assert!(c.load_token("http://a", "bob").unwrap().is_none());
+        assert!(c.load_token("http://b", "alice").unwrap().is_none());
+        assert!(c.load_password("http://a", "alice").unwrap().is_none());
+        c.store_password("http://a", "alice", "pw").unwrap();
+        // clones share the store
+        let c2 = c.clone();
+        assert_eq!(
+            c2.load_password("http://a", "alice").unwrap().as_deref(),
+            Some("pw")
+        );
+        c2.clear_token("http://a", "alice").unwrap();
+        assert!(c.load_token("http://a", "alice").unwrap().is_none());
+        assert!(c.load_password("http://a", "alice").unwrap().is_some());
+        c.clear("http://a", "alice").unwrap();
+        assert!(c.load_password("http://a", "alice").unwrap().is_none());
+        // clearing again is fine
+        c.clear("http://a", "alice").unwrap();
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = Credentials::in_memory();
+        c.store_token("http://a", "alice", &SecretToken::new("sekrit".into()))
+            .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("sekrit"), "{dbg}");
+    }
+
+    #[test]
+    fn empty_store_gives_clear_error() {
+        let c = Credentials::with_store(Arc::new(EmptyStore), Backend::Other("x".into()));
+        let err = c.load_token("http://a", "alice").unwrap_err();
+        assert!(matches!(err, CredentialsError::NoKeyring(_)), "{err}");
+        assert!(err.to_string().contains("never in a file"), "{err}");
+    }
+}
