@@ -227,7 +227,7 @@ async fn login(
         .as_ref()
         .map(|u| u.password_hash.clone())
         // Hash anyway for unknown users so that timing does not tell which names exist.
-        .unwrap_or_else(|| crate::data::dummy_hash());
+        .unwrap_or_else(crate::data::dummy_hash);
     let pw = body.password;
     let good = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
         .await
