@@ -26,5 +26,6 @@ pub mod history;
 pub mod i18n;
 pub mod notifier;
 pub mod protocol;
+mod signin;
 pub mod summary;
 pub mod supervisor;

@@ -1,1 +1,1564 @@
-//! The `supervisor` module (being written).
+//! The one event loop: it owns the session, the WebSocket and every reconnect.
+//!
+//! [`Engine::start`] spawns a single task that `select!`s over the socket, the
+//! heartbeat deadline, the folding timer, a clock check and the command channel.
+//! The pure parts ([`Heartbeat`], [`Backoff`], [`Delivery`]) decide; this loop
+//! only does I/O. State goes out on a `watch` ([`Status`]), discrete events on an
+//! `mpsc` ([`Event`]), and the task ends with an [`ExitReason`].
+//!
+//! **Never lose, never repeat**: after every (re)connect the loop fetches
+//! `GET /api/notifications?since=<cursor>` while it keeps reading the socket;
+//! every notification, live or caught up, goes through `History::insert`
+//! (persisted dedupe by key) and only newly inserted ones are announced and
+//! shown. The cursor advances only to ids the server sent, and live ids only
+//! after this connection's catch-up has succeeded.
+//!
+//! Toasts are shown on a worker thread (a D-Bus round trip must not stall the
+//! loop); keyring calls run on the blocking pool.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use url::Url;
+
+use crate::api::{Api, ApiError, NotificationPage, SecretToken};
+use crate::backoff::{Backoff, BackoffPolicy};
+use crate::config::{Config, ConfigError, Paths};
+use crate::credentials::{Credentials, CredentialsError};
+use crate::delivery::{self, Delivery, DeliveryPolicy, Toast, Urgency};
+use crate::heartbeat::Heartbeat;
+use crate::history::{History, HistoryError};
+use crate::i18n::{Lang, Msg, tr};
+use crate::notifier::{Notifier, NotifyError};
+use crate::protocol::{self, Inbound, Notification, Outbound, User};
+use crate::summary::{self, Summary};
+
+pub use crate::signin::{SignInError, SignedIn, sign_in, sign_out};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Catch-up page size.
+const CATCHUP_LIMIT: u32 = 100;
+/// At most this many pages per catch-up (the server caps history anyway).
+const CATCHUP_MAX_PAGES: usize = 100;
+/// Capacity of the event channel; when a consumer lags further, events are dropped (logged).
+const EVENT_CAPACITY: usize = 8192;
+
+/// Connection state, for the tray icon and `taskbell status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    /// Not signed in; `reason` says why when it was not the user's choice.
+    SignedOut {
+        /// Why ("session ended", "access denied: …").
+        reason: Option<String>,
+    },
+    /// Signing in or opening the socket.
+    Connecting,
+    /// The socket is up.
+    Connected {
+        /// The last heartbeat round trip.
+        latency_ms: Option<u64>,
+    },
+    /// Waiting before the next attempt.
+    Reconnecting {
+        /// Seconds until the next attempt.
+        in_secs: u64,
+        /// Why the last attempt or connection ended.
+        reason: String,
+    },
+    /// The server cannot be reached; attempts go on (see `Event::Reconnecting`).
+    Offline {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Everything a front end shows about the engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Connection state.
+    pub state: State,
+    /// Notifications are paused until this time (ms since the epoch).
+    pub paused_until_ms: Option<i64>,
+    /// Unread notifications in the history.
+    pub unread: u64,
+    /// The signed-in user, once known.
+    pub user: Option<User>,
+    /// The platform base URL.
+    pub server: String,
+    /// Which keyring holds the secrets.
+    pub keyring: String,
+    /// The last heartbeat latency.
+    pub latency_ms: Option<u64>,
+    /// Reconnects since start.
+    pub reconnects: u64,
+}
+
+/// Something that happened, for the tray, the CLI's `--events json` and tests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A new notification (already stored; never repeated).
+    Notification(Notification),
+    /// A toast was handed to the notifier.
+    Toast(Toast),
+    /// The login summary.
+    Summary(Summary),
+    /// A heartbeat round trip.
+    Latency {
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// The connection ended; the next attempt follows after `delay_ms`.
+    Reconnecting {
+        /// Why.
+        reason: String,
+        /// Delay before the next attempt.
+        delay_ms: u64,
+    },
+    /// The socket is up (after sign-in or a reconnect).
+    Connected,
+    /// Catch-up after a connect finished.
+    CaughtUp {
+        /// Notifications fetched (before dedupe).
+        fetched: usize,
+        /// Of those, new ones.
+        new: usize,
+        /// False when the server keeps no history (404).
+        supported: bool,
+    },
+    /// The session ended; the engine stops.
+    SignedOut {
+        /// Why, when not the user's choice.
+        reason: Option<String>,
+    },
+    /// A problem worth telling the user; the engine goes on.
+    Error {
+        /// One sentence.
+        message: String,
+    },
+}
+
+/// What a front end asks the engine to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Drop the current connection (or wait) and connect now.
+    ReconnectNow,
+    /// Pause toasts until this time (ms since the epoch). Notifications are still stored.
+    Pause {
+        /// End of the pause.
+        until_ms: i64,
+    },
+    /// End a pause.
+    Resume,
+    /// Revoke the token where possible, clear the keyring, stop.
+    SignOut,
+    /// Close the socket with 1000, flush, stop.
+    Shutdown,
+    /// Show a test toast.
+    TestNotification,
+    /// Mark notifications read (by key).
+    MarkRead {
+        /// Notification keys.
+        keys: Vec<String>,
+    },
+    /// Mark everything read.
+    MarkAllRead,
+    /// Apply new settings (delivery rules now, heartbeat on the next connection).
+    SetConfig(Box<Config>),
+}
+
+/// Why the engine task ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
+pub enum ExitReason {
+    /// `Command::Shutdown`, or every command sender was dropped.
+    Shutdown,
+    /// The user signed out, or the session ended without a remembered password.
+    SignedOut,
+    /// The server denied access (4003 / 403).
+    AccessDenied(String),
+    /// A local failure the engine cannot get past (no keyring, history unusable).
+    Failed(String),
+}
+
+/// Timings the engine uses; `Default` gives the production values.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// TCP/TLS connect timeout (REST and socket).
+    pub connect_timeout: Duration,
+    /// Whole-request timeout for REST calls.
+    pub request_timeout: Duration,
+    /// Reconnect backoff.
+    pub backoff: BackoffPolicy,
+    /// Minimum delay after close code 1008 (too many connections).
+    pub policy_close_floor: Duration,
+    /// A wall clock running ahead of the monotonic clock by more than this means
+    /// the machine slept: reconnect at once.
+    pub clock_jump: Duration,
+    /// How often the clock is compared.
+    pub clock_check_every: Duration,
+    /// Delay of the urgent summary toast after the welcome toast.
+    pub urgent_delay: Duration,
+    /// Retry delay after a failed catch-up.
+    pub catchup_retry: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            connect_timeout: crate::api::CONNECT_TIMEOUT,
+            request_timeout: crate::api::REQUEST_TIMEOUT,
+            backoff: BackoffPolicy::default(),
+            policy_close_floor: Duration::from_secs(30),
+            clock_jump: Duration::from_secs(10),
+            clock_check_every: Duration::from_secs(5),
+            urgent_delay: summary::URGENT_DELAY,
+            catchup_retry: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything [`Engine::start`] needs.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// Settings (server, username, heartbeat, delivery rules).
+    pub config: Config,
+    /// Where the config file and the history live.
+    pub paths: Paths,
+    /// Shows toasts.
+    pub notifier: Arc<dyn Notifier>,
+    /// The keyring.
+    pub credentials: Credentials,
+    /// UI language.
+    pub lang: Lang,
+    /// Timings (tests shorten them).
+    pub timing: Timing,
+    /// Offset of local time, for quiet hours (computed before threads start, see
+    /// [`local_offset`]).
+    pub utc_offset: time::UtcOffset,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("config", &self.config)
+            .field("paths", &self.paths)
+            .field("credentials", &self.credentials)
+            .field("lang", &self.lang)
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
+/// The local UTC offset, or UTC when it cannot be determined (the `time` crate
+/// refuses once several threads run: call this early in `main`).
+pub fn local_offset() -> time::UtcOffset {
+    time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC)
+}
+
+impl EngineOptions {
+    /// Options with the default timings, the config's language (else the
+    /// system's) and the local UTC offset.
+    pub fn new(
+        config: Config,
+        paths: Paths,
+        notifier: Arc<dyn Notifier>,
+        credentials: Credentials,
+    ) -> EngineOptions {
+        let lang = config.language.unwrap_or_else(Lang::from_system);
+        EngineOptions {
+            config,
+            paths,
+            notifier,
+            credentials,
+            lang,
+            timing: Timing::default(),
+            utc_offset: local_offset(),
+        }
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No server or user name configured: sign in first.
+    #[error("not signed in: run `taskbell login` (or sign in from the tray) first")]
+    NotSignedIn,
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The history database cannot be opened.
+    #[error("cannot open the notification history: {0}")]
+    History(#[from] HistoryError),
+    /// The REST client cannot be built.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The toast worker thread cannot be started.
+    #[error("cannot start the notification worker: {0}")]
+    Worker(String),
+}
+
+/// The running engine: watch its state, read its events, send it commands.
+#[derive(Debug)]
+pub struct EngineHandle {
+    /// The current status.
+    pub state: watch::Receiver<Status>,
+    /// Events, in order.
+    pub events: mpsc::Receiver<Event>,
+    /// Commands to the loop.
+    pub commands: mpsc::Sender<Command>,
+    /// The loop task; resolves to why it ended.
+    pub join: JoinHandle<ExitReason>,
+}
+
+impl EngineHandle {
+    /// Sends `Shutdown` and waits for the loop to end.
+    pub async fn shutdown(self) -> ExitReason {
+        let _ = self.commands.send(Command::Shutdown).await;
+        match self.join.await {
+            Ok(r) => r,
+            Err(e) => ExitReason::Failed(format!("engine task failed: {e}")),
+        }
+    }
+}
+
+/// The engine. Use [`Engine::start`].
+pub struct Engine;
+
+impl Engine {
+    /// Opens the history, starts the toast worker and spawns the event loop on
+    /// the current tokio runtime. The loop signs in with the token from the
+    /// keyring (or the remembered password), shows the login summary, connects,
+    /// and runs until shut down or signed out.
+    pub fn start(opts: EngineOptions) -> Result<EngineHandle, EngineError> {
+        let (server, username) = match (&opts.config.server, &opts.config.username) {
+            (Some(s), Some(u)) if !s.trim().is_empty() && !u.trim().is_empty() => {
+                (s.clone(), u.clone())
+            }
+            _ => return Err(EngineError::NotSignedIn),
+        };
+        let base = opts.config.server_url()?;
+        let api = Api::with_timeouts(
+            base.clone(),
+            opts.timing.connect_timeout,
+            opts.timing.request_timeout,
+        )?;
+        let history = History::open(&opts.paths.history_db())?;
+        let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let unread = history.unread_count().unwrap_or(0);
+        let status = Status {
+            state: State::Connecting,
+            paused_until_ms: opts.config.paused_until_ms,
+            unread,
+            user: None,
+            server: server.clone(),
+            keyring: opts.credentials.backend().to_string(),
+            latency_ms: None,
+            reconnects: 0,
+        };
+        let (status_tx, status_rx) = watch::channel(status);
+        let toasts = ToastWorker::start(opts.notifier.clone(), events_tx.clone())?;
+        let delivery = Delivery::new(delivery_policy(&opts.config, opts.lang));
+        let core = Core {
+            server,
+            username,
+            base,
+            api,
+            token: None,
+            user: None,
+            history,
+            delivery,
+            backoff: Backoff::new(opts.timing.backoff.clone()),
+            status: status_tx,
+            events: events_tx,
+            commands: cmd_rx,
+            toasts,
+            summary_done: false,
+            clock: ClockWatch::new(),
+            config: opts.config,
+            paths: opts.paths,
+            credentials: opts.credentials,
+            lang: opts.lang,
+            timing: opts.timing,
+            utc_offset: opts.utc_offset,
+        };
+        let join = tokio::spawn(core.run());
+        Ok(EngineHandle {
+            state: status_rx,
+            events: events_rx,
+            commands: cmd_tx,
+            join,
+        })
+    }
+}
+
+fn delivery_policy(config: &Config, lang: Lang) -> DeliveryPolicy {
+    DeliveryPolicy::from_config(config, lang)
+}
+
+/// Shows toasts one after another on a thread of its own.
+struct ToastWorker {
+    tx: std::sync::mpsc::Sender<Toast>,
+}
+
+impl ToastWorker {
+    fn start(
+        notifier: Arc<dyn Notifier>,
+        events: mpsc::Sender<Event>,
+    ) -> Result<ToastWorker, EngineError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Toast>();
+        std::thread::Builder::new()
+            .name("taskbell-toasts".to_string())
+            .spawn(move || {
+                let mut warned = false;
+                while let Ok(toast) = rx.recv() {
+                    match notifier.show(&toast) {
+                        Ok(()) => warned = false,
+                        Err(e) => {
+                            if warned {
+                                tracing::debug!(error = %e, title = %toast.title, "toast not shown");
+                            } else {
+                                warned = true;
+                                tracing::warn!(error = %e, title = %toast.title, "toast not shown");
+                                let message = match &e {
+                                    NotifyError::NoDaemon(_) => e.to_string(),
+                                    NotifyError::Failed(_) => e.to_string(),
+                                };
+                                let _ = events.try_send(Event::Error { message });
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| EngineError::Worker(e.to_string()))?;
+        Ok(ToastWorker { tx })
+    }
+
+    fn show(&self, toast: Toast) {
+        if self.tx.send(toast).is_err() {
+            tracing::error!("the toast worker has stopped; toast dropped");
+        }
+    }
+}
+
+/// Notices when the wall clock jumps ahead of the monotonic clock (suspend/resume).
+struct ClockWatch {
+    mono: Instant,
+    wall: SystemTime,
+}
+
+impl ClockWatch {
+    fn new() -> ClockWatch {
+        ClockWatch {
+            mono: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// How far the wall clock ran ahead since the last check (zero when not).
+    fn check(&mut self) -> Duration {
+        let mono_now = Instant::now();
+        let wall_now = SystemTime::now();
+        let mono_elapsed = mono_now.saturating_duration_since(self.mono);
+        let wall_elapsed = wall_now.duration_since(self.wall).unwrap_or(Duration::ZERO);
+        self.mono = mono_now;
+        self.wall = wall_now;
+        wall_elapsed.saturating_sub(mono_elapsed)
+    }
+}
+
+/// How one connection (or attempt) ended.
+#[derive(Debug)]
+enum Ended {
+    /// The server closed with a code (or the stream ended without one).
+    Closed { code: Option<u16>, reason: String },
+    /// No pong within the timeout.
+    Dead(Duration),
+    /// Transport failure or refusal; `retry_after` from a 429/503 upgrade answer.
+    Failed {
+        reason: String,
+        retry_after: Option<Duration>,
+        unreachable: bool,
+    },
+    /// The token was refused (4001 or a 401 upgrade answer).
+    AuthFailed(String),
+    /// Access denied (4003 or 403).
+    Denied(String),
+    /// Reconnect now (command or resume from sleep).
+    Now(String),
+    /// Stop the loop.
+    Exit(ExitReason),
+}
+
+/// What the race helper saw first.
+enum Raced<T> {
+    Done(T),
+    Now(String),
+    Exit(ExitReason),
+}
+
+/// What to do after a local command.
+enum Flow {
+    Continue,
+    Now(String),
+    Exit(ExitReason),
+}
+
+type CatchUp =
+    Pin<Box<dyn Future<Output = Result<Option<Vec<NotificationPage>>, ApiError>> + Send>>;
+
+struct Core {
+    server: String,
+    username: String,
+    base: Url,
+    api: Api,
+    token: Option<SecretToken>,
+    user: Option<User>,
+    history: History,
+    delivery: Delivery,
+    backoff: Backoff,
+    status: watch::Sender<Status>,
+    events: mpsc::Sender<Event>,
+    commands: mpsc::Receiver<Command>,
+    toasts: ToastWorker,
+    summary_done: bool,
+    clock: ClockWatch,
+    config: Config,
+    paths: Paths,
+    credentials: Credentials,
+    lang: Lang,
+    timing: Timing,
+    utc_offset: time::UtcOffset,
+}
+
+enum SessionError {
+    SignedOut(String),
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    Exit(ExitReason),
+    Now(String),
+}
+
+impl Core {
+    async fn run(mut self) -> ExitReason {
+        let reason = self.run_loop().await;
+        match &reason {
+            ExitReason::Shutdown => {
+                tracing::info!("engine stopped");
+            }
+            ExitReason::SignedOut => {}
+            ExitReason::AccessDenied(why) | ExitReason::Failed(why) => {
+                tracing::error!(reason = %why, "engine stopped");
+            }
+        }
+        reason
+    }
+
+    async fn run_loop(&mut self) -> ExitReason {
+        loop {
+            self.set_state(State::Connecting);
+            match self.ensure_session().await {
+                Ok(()) => {}
+                Err(SessionError::SignedOut(reason)) => return self.signed_out(Some(reason)),
+                Err(SessionError::Exit(e)) => return e,
+                Err(SessionError::Now(why)) => {
+                    tracing::info!(reason = %why, "signing in again now");
+                    continue;
+                }
+                Err(SessionError::Transient {
+                    reason,
+                    retry_after,
+                }) => match self.wait_before_retry(reason, retry_after, false).await {
+                    Some(e) => return e,
+                    None => continue,
+                },
+            }
+            if !self.summary_done {
+                self.summary_done = true;
+                self.spawn_summary();
+            }
+            let ended = self.connect_and_run().await;
+            let (reason, floor, unreachable) = match ended {
+                Ended::Exit(e) => return e,
+                Ended::Now(why) => {
+                    tracing::info!(reason = %why, "reconnecting now");
+                    self.bump_reconnects();
+                    self.backoff.reset();
+                    continue;
+                }
+                Ended::AuthFailed(why) => {
+                    tracing::warn!(reason = %why, "the server refused the token");
+                    self.token = None;
+                    let creds = self.credentials.clone();
+                    let (s, u) = (self.server.clone(), self.username.clone());
+                    let _ = blocking(move || creds.clear_token(&s, &u)).await;
+                    self.bump_reconnects();
+                    continue;
+                }
+                Ended::Denied(why) => {
+                    let message = tr(self.lang, Msg::AccessDenied { reason: &why });
+                    self.emit(Event::Error {
+                        message: message.clone(),
+                    });
+                    self.set_state(State::SignedOut {
+                        reason: Some(message),
+                    });
+                    return ExitReason::AccessDenied(why);
+                }
+                Ended::Closed { code, reason } => {
+                    let floor = match code {
+                        Some(1008) => {
+                            let message = tr(self.lang, Msg::TooManyConnections);
+                            self.emit(Event::Error { message });
+                            Some(self.timing.policy_close_floor)
+                        }
+                        _ => None,
+                    };
+                    let why = match code {
+                        Some(c) if reason.is_empty() => format!("closed by the server ({c})"),
+                        Some(c) => format!("closed by the server ({c}: {reason})"),
+                        None => reason,
+                    };
+                    (why, floor, false)
+                }
+                Ended::Dead(since) => (
+                    format!(
+                        "no answer to the heartbeat for {} s",
+                        since.as_secs().max(1)
+                    ),
+                    None,
+                    false,
+                ),
+                Ended::Failed {
+                    reason,
+                    retry_after,
+                    unreachable,
+                } => (reason, retry_after, unreachable),
+            };
+            self.bump_reconnects();
+            if let Some(e) = self.wait_before_retry(reason, floor, unreachable).await {
+                return e;
+            }
+        }
+    }
+
+    fn bump_reconnects(&mut self) {
+        self.status.send_modify(|s| s.reconnects += 1);
+    }
+
+    // ---- session -------------------------------------------------------
+
+    async fn ensure_session(&mut self) -> Result<(), SessionError> {
+        if self.token.is_none() {
+            let creds = self.credentials.clone();
+            let (s, u) = (self.server.clone(), self.username.clone());
+            match blocking(move || creds.load_token(&s, &u)).await {
+                Ok(Some(t)) => self.token = Some(t),
+                Ok(None) => {
+                    self.relogin_with_password().await?;
+                }
+                Err(e) => return Err(SessionError::Exit(self.keyring_failed(e))),
+            }
+        }
+        let Some(token) = self.token.clone() else {
+            return Err(SessionError::SignedOut(tr(self.lang, Msg::SessionEnded)));
+        };
+        self.api = self.api.clone().with_token(token);
+        let api = self.api.clone();
+        let me = match self.race(async move { api.me().await }, false).await {
+            Raced::Done(r) => r,
+            Raced::Now(w) => return Err(SessionError::Now(w)),
+            Raced::Exit(e) => return Err(SessionError::Exit(e)),
+        };
+        match me {
+            Ok(user) => {
+                self.set_user(user);
+                Ok(())
+            }
+            Err(ApiError::Unauthorized(_)) => {
+                self.token = None;
+                let creds = self.credentials.clone();
+                let (s, u) = (self.server.clone(), self.username.clone());
+                let _ = blocking(move || creds.clear_token(&s, &u)).await;
+                self.relogin_with_password().await?;
+                let api = self.api.clone();
+                match self.race(async move { api.me().await }, false).await {
+                    Raced::Done(Ok(user)) => {
+                        self.set_user(user);
+                        Ok(())
+                    }
+                    Raced::Done(Err(e)) => Err(self.session_error(e)),
+                    Raced::Now(w) => Err(SessionError::Now(w)),
+                    Raced::Exit(e) => Err(SessionError::Exit(e)),
+                }
+            }
+            Err(e) => Err(self.session_error(e)),
+        }
+    }
+
+    fn session_error(&self, e: ApiError) -> SessionError {
+        match e {
+            ApiError::Unauthorized(_) => SessionError::SignedOut(tr(self.lang, Msg::SessionEnded)),
+            ApiError::Forbidden(why) => SessionError::Exit(ExitReason::AccessDenied(why)),
+            ApiError::RateLimited { retry_after } => SessionError::Transient {
+                reason: e.to_string(),
+                retry_after,
+            },
+            other => SessionError::Transient {
+                reason: other.to_string(),
+                retry_after: None,
+            },
+        }
+    }
+
+    fn set_user(&mut self, user: User) {
+        self.user = Some(user.clone());
+        self.status.send_modify(|s| s.user = Some(user));
+    }
+
+    fn keyring_failed(&mut self, e: CredentialsError) -> ExitReason {
+        let message = e.to_string();
+        self.emit(Event::Error {
+            message: message.clone(),
+        });
+        self.set_state(State::SignedOut {
+            reason: Some(message.clone()),
+        });
+        ExitReason::Failed(message)
+    }
+
+    /// Signs in again with the remembered password; without one the session has ended.
+    async fn relogin_with_password(&mut self) -> Result<(), SessionError> {
+        let creds = self.credentials.clone();
+        let (s, u) = (self.server.clone(), self.username.clone());
+        let password = match blocking(move || creds.load_password(&s, &u)).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(SessionError::SignedOut(tr(self.lang, Msg::SessionEnded))),
+            Err(e) => return Err(SessionError::Exit(self.keyring_failed(e))),
+        };
+        let api = self.api.clone();
+        let username = self.username.clone();
+        let ok = match self
+            .race(async move { api.login(&username, &password).await }, false)
+            .await
+        {
+            Raced::Done(r) => r,
+            Raced::Now(w) => return Err(SessionError::Now(w)),
+            Raced::Exit(e) => return Err(SessionError::Exit(e)),
+        };
+        match ok {
+            Ok(ok) => {
+                tracing::info!(user = %self.username, "signed in again with the remembered password");
+                let creds = self.credentials.clone();
+                let (s, u, t) = (self.server.clone(), self.username.clone(), ok.token.clone());
+                if let Err(e) = blocking(move || creds.store_token(&s, &u, &t)).await {
+                    tracing::warn!(error = %e, "cannot store the new token; keeping it in memory");
+                }
+                self.token = Some(ok.token.clone());
+                self.api = self.api.clone().with_token(ok.token);
+                self.set_user(ok.user);
+                Ok(())
+            }
+            Err(ApiError::Unauthorized(why)) => Err(SessionError::SignedOut(format!(
+                "{}: {why}",
+                tr(self.lang, Msg::SessionEnded)
+            ))),
+            Err(e) => Err(self.session_error(e)),
+        }
+    }
+
+    fn signed_out(&mut self, reason: Option<String>) -> ExitReason {
+        self.set_state(State::SignedOut {
+            reason: reason.clone(),
+        });
+        self.emit(Event::SignedOut { reason });
+        ExitReason::SignedOut
+    }
+
+    // ---- summary -------------------------------------------------------
+
+    fn spawn_summary(&self) {
+        let Some(user) = self.user.clone() else {
+            return;
+        };
+        let api = self.api.clone();
+        let lang = self.lang;
+        let events = self.events.clone();
+        let toasts = self.toasts.tx.clone();
+        let urgent_delay = self.timing.urgent_delay;
+        tokio::spawn(async move {
+            let counts = match api.summary_counts(&user).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "login summary unavailable");
+                    None
+                }
+            };
+            let s = summary::render(counts.as_ref(), &user.real_name, lang);
+            let mut welcome = s.welcome_toast();
+            welcome.body = delivery::escape_markup(&welcome.body);
+            let urgent = s.urgent_toast().map(|mut t| {
+                t.body = delivery::escape_markup(&t.body);
+                t
+            });
+            send_event(&events, Event::Summary(s));
+            let _ = toasts.send(welcome.clone());
+            send_event(&events, Event::Toast(welcome));
+            if let Some(t) = urgent {
+                tokio::time::sleep(urgent_delay).await;
+                let _ = toasts.send(t.clone());
+                send_event(&events, Event::Toast(t));
+            }
+        });
+    }
+
+    // ---- connection ----------------------------------------------------
+
+    fn ws_request(&self) -> Result<tungstenite::handshake::client::Request, Ended> {
+        let failed = |reason: String| Ended::Failed {
+            reason,
+            retry_after: None,
+            unreachable: false,
+        };
+        let mut url = self
+            .base
+            .join("ws/notifications")
+            .map_err(|e| failed(format!("cannot build the socket URL: {e}")))?;
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| failed("cannot build the socket URL".to_string()))?;
+        let token = self
+            .token
+            .as_ref()
+            .map(|t| t.expose().to_string())
+            .unwrap_or_default();
+        url.query_pairs_mut().append_pair("token", &token);
+        let mut req = url.as_str().into_client_request().map_err(|e| {
+            failed(format!(
+                "bad socket URL: {}",
+                redact(&e.to_string(), &token)
+            ))
+        })?;
+        if let Ok(v) = format!("Bearer {token}").parse() {
+            req.headers_mut()
+                .insert(tungstenite::http::header::AUTHORIZATION, v);
+        }
+        Ok(req)
+    }
+
+    async fn connect_and_run(&mut self) -> Ended {
+        let req = match self.ws_request() {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let mut cfg = WebSocketConfig::default();
+        cfg.max_message_size = Some(4 * protocol::MAX_FRAME_BYTES);
+        cfg.max_frame_size = Some(4 * protocol::MAX_FRAME_BYTES);
+        let connect_timeout = self.timing.connect_timeout;
+        let token = self
+            .token
+            .as_ref()
+            .map(|t| t.expose().to_string())
+            .unwrap_or_default();
+        let fut = async move {
+            let fut = tokio_tungstenite::connect_async_with_config(req, Some(cfg), false);
+            match tokio::time::timeout(connect_timeout, fut).await {
+                Err(_) => Err(Ended::Failed {
+                    reason: "the server did not answer in time".to_string(),
+                    retry_after: None,
+                    unreachable: true,
+                }),
+                Ok(Ok((ws, _resp))) => Ok(ws),
+                Ok(Err(e)) => Err(classify_ws_error(e, &token)),
+            }
+        };
+        match self.race(fut, true).await {
+            Raced::Done(Ok(ws)) => self.run_connection(ws).await,
+            Raced::Done(Err(e)) => e,
+            Raced::Now(w) => Ended::Now(w),
+            Raced::Exit(e) => Ended::Exit(e),
+        }
+    }
+
+    fn start_catch_up(&self) -> CatchUp {
+        let api = self.api.clone();
+        let cursor = match self.history.cursor() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the catch-up cursor; fetching from the start");
+                None
+            }
+        };
+        Box::pin(async move {
+            let mut pages = Vec::new();
+            let mut cursor = cursor;
+            for _ in 0..CATCHUP_MAX_PAGES {
+                let page = match api
+                    .notifications_since(cursor.as_deref(), CATCHUP_LIMIT)
+                    .await?
+                {
+                    Some(p) => p,
+                    None => return Ok(None),
+                };
+                let more = page.list.len() >= CATCHUP_LIMIT as usize;
+                let next = page.next_cursor.clone().or_else(|| page.last_id.clone());
+                let advanced = next.is_some() && next != cursor;
+                pages.push(page);
+                if !more || !advanced {
+                    break;
+                }
+                cursor = next;
+            }
+            Ok(Some(pages))
+        })
+    }
+
+    async fn run_connection(&mut self, ws: Ws) -> Ended {
+        let (mut sink, mut stream) = ws.split();
+        let now = Instant::now();
+        let mut hb = Heartbeat::new(
+            Duration::from_secs(self.config.heartbeat_interval_secs.max(1)),
+            Duration::from_secs(self.config.pong_timeout_secs.max(1)),
+            now.into_std(),
+        );
+        self.backoff.connected_at(now.into_std());
+        self.set_state(State::Connected { latency_ms: None });
+        self.emit(Event::Connected);
+        tracing::info!(server = %self.server, user = %self.username, "connected");
+
+        let mut catch_up: Option<CatchUp> = Some(self.start_catch_up());
+        let mut catch_up_retry: Option<Instant> = None;
+        let mut caught_up = false;
+        let mut clock_tick = tokio::time::interval(self.timing.clock_check_every);
+        clock_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.clock.check();
+
+        let ended = loop {
+            let hb_deadline = Instant::from_std(hb.next_deadline());
+            let flush_at = self.delivery.next_flush_at().map(Instant::from_std);
+            tokio::select! {
+                frame = stream.next() => {
+                    match frame {
+                        None => break Ended::Closed { code: None, reason: "the connection was closed".to_string() },
+                        Some(Err(e)) => break Ended::Failed {
+                            reason: format!("connection lost: {e}"),
+                            retry_after: None,
+                            unreachable: false,
+                        },
+                        Some(Ok(msg)) => {
+                            let text = match msg {
+                                Message::Text(t) => t.as_str().to_string(),
+                                Message::Binary(b) => match String::from_utf8(b.to_vec()) {
+                                    Ok(t) => t,
+                                    Err(_) => {
+                                        tracing::warn!(len = b.len(), "binary frame is not UTF-8; skipped");
+                                        continue;
+                                    }
+                                },
+                                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                                Message::Close(frame) => {
+                                    let (code, reason) = match frame {
+                                        Some(f) => (Some(u16::from(f.code)), f.reason.as_str().to_string()),
+                                        None => (None, "the server closed the connection".to_string()),
+                                    };
+                                    match code {
+                                        Some(4001) => break Ended::AuthFailed(reason),
+                                        Some(4003) => break Ended::Denied(if reason.is_empty() { "4003".to_string() } else { reason }),
+                                        _ => break Ended::Closed { code, reason },
+                                    }
+                                }
+                            };
+                            match protocol::decode(&text) {
+                                Ok(Inbound::Pong { timestamp, .. }) => {
+                                    if let Some(lat) = hb.pong_received(timestamp, Instant::now().into_std()) {
+                                        let ms = u64::try_from(lat.as_millis()).unwrap_or(u64::MAX);
+                                        self.status.send_modify(|s| {
+                                            s.latency_ms = Some(ms);
+                                            if let State::Connected { latency_ms } = &mut s.state {
+                                                *latency_ms = Some(ms);
+                                            }
+                                        });
+                                        self.emit(Event::Latency { ms });
+                                    }
+                                }
+                                Ok(Inbound::Ping { timestamp }) => {
+                                    let pong = Outbound::Pong { timestamp: timestamp.unwrap_or_else(protocol::now_ms) };
+                                    if let Err(e) = sink.send(Message::text(pong.to_json())).await {
+                                        break Ended::Failed { reason: format!("connection lost: {e}"), retry_after: None, unreachable: false };
+                                    }
+                                }
+                                Ok(Inbound::Notification(n)) => {
+                                    let id = n.id.clone();
+                                    self.ingest(n);
+                                    if caught_up {
+                                        if let Some(id) = id {
+                                            self.set_cursor(&id);
+                                        }
+                                    }
+                                }
+                                Err(e) => {
+                                    let preview: String = text.chars().take(120).collect();
+                                    tracing::warn!(error = %e, frame = %preview, "bad frame skipped");
+                                }
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(hb_deadline) => {
+                    let now = Instant::now();
+                    if let Some(since) = hb.dead_since(now.into_std()) {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+                        break Ended::Dead(since);
+                    }
+                    if now.into_std() >= hb.next_ping_at() {
+                        let wall = protocol::now_ms();
+                        let (user_id, username) = match &self.user {
+                            Some(u) => (u.id.clone(), u.username.clone()),
+                            None => (String::new(), self.username.clone()),
+                        };
+                        let ping = Outbound::Ping { timestamp: wall, user_id, username };
+                        hb.ping_sent(now.into_std(), wall);
+                        if let Err(e) = sink.send(Message::text(ping.to_json())).await {
+                            break Ended::Failed { reason: format!("connection lost: {e}"), retry_after: None, unreachable: false };
+                        }
+                    }
+                }
+                r = poll_opt(&mut catch_up) => {
+                    catch_up = None;
+                    match r {
+                        Ok(pages) => {
+                            caught_up = true;
+                            self.finish_catch_up(pages);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "catch-up failed; retrying");
+                            self.emit(Event::Error { message: format!("catch-up failed: {e}") });
+                            catch_up_retry = Some(Instant::now() + self.timing.catchup_retry);
+                        }
+                    }
+                }
+                _ = sleep_until_opt(catch_up_retry) => {
+                    catch_up_retry = None;
+                    catch_up = Some(self.start_catch_up());
+                }
+                _ = sleep_until_opt(flush_at) => self.flush_folds(),
+                _ = clock_tick.tick() => {
+                    let jump = self.clock.check();
+                    if jump > self.timing.clock_jump {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+                        break Ended::Now(format!("the clock jumped {} s (resume from sleep)", jump.as_secs()));
+                    }
+                }
+                cmd = self.commands.recv() => {
+                    let cmd = match cmd {
+                        None => Command::Shutdown,
+                        Some(c) => c,
+                    };
+                    match cmd {
+                        Command::ReconnectNow => {
+                            close_normal(&mut sink).await;
+                            break Ended::Now("reconnect requested".to_string());
+                        }
+                        Command::Shutdown => {
+                            close_normal(&mut sink).await;
+                            self.flush_all();
+                            self.set_state(State::SignedOut { reason: None });
+                            break Ended::Exit(ExitReason::Shutdown);
+                        }
+                        Command::SignOut => {
+                            close_normal(&mut sink).await;
+                            break Ended::Exit(self.do_sign_out().await);
+                        }
+                        other => match self.apply_local(other) {
+                            Flow::Continue => {}
+                            Flow::Now(w) => {
+                                close_normal(&mut sink).await;
+                                break Ended::Now(w);
+                            }
+                            Flow::Exit(e) => {
+                                close_normal(&mut sink).await;
+                                break Ended::Exit(e);
+                            }
+                        },
+                    }
+                }
+            }
+        };
+        self.status.send_modify(|s| s.latency_ms = None);
+        ended
+    }
+
+    fn finish_catch_up(&mut self, pages: Option<Vec<NotificationPage>>) {
+        let Some(pages) = pages else {
+            tracing::info!("the server keeps no history (404); relying on the summary");
+            self.emit(Event::CaughtUp {
+                fetched: 0,
+                new: 0,
+                supported: false,
+            });
+            return;
+        };
+        let mut fetched = 0;
+        let mut new = 0;
+        for page in pages {
+            for n in page.list {
+                fetched += 1;
+                if self.ingest(n) {
+                    new += 1;
+                }
+            }
+            if let Some(id) = page.last_id {
+                self.set_cursor(&id);
+            }
+        }
+        tracing::info!(fetched, new, "caught up");
+        self.emit(Event::CaughtUp {
+            fetched,
+            new,
+            supported: true,
+        });
+    }
+
+    fn set_cursor(&mut self, id: &str) {
+        if let Err(e) = self.history.set_cursor(id) {
+            tracing::warn!(error = %e, "cannot save the catch-up cursor");
+        }
+    }
+
+    /// Stores a notification; announces and shows it only when it is new.
+    /// Returns whether it was new.
+    fn ingest(&mut self, n: Notification) -> bool {
+        let fresh = match self.history.insert(&n) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                // Better shown twice than lost.
+                tracing::error!(error = %e, key = %n.key, "cannot store a notification; showing it anyway");
+                self.emit(Event::Error {
+                    message: format!("cannot store a notification: {e}"),
+                });
+                true
+            }
+        };
+        if !fresh {
+            tracing::debug!(key = %n.key, "duplicate notification skipped");
+            return false;
+        }
+        self.status.send_modify(|s| s.unread += 1);
+        let now = Instant::now().into_std();
+        let wall = protocol::now_ms();
+        let minute = self.local_minute_of_day();
+        let toasts = self.delivery.offer(&n, now, minute, wall);
+        self.emit(Event::Notification(n));
+        for t in toasts {
+            self.show(t);
+        }
+        true
+    }
+
+    fn local_minute_of_day(&self) -> u16 {
+        let now = time::OffsetDateTime::now_utc().to_offset(self.utc_offset);
+        u16::from(now.hour()) * 60 + u16::from(now.minute())
+    }
+
+    fn flush_folds(&mut self) {
+        let toasts = self.delivery.poll(Instant::now().into_std());
+        for t in toasts {
+            self.show(t);
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let toasts = self.delivery.flush(Instant::now().into_std());
+        for t in toasts {
+            self.show(t);
+        }
+    }
+
+    fn show(&self, toast: Toast) {
+        self.toasts.show(toast.clone());
+        self.emit(Event::Toast(toast));
+    }
+
+    // ---- commands ------------------------------------------------------
+
+    /// Commands that do not touch the socket.
+    fn apply_local(&mut self, cmd: Command) -> Flow {
+        match cmd {
+            Command::ReconnectNow => Flow::Now("reconnect requested".to_string()),
+            Command::Shutdown => Flow::Exit(ExitReason::Shutdown),
+            Command::SignOut => Flow::Exit(ExitReason::SignedOut),
+            Command::Pause { until_ms } => {
+                self.set_pause(Some(until_ms));
+                Flow::Continue
+            }
+            Command::Resume => {
+                self.set_pause(None);
+                Flow::Continue
+            }
+            Command::TestNotification => {
+                let toast = Toast {
+                    title: tr(self.lang, Msg::TestTitle),
+                    body: delivery::escape_markup(&tr(self.lang, Msg::TestBody)),
+                    urgency: Urgency::Normal,
+                    open_url: None,
+                    keys: vec![format!("test:{}", protocol::now_ms())],
+                    folded: 1,
+                    timeout_ms: None,
+                };
+                self.show(toast);
+                Flow::Continue
+            }
+            Command::MarkRead { keys } => {
+                if let Err(e) = self.history.mark_read(&keys) {
+                    self.emit(Event::Error {
+                        message: format!("cannot mark as read: {e}"),
+                    });
+                }
+                self.refresh_unread();
+                self.mark_read_on_server(keys);
+                Flow::Continue
+            }
+            Command::MarkAllRead => {
+                let unread_keys = self.unread_server_ids();
+                if let Err(e) = self.history.mark_all_read() {
+                    self.emit(Event::Error {
+                        message: format!("cannot mark as read: {e}"),
+                    });
+                }
+                self.refresh_unread();
+                self.mark_read_on_server(unread_keys);
+                Flow::Continue
+            }
+            Command::SetConfig(config) => {
+                let config = *config;
+                self.delivery
+                    .set_policy(delivery_policy(&config, self.lang));
+                self.status
+                    .send_modify(|s| s.paused_until_ms = config.paused_until_ms);
+                self.config = config;
+                Flow::Continue
+            }
+        }
+    }
+
+    fn set_pause(&mut self, until_ms: Option<i64>) {
+        self.config.paused_until_ms = until_ms;
+        self.delivery
+            .set_policy(delivery_policy(&self.config, self.lang));
+        self.status.send_modify(|s| s.paused_until_ms = until_ms);
+        // Persist the pause so a restart keeps it; other settings are the front end's.
+        let path = self.paths.config_file();
+        match Config::load(&path) {
+            Ok(mut on_disk) => {
+                on_disk.paused_until_ms = until_ms;
+                if let Err(e) = on_disk.save(&path) {
+                    tracing::warn!(error = %e, "cannot save the pause");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot save the pause"),
+        }
+    }
+
+    fn refresh_unread(&mut self) {
+        if let Ok(n) = self.history.unread_count() {
+            self.status.send_modify(|s| s.unread = n);
+        }
+    }
+
+    fn unread_server_ids(&self) -> Vec<String> {
+        let q = crate::history::Query {
+            unread_only: true,
+            limit: 10_000,
+            ..Default::default()
+        };
+        match self.history.list(&q) {
+            Ok(records) => records
+                .into_iter()
+                .filter_map(|r| r.notification.id)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn mark_read_on_server(&self, ids: Vec<String>) {
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter(|k| !k.starts_with("content:"))
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let api = self.api.clone();
+        tokio::spawn(async move {
+            if let Err(e) = api.mark_read(&ids).await {
+                tracing::debug!(error = %e, "server did not take the read marks");
+            }
+        });
+    }
+
+    async fn do_sign_out(&mut self) -> ExitReason {
+        let api = self.api.clone();
+        if let Err(e) = tokio::time::timeout(Duration::from_secs(5), api.logout()).await {
+            tracing::debug!(error = %e, "logout request timed out");
+        }
+        let creds = self.credentials.clone();
+        let (s, u) = (self.server.clone(), self.username.clone());
+        if let Err(e) = blocking(move || creds.clear(&s, &u)).await {
+            self.emit(Event::Error {
+                message: e.to_string(),
+            });
+        }
+        self.token = None;
+        self.signed_out(None)
+    }
+
+    // ---- waiting -------------------------------------------------------
+
+    /// Runs `fut` while serving commands, folding timers and (when `clock_cancels`)
+    /// the sleep detector.
+    async fn race<T>(&mut self, fut: impl Future<Output = T>, clock_cancels: bool) -> Raced<T> {
+        tokio::pin!(fut);
+        let mut clock_tick = tokio::time::interval(self.timing.clock_check_every);
+        clock_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let flush_at = self.delivery.next_flush_at().map(Instant::from_std);
+            tokio::select! {
+                out = &mut fut => return Raced::Done(out),
+                cmd = self.commands.recv() => {
+                    let cmd = cmd.unwrap_or(Command::Shutdown);
+                    match cmd {
+                        Command::SignOut => return Raced::Exit(self.do_sign_out().await),
+                        Command::Shutdown => {
+                            self.flush_all();
+                            self.set_state(State::SignedOut { reason: None });
+                            return Raced::Exit(ExitReason::Shutdown);
+                        }
+                        other => match self.apply_local(other) {
+                            Flow::Continue => {}
+                            Flow::Now(w) => return Raced::Now(w),
+                            Flow::Exit(e) => return Raced::Exit(e),
+                        },
+                    }
+                }
+                _ = sleep_until_opt(flush_at) => self.flush_folds(),
+                _ = clock_tick.tick() => {
+                    let jump = self.clock.check();
+                    if clock_cancels && jump > self.timing.clock_jump {
+                        return Raced::Now(format!("the clock jumped {} s (resume from sleep)", jump.as_secs()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits out the backoff delay (at least `floor`), counting down in the state.
+    /// Returns `Some` when the loop must end.
+    async fn wait_before_retry(
+        &mut self,
+        reason: String,
+        floor: Option<Duration>,
+        unreachable: bool,
+    ) -> Option<ExitReason> {
+        let now = Instant::now().into_std();
+        if self.backoff.is_stable(now) {
+            self.backoff.reset();
+        }
+        let delay = {
+            let mut rng = rand::rng();
+            match floor {
+                Some(f) => self.backoff.next_delay_at_least(f, &mut rng),
+                None => self.backoff.next_delay(&mut rng),
+            }
+        };
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(%reason, delay_ms, attempt = self.backoff.attempt(), "reconnecting after a delay");
+        self.emit(Event::Reconnecting {
+            reason: reason.clone(),
+            delay_ms,
+        });
+        let deadline = Instant::now() + delay;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let in_secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            self.set_state(if unreachable {
+                State::Offline {
+                    reason: reason.clone(),
+                }
+            } else {
+                State::Reconnecting {
+                    in_secs,
+                    reason: reason.clone(),
+                }
+            });
+            let step = left.min(Duration::from_secs(1));
+            match self.race(tokio::time::sleep(step), true).await {
+                Raced::Done(()) => {}
+                Raced::Now(w) => {
+                    tracing::info!(reason = %w, "skipping the wait");
+                    return None;
+                }
+                Raced::Exit(e) => return Some(e),
+            }
+        }
+    }
+
+    // ---- output --------------------------------------------------------
+
+    fn set_state(&self, state: State) {
+        self.status.send_if_modified(|s| {
+            if s.state == state {
+                false
+            } else {
+                s.state = state;
+                true
+            }
+        });
+    }
+
+    fn emit(&self, event: Event) {
+        send_event(&self.events, event);
+    }
+}
+
+fn send_event(tx: &mpsc::Sender<Event>, event: Event) {
+    match tx.try_send(event) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(e)) => {
+            tracing::warn!(event = ?std::mem::discriminant(&e), "event consumer lags; event dropped");
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+async fn close_normal<S>(sink: &mut S)
+where
+    S: SinkExt<Message> + Unpin,
+{
+    let frame = tungstenite::protocol::CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+async fn poll_opt(f: &mut Option<CatchUp>) -> Result<Option<Vec<NotificationPage>>, ApiError> {
+    match f {
+        Some(fut) => fut.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs keyring work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CredentialsError> + Send + 'static,
+) -> Result<T, CredentialsError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(CredentialsError::Backend(format!(
+            "keyring task failed: {e}"
+        ))),
+    }
+}
+
+fn redact(text: &str, token: &str) -> String {
+    if token.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(token, "***")
+    }
+}
+
+fn classify_ws_error(e: tungstenite::Error, token: &str) -> Ended {
+    use tungstenite::Error as E;
+    match e {
+        E::Http(resp) => {
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(tungstenite::http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
+            match status {
+                401 => Ended::AuthFailed(format!("the server refused the token (HTTP 401) {body}")),
+                403 => Ended::Denied(if body.is_empty() {
+                    "HTTP 403".to_string()
+                } else {
+                    body
+                }),
+                429 => Ended::Failed {
+                    reason: "the server is rate limiting connections (HTTP 429)".to_string(),
+                    retry_after,
+                    unreachable: false,
+                },
+                _ => Ended::Failed {
+                    reason: format!("the server refused the socket (HTTP {status})"),
+                    retry_after,
+                    unreachable: false,
+                },
+            }
+        }
+        E::Io(io) => Ended::Failed {
+            reason: format!("cannot reach the server: {io}"),
+            retry_after: None,
+            unreachable: true,
+        },
+        E::Tls(t) => Ended::Failed {
+            reason: format!("secure connection failed: {t}"),
+            retry_after: None,
+            unreachable: false,
+        },
+        E::Url(u) => Ended::Failed {
+            reason: format!("bad socket URL: {}", redact(&u.to_string(), token)),
+            retry_after: None,
+            unreachable: false,
+        },
+        other => Ended::Failed {
+            reason: format!("socket failed: {}", redact(&other.to_string(), token)),
+            retry_after: None,
+            unreachable: false,
+        },
+    }
+}
