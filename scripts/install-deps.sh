@@ -14,6 +14,8 @@ PKGS=(
   redis-server
   # desktop end-to-end: X server, tray host, notification daemon, screenshots
   xvfb xauth dunst trayer x11-utils xdotool imagemagick webkit2gtk-driver procps
+  # tray app ui/ tests (headless Chromium via playwright-core) and CJK glyphs in screenshots
+  chromium nodejs fonts-wqy-microhei
 )
 
 missing=()

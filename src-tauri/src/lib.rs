@@ -1,0 +1,331 @@
+//! # taskbell-app
+//!
+//! TaskBell in the system tray: a thin Tauri v2 shell over `taskbell-core`. The core
+//! signs in, holds the socket, stores the history and shows the toasts; this crate wires
+//! its state and events to the tray icon, the tray menu and the ui/ windows.
+//!
+//! ## Layout
+//!
+//! - [`run_app`]: the builder, generic over the Tauri runtime so tests use the mock runtime;
+//!   plugins (single instance, autostart); `ExitRequested` → keep running in the tray.
+//! - [`tray`]: icon per state + unread badge, tooltip, the menu (ids and labels in one table).
+//! - [`windows`]: windows created on demand and destroyed on close.
+//! - [`commands`]: the IPC commands of the windows (thin, typed errors) and the menu actions.
+//! - [`bridge`]: the only place that knows event names: core status/events → tray + `emit`.
+//! - [`model`]: the shapes the tray and the windows see (no token field exists).
+//!
+//! Invariants: **no webview exists while no window is open**; **closing a window never
+//! quits, "Quit" does**; **the token never leaves the core**.
+
+pub mod bridge;
+pub mod commands;
+pub mod model;
+pub mod tray;
+pub mod windows;
+
+use std::process::ExitCode;
+use std::sync::{Mutex, MutexGuard};
+
+use tauri::{App, Builder, Context, Manager, RunEvent, Runtime};
+
+use crate::model::{Lang, UiStatus};
+use crate::windows::WindowKind;
+
+/// How the app was started (from the command line).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `--demo`: run against the embedded reference server as the demo annotator.
+    pub demo: bool,
+    /// Create the tray icon (off in tests with the mock runtime, which has no tray).
+    pub tray: bool,
+    /// `--open <window>`: open this window at start (used by tests and the desktop entry).
+    pub open: Option<WindowKind>,
+    /// `--lang zh-CN|en`: override the language.
+    pub lang: Option<Lang>,
+}
+
+/// Why the command line was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArgsError {
+    /// An argument that means nothing.
+    #[error("unknown argument {0:?} (try --help)")]
+    Unknown(String),
+    /// A flag without its value.
+    #[error("{0} needs a value")]
+    Missing(&'static str),
+    /// A value that is not allowed.
+    #[error("{flag}: {value:?} is not one of {allowed}")]
+    Invalid {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+        /// What is allowed.
+        allowed: &'static str,
+    },
+    /// `--help` was asked for.
+    #[error("{USAGE}")]
+    Help,
+}
+
+/// The command-line help.
+pub const USAGE: &str =
+    "usage: taskbell-app [--demo] [--open login|center|settings|diagnostics] [--lang zh-CN|en]
+
+  --demo     start the embedded demo server and sign in as the demo annotator
+             (also what happens when no server is configured)
+  --open W   open window W at start
+  --lang L   language of the tray and windows (default: the system's)";
+
+impl Options {
+    /// Parses the command line (without the program name).
+    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Self, ArgsError> {
+        let mut o = Options {
+            tray: true,
+            ..Options::default()
+        };
+        let mut it = args.into_iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--demo" => o.demo = true,
+                "--open" => {
+                    let v = it.next().ok_or(ArgsError::Missing("--open"))?;
+                    let kind = WindowKind::ALL.into_iter().find(|k| k.label() == v);
+                    o.open = Some(kind.ok_or(ArgsError::Invalid {
+                        flag: "--open",
+                        value: v,
+                        allowed: "login, center, settings, diagnostics",
+                    })?);
+                }
+                "--lang" => {
+                    let v = it.next().ok_or(ArgsError::Missing("--lang"))?;
+                    o.lang = Some(match v.as_str() {
+                        "zh-CN" | "zh" => Lang::ZhCn,
+                        "en" => Lang::En,
+                        _ => {
+                            return Err(ArgsError::Invalid {
+                                flag: "--lang",
+                                value: v,
+                                allowed: "zh-CN, en",
+                            });
+                        }
+                    });
+                }
+                "-h" | "--help" => return Err(ArgsError::Help),
+                // Autostart launches with this; it only means "start in the tray", the default.
+                "--minimized" => {}
+                _ => return Err(ArgsError::Unknown(a)),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// The app's shared state (managed by Tauri; reached with `app.state::<Shared>()`).
+#[derive(Debug)]
+pub struct Shared {
+    /// How the app was started.
+    pub options: Options,
+    inner: Mutex<Inner>,
+    /// The link to the core engine, once it runs.
+    pub engine: bridge::EngineSlot,
+}
+
+#[derive(Debug)]
+struct Inner {
+    lang: Lang,
+    status: UiStatus,
+    diag: bridge::DiagLog,
+}
+
+impl Shared {
+    /// New state: signed out, in `lang`.
+    pub fn new(options: Options, lang: Lang) -> Self {
+        Self {
+            options,
+            inner: Mutex::new(Inner {
+                lang,
+                status: UiStatus::signed_out(),
+                diag: bridge::DiagLog::default(),
+            }),
+            engine: bridge::EngineSlot::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep going with it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current language.
+    pub fn lang(&self) -> Lang {
+        self.lock().lang
+    }
+
+    /// Sets the language.
+    pub fn set_lang(&self, lang: Lang) {
+        self.lock().lang = lang;
+    }
+
+    /// The current status snapshot.
+    pub fn status(&self) -> UiStatus {
+        self.lock().status.clone()
+    }
+
+    /// Replaces the status; returns whether it changed.
+    pub fn set_status(&self, status: UiStatus) -> bool {
+        let mut g = self.lock();
+        let changed = g.status != status;
+        g.status = status;
+        changed
+    }
+
+    /// Runs `f` on the diagnostics log.
+    pub fn with_diag<T>(&self, f: impl FnOnce(&mut bridge::DiagLog) -> T) -> T {
+        f(&mut self.lock().diag)
+    }
+}
+
+/// Registers everything the app needs on `builder` and builds it with `context`.
+/// Generic over the runtime: `main` passes Wry, tests pass `tauri::test::mock_builder()`.
+pub fn run_app<R: Runtime>(
+    builder: Builder<R>,
+    context: Context<R>,
+    shared: Shared,
+) -> tauri::Result<App<R>> {
+    builder
+        .manage(shared)
+        .invoke_handler(tauri::generate_handler![
+            commands::get_status,
+            commands::sign_in,
+            commands::list_history,
+            commands::mark_read,
+            commands::mark_all_read,
+            commands::open_notification,
+            commands::get_settings,
+            commands::save_settings,
+            commands::get_diagnostics,
+            commands::send_test_notification,
+            commands::reconnect_now,
+            commands::open_window,
+        ])
+        .setup(|app| {
+            let handle = app.handle().clone();
+            let shared = handle.state::<Shared>();
+            if shared.options.tray {
+                tray::install(&handle, &shared.status(), shared.lang())?;
+            }
+            bridge::start(&handle);
+            if let Some(kind) = shared.options.open {
+                windows::open(&handle, kind, shared.lang())?;
+            }
+            Ok(())
+        })
+        .build(context)
+}
+
+/// What to do on a run event: live on in the tray when the last window closes; leave when
+/// "Quit" asked to (an exit with a code).
+pub fn on_run_event<R: Runtime>(app: &tauri::AppHandle<R>, event: &RunEvent) {
+    match event {
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
+        RunEvent::Exit => bridge::shutdown(app),
+        _ => {}
+    }
+}
+
+/// The binary's entry point: parse arguments, start logging, run the app on Wry.
+pub fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(ArgsError::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("taskbell-app: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let lang = options.lang.unwrap_or_else(bridge::system_lang);
+    let shared = Shared::new(options, lang);
+    let builder = Builder::default()
+        // First, so a second launch is caught before anything else starts.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            let shared = app.state::<Shared>();
+            let kind = commands::default_window(&shared.status());
+            if let Err(e) = windows::open(app, kind, shared.lang()) {
+                tracing::warn!(
+                    "second launch: could not open the {} window: {e}",
+                    kind.label()
+                );
+            }
+        }))
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            Some(vec!["--minimized"]),
+        ));
+    match run_app(builder, tauri::generate_context!(), shared) {
+        Ok(app) => {
+            app.run(|handle, event| on_run_event(handle, &event));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("TaskBell could not start: {e}");
+            eprintln!("taskbell-app: could not start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_demo_open_and_lang() {
+        let o = Options::parse(args(&["--demo", "--open", "center", "--lang", "zh-CN"])).unwrap();
+        assert!(o.demo && o.tray);
+        assert_eq!(o.open, Some(WindowKind::Center));
+        assert_eq!(o.lang, Some(Lang::ZhCn));
+        assert_eq!(
+            Options::parse(args(&[])).unwrap(),
+            Options {
+                tray: true,
+                ..Options::default()
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_bad_arguments_with_a_reason() {
+        assert_eq!(
+            Options::parse(args(&["--bogus"])),
+            Err(ArgsError::Unknown("--bogus".into()))
+        );
+        assert_eq!(
+            Options::parse(args(&["--open"])),
+            Err(ArgsError::Missing("--open"))
+        );
+        let e = Options::parse(args(&["--open", "kitchen"])).unwrap_err();
+        assert!(e.to_string().contains("login, center"), "{e}");
+        assert!(matches!(
+            Options::parse(args(&["--lang", "fr"])),
+            Err(ArgsError::Invalid { .. })
+        ));
+        assert_eq!(Options::parse(args(&["--help"])), Err(ArgsError::Help));
+    }
+}

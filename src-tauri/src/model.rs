@@ -1,0 +1,230 @@
+//! The shapes the app shows: what the tray renders and what the ui/ windows receive.
+//! They are built from the core's types in [`crate::bridge`]; none of them can carry a
+//! token (there is no field for one), which is how "no token reaches the UI" is kept.
+
+use serde::{Deserialize, Serialize};
+
+/// The language of the tray and the windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Lang {
+    /// Simplified Chinese.
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    /// English.
+    #[default]
+    #[serde(rename = "en")]
+    En,
+}
+
+/// The connection state as the tray and the windows see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ConnState {
+    /// Nobody is signed in.
+    SignedOut {
+        /// Why (token revoked, signed out by the user), when known.
+        reason: Option<String>,
+    },
+    /// Opening the socket.
+    Connecting,
+    /// The socket is open.
+    Connected {
+        /// The last heartbeat round trip.
+        latency_ms: Option<u64>,
+    },
+    /// Waiting before the next attempt.
+    Reconnecting {
+        /// Seconds until the next attempt.
+        in_secs: u64,
+        /// Why the last connection ended.
+        reason: String,
+    },
+    /// Gave up for now (e.g. no network).
+    Offline {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The signed-in user as shown (never with a token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiUser {
+    /// Login name.
+    pub username: String,
+    /// Real name, or the login name when there is none.
+    pub display_name: String,
+    /// "annotator", "reviewer" or "admin".
+    pub role: String,
+}
+
+/// Everything the tray icon, tooltip and menu show; also sent to the windows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiStatus {
+    /// Connection state.
+    pub state: ConnState,
+    /// Notifications are paused until this wall-clock time (ms since the epoch).
+    pub paused_until_ms: Option<i64>,
+    /// `paused_until_ms` as local "HH:MM" (or a date when not today), for labels.
+    pub paused_label: Option<String>,
+    /// Unread notifications in the history.
+    pub unread: u64,
+    /// Who is signed in.
+    pub user: Option<UiUser>,
+    /// The login summary lines (click opens the platform).
+    pub summary_lines: Vec<String>,
+    /// The platform's base URL, when configured.
+    pub server: Option<String>,
+    /// Running against the embedded demo server.
+    pub demo: bool,
+}
+
+impl UiStatus {
+    /// The state before anything is known: signed out, nothing unread.
+    pub fn signed_out() -> Self {
+        Self {
+            state: ConnState::SignedOut { reason: None },
+            paused_until_ms: None,
+            paused_label: None,
+            unread: 0,
+            user: None,
+            summary_lines: Vec::new(),
+            server: None,
+            demo: false,
+        }
+    }
+}
+
+/// One history entry for the notification center.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiNotification {
+    /// Stable key (dedupe key in the history store).
+    pub key: String,
+    /// The notification kind, e.g. "task_reviewed".
+    pub kind: String,
+    /// The filter group: "reviews", "submissions", "mentions", "system" or "chat".
+    pub group: String,
+    /// Title.
+    pub title: String,
+    /// Body text.
+    pub content: String,
+    /// "low", "normal", "high" or "urgent".
+    pub priority: String,
+    /// When it happened (ms since the epoch).
+    pub timestamp_ms: i64,
+    /// Whether the user has read it.
+    pub read: bool,
+    /// Whether clicking it opens a task on the platform.
+    pub has_link: bool,
+}
+
+/// The filter of the notification center's list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryFilter {
+    /// Only these groups (see [`UiNotification::group`]); empty or absent = all.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Only unread ones.
+    #[serde(default)]
+    pub unread_only: bool,
+    /// At most this many (default 200).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The settings window's form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiSettings {
+    /// Platform base URL.
+    pub server: String,
+    /// The last signed-in user name (read-only here; prefills the login window).
+    #[serde(default)]
+    pub username: String,
+    /// Heartbeat interval in seconds.
+    pub heartbeat_interval_secs: u64,
+    /// Quiet hours on or off.
+    pub quiet_hours_enabled: bool,
+    /// Quiet hours start, "HH:MM".
+    pub quiet_start: String,
+    /// Quiet hours end, "HH:MM".
+    pub quiet_end: String,
+    /// Let urgent notifications through while paused or in quiet hours.
+    pub urgent_bypass: bool,
+    /// "system", "zh-CN" or "en".
+    pub language: String,
+    /// Start TaskBell at login.
+    pub autostart: bool,
+    /// Play the notification sound.
+    pub sound: bool,
+}
+
+/// One reconnect, for the diagnostics log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconnectEntry {
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// Why the connection ended.
+    pub reason: String,
+    /// The wait before the next attempt.
+    pub delay_ms: u64,
+}
+
+/// One self-check line of the diagnostics window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// "keyring", "notifications" or "tray".
+    pub id: String,
+    /// Whether it works.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// What to do when it does not work (empty when ok).
+    pub fix: String,
+}
+
+/// The diagnostics window's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiDiagnostics {
+    /// Recent heartbeat round trips, oldest first.
+    pub latency_ms: Vec<u64>,
+    /// Recent reconnects, newest first.
+    pub reconnects: Vec<ReconnectEntry>,
+    /// Self-checks.
+    pub checks: Vec<Check>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    /// The fixture parses into the Rust type and serialises back to the same JSON, so the
+    /// ui/ tests' stub speaks exactly what the app sends.
+    fn round_trips<T: DeserializeOwned + Serialize>(json: &str) {
+        let v: Value = serde_json::from_str(json).unwrap();
+        let typed: T = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&typed).unwrap(), v);
+    }
+
+    #[test]
+    fn ui_test_fixtures_have_the_shapes_of_the_rust_types() {
+        round_trips::<Vec<UiNotification>>(include_str!("../../ui/tests/fixtures/history.json"));
+        round_trips::<UiSettings>(include_str!("../../ui/tests/fixtures/settings.json"));
+        round_trips::<UiStatus>(include_str!("../../ui/tests/fixtures/status.json"));
+        round_trips::<UiDiagnostics>(include_str!("../../ui/tests/fixtures/diagnostics.json"));
+    }
+
+    #[test]
+    fn states_serialise_with_a_kind_tag() {
+        let v = serde_json::to_value(ConnState::Reconnecting {
+            in_secs: 8,
+            reason: "x".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"kind": "reconnecting", "in_secs": 8, "reason": "x"})
+        );
+        assert_eq!(serde_json::to_value(Lang::ZhCn).unwrap(), "zh-CN");
+    }
+}

@@ -1,0 +1,135 @@
+// zh-CN and English strings for every window, in one table: key → [zh, en].
+// The language comes from the app (window.__TASKBELL_LANG__, set when the window is made),
+// else from the browser.
+
+const T = {
+  "app.name": ["TaskBell", "TaskBell"],
+  "login.title": ["登录 TaskBell", "Sign in to TaskBell"],
+  "login.lead": ["连接到你的标注平台，接收任务通知。", "Connect to your annotation platform to get task notifications."],
+  "login.server": ["平台地址", "Platform address"],
+  "login.username": ["用户名", "User name"],
+  "login.password": ["密码", "Password"],
+  "login.remember": ["记住我（密码保存在系统钥匙串中）", "Remember me (password kept in the system keyring)"],
+  "login.submit": ["登录", "Sign in"],
+  "login.busy": ["正在登录…", "Signing in…"],
+  "login.ok": ["已登录：{name}", "Signed in as {name}"],
+  "err.empty_server": ["请输入平台地址。", "Enter the platform's address."],
+  "err.empty_username": ["请输入用户名。", "Enter your user name."],
+  "err.empty_password": ["请输入密码。", "Enter your password."],
+  "err.bad_url": ["平台地址无效，应类似 https://label.example.com。", "That address is not valid. It should look like https://label.example.com."],
+  "err.wrong_password": ["用户名或密码不正确。", "The user name or password is wrong."],
+  "err.unreachable": ["无法连接到服务器。请检查地址和网络。", "Can't reach the server. Check the address and your network."],
+  "err.tls": ["安全连接失败：服务器证书不受信任或已过期。", "The secure connection failed: the server's certificate is not trusted or has expired."],
+  "err.rate_limited": ["尝试次数过多，请稍后再试。", "Too many attempts. Please wait a moment and try again."],
+  "err.server": ["服务器出错了：{message}", "The server had a problem: {message}"],
+  "err.invalid": ["{message}", "{message}"],
+  "err.not_signed_in": ["尚未登录。", "You are not signed in."],
+  "err.local": ["出错了：{message}", "Something went wrong: {message}"],
+  "center.title": ["通知", "Notifications"],
+  "center.unread": ["{n} 条未读", "{n} unread"],
+  "center.mark_all": ["全部标为已读", "Mark all read"],
+  "center.mark_one": ["标为已读", "Mark read"],
+  "center.unread_only": ["只看未读", "Unread only"],
+  "center.empty": ["没有通知。", "No notifications."],
+  "center.state": ["状态：{state}", "State: {state}"],
+  "filter.all": ["全部", "All"],
+  "filter.reviews": ["审核", "Reviews"],
+  "filter.submissions": ["提交", "Submissions"],
+  "filter.mentions": ["提及", "Mentions"],
+  "filter.system": ["系统", "System"],
+  "filter.chat": ["消息", "Chat"],
+  "settings.title": ["设置", "Settings"],
+  "settings.server": ["平台地址", "Platform address"],
+  "settings.heartbeat": ["心跳间隔（秒）", "Heartbeat interval (seconds)"],
+  "settings.quiet": ["免打扰时段", "Quiet hours"],
+  "settings.quiet_from": ["从", "From"],
+  "settings.quiet_to": ["到", "To"],
+  "settings.urgent": ["暂停或免打扰时仍显示紧急通知", "Let urgent notifications through while paused or in quiet hours"],
+  "settings.language": ["语言", "Language"],
+  "settings.lang_system": ["跟随系统", "Same as the system"],
+  "settings.autostart": ["登录系统时启动 TaskBell", "Start TaskBell when I log in"],
+  "settings.sound": ["通知声音", "Notification sound"],
+  "settings.save": ["保存", "Save"],
+  "settings.saved": ["已保存。", "Saved."],
+  "settings.diagnostics": ["诊断…", "Diagnostics…"],
+  "settings.err_heartbeat": ["心跳间隔应在 5 到 300 秒之间。", "The heartbeat interval must be between 5 and 300 seconds."],
+  "settings.err_time": ["时间应为 HH:MM 格式。", "Times must look like HH:MM."],
+  "diag.title": ["诊断", "Diagnostics"],
+  "diag.latency": ["心跳延迟（最近 {n} 次）", "Heartbeat latency (last {n})"],
+  "diag.latency_none": ["还没有心跳数据。", "No heartbeat yet."],
+  "diag.latency_stats": ["最近 {last} ms · 最低 {min} ms · 最高 {max} ms", "last {last} ms · min {min} ms · max {max} ms"],
+  "diag.reconnects": ["重连记录", "Reconnect log"],
+  "diag.reconnects_none": ["没有重连。", "No reconnects."],
+  "diag.reconnect_row": ["{delay} 秒后重连", "retry in {delay} s"],
+  "diag.checks": ["自检", "Self-check"],
+  "diag.test": ["发送测试通知", "Send a test notification"],
+  "diag.test_sent": ["已发送测试通知。", "Test notification sent."],
+  "diag.reconnect": ["立即重连", "Reconnect now"],
+  "diag.check.keyring": ["钥匙串", "Keyring"],
+  "diag.check.notifications": ["通知服务", "Notification daemon"],
+  "diag.check.tray": ["系统托盘", "System tray"],
+  "diag.ok": ["正常", "OK"],
+  "diag.missing": ["缺失", "Missing"],
+  "state.connected": ["已连接", "Connected"],
+  "state.connected_ms": ["已连接 · {ms} ms", "Connected · {ms} ms"],
+  "state.connecting": ["正在连接…", "Connecting…"],
+  "state.reconnecting": ["{n} 秒后重连", "Reconnecting in {n} s"],
+  "state.offline": ["离线", "Offline"],
+  "state.signed-out": ["未登录", "Signed out"],
+  "state.paused": ["已暂停至 {t}", "paused until {t}"],
+};
+
+/** "zh-CN" or "en". */
+export function lang() {
+  const l = window.__TASKBELL_LANG__ || navigator.language || "en";
+  return String(l).toLowerCase().startsWith("zh") ? "zh-CN" : "en";
+}
+
+/** The text for `key` with `{name}` placeholders filled from `args`. */
+export function t(key, args = {}) {
+  const row = T[key];
+  if (!row) return key;
+  const s = lang() === "zh-CN" ? row[0] : row[1];
+  return s.replace(/\{(\w+)\}/g, (m, k) => (k in args ? String(args[k]) : m));
+}
+
+/** Fills every element with data-i18n="key" (text) or data-i18n-placeholder. */
+export function translate(root = document) {
+  document.documentElement.lang = lang();
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+}
+
+/** The one-line state text of a status object from the app. */
+export function stateText(status) {
+  const s = status && status.state ? status.state : { kind: "signed-out" };
+  let text;
+  switch (s.kind) {
+    case "connected":
+      text = s.latency_ms != null ? t("state.connected_ms", { ms: s.latency_ms }) : t("state.connected");
+      break;
+    case "reconnecting":
+      text = t("state.reconnecting", { n: s.in_secs });
+      break;
+    case "connecting":
+    case "offline":
+    case "signed-out":
+      text = t("state." + s.kind);
+      break;
+    default:
+      text = String(s.kind);
+  }
+  if (status && status.paused_label && s.kind !== "signed-out") {
+    text += " · " + t("state.paused", { t: status.paused_label });
+  }
+  return text;
+}
+
+/** A user-facing sentence for a command error ({kind, message, field}). */
+export function errorText(err) {
+  if (!err || typeof err !== "object") return t("err.local", { message: String(err) });
+  const key = "err." + err.kind;
+  return T[key] ? t(key, { message: err.message || "" }) : err.message || String(err.kind);
+}

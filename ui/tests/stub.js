@@ -1,0 +1,88 @@
+// A stub of the Tauri bridge for ui/ tests: stands in for window.__TAURI_INTERNALS__ and
+// for the Rust commands, with an in-memory backend seeded from fixtures/ (whose shapes a
+// Rust test checks against the real types). Injected before any page script runs.
+// window.__STUB_CONFIG__ = { lang, history, settings, status, diagnostics, errors } is set first.
+(() => {
+  const cfg = window.__STUB_CONFIG__;
+  window.__TASKBELL_LANG__ = cfg.lang;
+  const calls = [];
+  const callbacks = new Map();
+  const listeners = new Map();
+  let nextId = 1;
+  const clone = (v) => (v === undefined ? v : JSON.parse(JSON.stringify(v)));
+  // Kept in sessionStorage so a reload sees what the "app" saved, as the real one would.
+  const saved = sessionStorage.getItem("__stub_db");
+  const db = saved
+    ? JSON.parse(saved)
+    : {
+        history: clone(cfg.history),
+        settings: clone(cfg.settings),
+        status: clone(cfg.status),
+        diagnostics: clone(cfg.diagnostics),
+      };
+  const persist = () => sessionStorage.setItem("__stub_db", JSON.stringify(db));
+  const unread = () => db.history.filter((n) => !n.read).length;
+  const handlers = {
+    get_status: () => db.status,
+    get_settings: () => db.settings,
+    get_diagnostics: () => db.diagnostics,
+    list_history: () => db.history,
+    mark_read: ({ keys }) => {
+      for (const n of db.history) if (keys.includes(n.key)) n.read = true;
+      return unread();
+    },
+    mark_all_read: () => {
+      for (const n of db.history) n.read = true;
+      return 0;
+    },
+    open_notification: ({ key }) => {
+      const n = db.history.find((x) => x.key === key);
+      if (n) n.read = true;
+      return null;
+    },
+    save_settings: ({ settings }) => {
+      if (settings.heartbeat_interval_secs > 300) throw cfg.errors.invalid_heartbeat;
+      if (/\s/.test(settings.server)) throw cfg.errors.invalid_server;
+      db.settings = clone(settings);
+      return db.settings;
+    },
+    sign_in: ({ server, username, password }) => {
+      if (server.includes("unreachable")) throw cfg.errors.unreachable;
+      if (server.includes("self-signed")) throw cfg.errors.tls;
+      if (password !== "annotate-123") throw cfg.errors.wrong_password;
+      return { username, display_name: "张三", role: "annotator" };
+    },
+    send_test_notification: () => null,
+    reconnect_now: () => null,
+    open_window: () => null,
+  };
+  window.__TAURI_INTERNALS__ = {
+    transformCallback(fn) {
+      const id = nextId++;
+      callbacks.set(id, fn);
+      return id;
+    },
+    async invoke(cmd, args = {}) {
+      calls.push({ cmd, args: clone(args) });
+      if (cmd === "plugin:event|listen") {
+        if (!listeners.has(args.event)) listeners.set(args.event, []);
+        listeners.get(args.event).push(args.handler);
+        return nextId++;
+      }
+      if (cmd === "plugin:event|unlisten") return null;
+      const h = handlers[cmd];
+      if (!h) throw { kind: "local", message: "no such command: " + cmd, field: null };
+      const out = clone(h(clone(args)));
+      persist();
+      return out;
+    },
+  };
+  window.__stub = {
+    calls,
+    db,
+    emit(event, payload) {
+      for (const id of listeners.get(event) || []) callbacks.get(id)({ event, id: 0, payload: clone(payload) });
+    },
+    listening: (event) => (listeners.get(event) || []).length,
+  };
+})();
