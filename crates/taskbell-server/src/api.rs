@@ -107,6 +107,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/api/notifications/broadcast", post(broadcast))
         .route("/api/groups", get(groups))
         .route("/api/groups/{id}/messages", post(group_message))
+        .route("/api/users/{id}/messages", post(private_message))
         .route("/api/admin/users/{id}/revoke-tokens", post(revoke_user))
         .route("/api/debug/connections", get(debug_connections))
         .route("/ws/notifications", get(ws::handler));
@@ -552,6 +553,17 @@ async fn group_message(
 ) -> Result<Json<Value>, ApiError> {
     Ok(ok(app
         .group_message(&caller.user, &id, &body.content)
+        .await?))
+}
+
+async fn private_message(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<MessageBody>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(ok(app
+        .private_message(&caller.user, &id, &body.content)
         .await?))
 }
 

@@ -409,6 +409,7 @@ impl App {
         };
         let frame = json!({
             "type": "group",
+            "msg_id": msg_id(),
             "group_id": group_id,
             "group_name": name,
             "from_user_id": actor.id,
@@ -427,4 +428,41 @@ impl App {
             .await?;
         Ok(json!({"message": frame, "recipients": ids.len()}))
     }
+
+    /// A private chat message: the addressee gets a `private` frame on `notify:user:{id}`.
+    pub async fn private_message(
+        &self,
+        actor: &UserRecord,
+        to: &str,
+        content: &str,
+    ) -> Result<Value, ApiError> {
+        check_text("content", content, MAX_TEXT)?;
+        if to == actor.id {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "you cannot message yourself",
+            ));
+        }
+        if self.lock_data().user(to).is_none() {
+            return Err(ApiError::not_found(format!("no user {to:?}")));
+        }
+        let frame = json!({
+            "type": "private",
+            "msg_id": msg_id(),
+            "from_user_id": actor.id,
+            "from_name": actor.real_name,
+            "to_user_id": to,
+            "content": content,
+            "created_at": now_ms(),
+        });
+        self.notify(Target::User(to.to_owned()), frame.clone())
+            .await?;
+        Ok(json!({"message": frame}))
+    }
+}
+
+/// A random message id shared by every copy of one chat message (seed 004's `msg_id`).
+fn msg_id() -> String {
+    let b: [u8; 16] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -277,6 +277,46 @@ async fn group_messages_reach_members_but_not_the_sender() {
     );
     let (_, groups) = get(&base, "/api/groups", Some(&zs)).await;
     assert_eq!(groups["data"]["list"][0]["id"], "g1");
+
+    // Private messages go to the addressee only.
+    let (status, body) = post(
+        &base,
+        "/api/users/1/messages",
+        Some(&ls),
+        json!({"content": "张三，请看一下"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let m = expect_type(&mut zs_ws, "private").await;
+    assert_eq!(
+        (m["from_user_id"].as_str(), m["content"].as_str()),
+        (Some("2"), Some("张三，请看一下"))
+    );
+    assert!(m["id"].is_string() && m["msg_id"].is_string());
+    assert!(sync(&mut ww_ws).await.is_empty());
+    assert!(sync(&mut ls_ws).await.is_empty());
+    assert_eq!(
+        post(
+            &base,
+            "/api/users/2/messages",
+            Some(&ls),
+            json!({"content": "x"})
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        post(
+            &base,
+            "/api/users/99/messages",
+            Some(&ls),
+            json!({"content": "x"})
+        )
+        .await
+        .0,
+        404
+    );
 }
 
 #[tokio::test]
