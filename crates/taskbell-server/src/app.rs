@@ -171,7 +171,7 @@ impl App {
             )
             .await
             .map_err(|e| ApiError::internal(format!("publishing the notification failed: {e}")))?;
-        tracing::info!(channel, recipients = recipients.len(), "published");
+        tracing::debug!(channel, recipients = recipients.len(), "published");
         Ok(ids)
     }
 
