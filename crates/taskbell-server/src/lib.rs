@@ -216,6 +216,25 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             "max_sockets_per_user and history_cap must be at least 1".into(),
         ));
     }
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    for (name, value, max) in [
+        ("token_ttl", config.token_ttl, 10 * YEAR),
+        ("heartbeat_timeout", config.heartbeat_timeout, YEAR),
+        ("ping_interval", config.ping_interval, YEAR),
+        ("login_window", config.login_window, YEAR),
+        (
+            "demo_activity",
+            config.demo_activity.unwrap_or(Duration::from_secs(1)),
+            YEAR,
+        ),
+    ] {
+        if value.is_zero() || value > max {
+            return Err(ServerError::Config(format!(
+                "{name} must be more than 0 and at most {} days, not {value:?}",
+                max.as_secs() / 86_400
+            )));
+        }
+    }
     let (seed, origin) = match (&config.data, &config.data_file) {
         (Some(d), _) => (d.clone(), PathBuf::from("<in-process data>")),
         (None, Some(p)) => (data::load(p)?, p.clone()),

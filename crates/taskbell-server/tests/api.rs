@@ -581,6 +581,19 @@ async fn test_controls_are_off_by_default_and_loopback_only() {
     .unwrap_err();
     assert!(matches!(err, ServerError::Config(_)), "{err}");
     assert!(err.to_string().contains("loopback"));
+    for bad in [
+        ServerConfig {
+            heartbeat_timeout: std::time::Duration::from_secs(u64::MAX),
+            ..ServerConfig::default()
+        },
+        ServerConfig {
+            ping_interval: std::time::Duration::ZERO,
+            ..ServerConfig::default()
+        },
+    ] {
+        let err = taskbell_server::start(bad).await.unwrap_err();
+        assert!(matches!(err, ServerError::Config(_)), "{err}");
+    }
 }
 
 #[tokio::test]
