@@ -1,1 +1,664 @@
-//! The `config` module (being written).
+//! The settings file (TOML in the platform config dir), its defaults and
+//! validation, and where TaskBell keeps its files ([`Paths`]).
+//!
+//! - A missing file means defaults; a malformed one is an error that names
+//!   the key and says why ([`ConfigError`]). Unknown keys are errors too, so
+//!   a typo never silently does nothing.
+//! - [`Config::save`] is atomic (write a sibling file, fsync, rename).
+//! - [`Config::server_url`] refuses `ws://` or `http://` to a host that is not
+//!   loopback unless `allow_insecure = true`.
+//!
+//! Secrets never live here: tokens and passwords are in the OS keyring.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use url::{Host, Url};
+
+use crate::i18n::Lang;
+
+/// Environment variable overriding the config dir.
+pub const ENV_CONFIG_DIR: &str = "TASKBELL_CONFIG_DIR";
+/// Environment variable overriding the data dir.
+pub const ENV_DATA_DIR: &str = "TASKBELL_DATA_DIR";
+/// The default task page template.
+pub const DEFAULT_TASK_URL_TEMPLATE: &str = "{server}/tasks/{task_id}";
+
+/// Why the configuration could not be read, saved or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Reading or writing a file failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What we tried ("read", "write", "create directory").
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a value of the wrong type; the
+    /// message comes from the TOML parser and names key and line.
+    #[error("invalid config file {}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, where.
+        message: String,
+    },
+    /// A value is well-typed but not acceptable.
+    #[error("invalid config value `{key}`: {reason}")]
+    Invalid {
+        /// The key, e.g. `quiet_hours.start`.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// An unencrypted URL to a host that is not this machine.
+    #[error(
+        "refusing unencrypted {url}: {host} is not a loopback address; use https:// (or set allow_insecure = true in the config)"
+    )]
+    Insecure {
+        /// The URL.
+        url: String,
+        /// Its host.
+        host: String,
+    },
+    /// No server configured yet.
+    #[error("no server configured; run `taskbell login --server URL` first")]
+    NoServer,
+    /// No home directory to derive default dirs from.
+    #[error(
+        "cannot find a home directory for the config and data dirs; set {ENV_CONFIG_DIR} and {ENV_DATA_DIR}"
+    )]
+    NoDirs,
+}
+
+/// Daily quiet hours, local time, `"HH:MM"`; may span midnight (22:00–08:00).
+/// `start == end` means no quiet hours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// Start, `"HH:MM"` (inclusive).
+    pub start: String,
+    /// End, `"HH:MM"` (exclusive).
+    pub end: String,
+}
+
+impl Default for QuietHours {
+    fn default() -> Self {
+        QuietHours {
+            start: "22:00".to_owned(),
+            end: "08:00".to_owned(),
+        }
+    }
+}
+
+impl QuietHours {
+    /// Start and end as minutes of the day, or an error naming the key.
+    pub fn minutes(&self) -> Result<(u16, u16), ConfigError> {
+        Ok((
+            parse_hhmm(&self.start, "quiet_hours.start")?,
+            parse_hhmm(&self.end, "quiet_hours.end")?,
+        ))
+    }
+
+    /// Whether `minute_of_day` (0..1440, local) falls in the quiet hours.
+    /// Invalid times (see [`Config::validate`]) never silence anything.
+    pub fn contains(&self, minute_of_day: u16) -> bool {
+        match self.minutes() {
+            Ok((start, end)) => in_window(start, end, minute_of_day),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Whether `m` is in `[start, end)`, wrapping past midnight when `start > end`.
+pub fn in_window(start: u16, end: u16, m: u16) -> bool {
+    match start.cmp(&end) {
+        std::cmp::Ordering::Equal => false,
+        std::cmp::Ordering::Less => start <= m && m < end,
+        std::cmp::Ordering::Greater => m >= start || m < end,
+    }
+}
+
+/// `"HH:MM"` → minutes of the day.
+fn parse_hhmm(s: &str, key: &str) -> Result<u16, ConfigError> {
+    let bad = || ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: format!("expected a time as HH:MM (00:00 to 23:59), got \"{s}\""),
+    };
+    let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
+    let digits = |p: &str| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(h) || m.len() != 2 || !digits(m) {
+        return Err(bad());
+    }
+    let h: u16 = h.parse().map_err(|_| bad())?;
+    let m: u16 = m.parse().map_err(|_| bad())?;
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+/// TaskBell's settings (the `config.toml` file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Platform base URL, e.g. `https://annotate.example.com`.
+    pub server: Option<String>,
+    /// The account's user name (the token is in the keyring).
+    pub username: Option<String>,
+    /// Keep the password in the keyring to sign in again silently.
+    pub remember_me: bool,
+    /// Seconds between heartbeat pings (default 30).
+    pub heartbeat_interval_secs: u64,
+    /// Seconds without a pong after which the connection is dead (default 10).
+    pub pong_timeout_secs: u64,
+    /// Quiet hours, if any.
+    pub quiet_hours: Option<QuietHours>,
+    /// Let urgent (critical) notifications through pause and quiet hours.
+    pub urgent_bypass: bool,
+    /// Notifications paused until this wall-clock time (ms since the epoch).
+    pub paused_until_ms: Option<i64>,
+    /// UI language; `None` follows the system locale.
+    pub language: Option<Lang>,
+    /// Task page template with `{server}` and `{task_id}`.
+    pub task_url_template: String,
+    /// Allow `http://` / `ws://` to hosts that are not loopback.
+    pub allow_insecure: bool,
+    /// More than this many toasts within the fold window fold into one.
+    pub fold_threshold: usize,
+    /// The fold window in ms.
+    pub fold_window_ms: u64,
+    /// Ask the notification daemon to play a sound.
+    pub sound: bool,
+    /// Start the tray app at login.
+    pub autostart: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: None,
+            username: None,
+            remember_me: false,
+            heartbeat_interval_secs: 30,
+            pong_timeout_secs: 10,
+            quiet_hours: None,
+            urgent_bypass: true,
+            paused_until_ms: None,
+            language: None,
+            task_url_template: DEFAULT_TASK_URL_TEMPLATE.to_owned(),
+            allow_insecure: false,
+            fold_threshold: 3,
+            fold_window_ms: 2000,
+            sound: false,
+            autostart: false,
+        }
+    }
+}
+
+impl Config {
+    /// Loads and validates the file; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => {
+                return Err(ConfigError::Io {
+                    action: "read",
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let config = Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text (errors carry an empty path).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string().trim().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The TOML text of this config.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            key: "(config)".to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Validates, then writes the file atomically (sibling temp file, fsync,
+    /// rename), creating the directory if needed.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        self.validate()?;
+        let text = self.to_toml()?;
+        write_atomic(path, text.as_bytes())
+    }
+
+    /// Checks every value; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                reason,
+            })
+        };
+        if !(5..=3600).contains(&self.heartbeat_interval_secs) {
+            return invalid(
+                "heartbeat_interval_secs",
+                format!(
+                    "must be between 5 and 3600 seconds, got {}",
+                    self.heartbeat_interval_secs
+                ),
+            );
+        }
+        if !(1..=600).contains(&self.pong_timeout_secs) {
+            return invalid(
+                "pong_timeout_secs",
+                format!(
+                    "must be between 1 and 600 seconds, got {}",
+                    self.pong_timeout_secs
+                ),
+            );
+        }
+        if self.fold_threshold == 0 {
+            return invalid("fold_threshold", "must be at least 1".to_owned());
+        }
+        if self.fold_window_ms > 60_000 {
+            return invalid(
+                "fold_window_ms",
+                format!("must be at most 60000 ms, got {}", self.fold_window_ms),
+            );
+        }
+        if !self.task_url_template.contains("{task_id}") {
+            return invalid(
+                "task_url_template",
+                format!(
+                    "must contain {{task_id}}, got \"{}\"",
+                    self.task_url_template
+                ),
+            );
+        }
+        if let Some(q) = &self.quiet_hours {
+            q.minutes()?;
+        }
+        if self.server.is_some() {
+            self.server_url()?;
+        }
+        Ok(())
+    }
+
+    /// The platform base URL (scheme `http`/`https`; `ws`/`wss` are mapped to
+    /// them). Refuses unencrypted URLs to a host that is not loopback unless
+    /// `allow_insecure`.
+    pub fn server_url(&self) -> Result<Url, ConfigError> {
+        let server = self.server.as_deref().ok_or(ConfigError::NoServer)?;
+        parse_server_url(server, self.allow_insecure)
+    }
+}
+
+/// Parses a platform base URL (see [`Config::server_url`]).
+pub fn parse_server_url(server: &str, allow_insecure: bool) -> Result<Url, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        key: "server".to_owned(),
+        reason,
+    };
+    let mut url = Url::parse(server.trim())
+        .map_err(|e| invalid(format!("\"{server}\" is not a URL ({e})")))?;
+    let secure = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        "wss" => {
+            set_scheme(&mut url, "https").map_err(|()| invalid("cannot use wss".into()))?;
+            true
+        }
+        "ws" => {
+            set_scheme(&mut url, "http").map_err(|()| invalid("cannot use ws".into()))?;
+            false
+        }
+        other => {
+            return Err(invalid(format!(
+                "scheme \"{other}\" is not supported; use https:// or http://"
+            )));
+        }
+    };
+    let host = url
+        .host()
+        .ok_or_else(|| invalid(format!("\"{server}\" has no host")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "user names or passwords do not belong in the URL".to_owned(),
+        ));
+    }
+    if !secure && !allow_insecure && !is_loopback(&host) {
+        return Err(ConfigError::Insecure {
+            url: server.to_owned(),
+            host: host.to_string(),
+        });
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// Url::set_scheme between special schemes.
+fn set_scheme(url: &mut Url, scheme: &str) -> Result<(), ()> {
+    url.set_scheme(scheme)
+}
+
+/// `localhost`, `*.localhost`, 127.0.0.0/8 and ::1.
+pub fn is_loopback(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
+        Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+    let io = |action: &'static str, p: &Path| {
+        let p = p.to_owned();
+        move |source| ConfigError::Io {
+            action,
+            path: p,
+            source,
+        }
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+    let mut tmp_name = path.file_name().map(OsString::from).unwrap_or_default();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(io("write", &tmp))?;
+        f.write_all(bytes).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("write", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(io("write", path))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Where TaskBell keeps its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Paths {
+    /// Holds `config.toml`.
+    pub config_dir: PathBuf,
+    /// Holds `history.sqlite3`.
+    pub data_dir: PathBuf,
+}
+
+impl Paths {
+    /// Resolves the dirs: explicit overrides (CLI flags) first, then
+    /// `TASKBELL_CONFIG_DIR` / `TASKBELL_DATA_DIR`, then the platform dirs
+    /// (`directories`; on Linux `~/.config/taskbell`, `~/.local/share/taskbell`).
+    pub fn resolve(
+        config_override: Option<PathBuf>,
+        data_override: Option<PathBuf>,
+    ) -> Result<Paths, ConfigError> {
+        Paths::resolve_with_env(config_override, data_override, |k| std::env::var_os(k))
+    }
+
+    /// As [`Paths::resolve`], with the environment passed in (for tests).
+    pub fn resolve_with_env(
+        config_override: Option<PathBuf>,
+        data_override: Option<PathBuf>,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Paths, ConfigError> {
+        let from_env = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let config_dir = config_override.or_else(|| from_env(ENV_CONFIG_DIR));
+        let data_dir = data_override.or_else(|| from_env(ENV_DATA_DIR));
+        if let (Some(config_dir), Some(data_dir)) = (&config_dir, &data_dir) {
+            return Ok(Paths {
+                config_dir: config_dir.clone(),
+                data_dir: data_dir.clone(),
+            });
+        }
+        let dirs = directories::ProjectDirs::from("", "", "taskbell").ok_or(ConfigError::NoDirs)?;
+        Ok(Paths {
+            config_dir: config_dir.unwrap_or_else(|| dirs.config_dir().to_owned()),
+            data_dir: data_dir.unwrap_or_else(|| dirs.data_dir().to_owned()),
+        })
+    }
+
+    /// `<config_dir>/config.toml`.
+    pub fn config_file(&self) -> PathBuf {
+        self.config_dir.join("config.toml")
+    }
+
+    /// `<data_dir>/history.sqlite3`.
+    pub fn history_db(&self) -> PathBuf {
+        self.data_dir.join("history.sqlite3")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid_key(r: Result<Config, ConfigError>) -> String {
+        match r {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_file_gives_defaults_and_save_load_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("config.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.heartbeat_interval_secs, 30);
+        assert_eq!(c.task_url_template, "{server}/tasks/{task_id}");
+
+        let mut c = Config {
+            server: Some("https://annotate.example.com".into()),
+            username: Some("张三".into()),
+            quiet_hours: Some(QuietHours::default()),
+            language: Some(Lang::ZhCn),
+            paused_until_ms: Some(1_700_000_000_000),
+            ..Config::default()
+        };
+        c.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), c);
+        c.remember_me = true;
+        c.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), c);
+        // no temp files left behind
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![OsString::from("config.toml")]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml("heartbeat_interval_secs = \"thirty\"").unwrap_err();
+        assert!(e.to_string().contains("heartbeat_interval_secs"), "{e}");
+        let e = Config::from_toml("heartbeat_intervl_secs = 30").unwrap_err();
+        assert!(e.to_string().contains("heartbeat_intervl_secs"), "{e}");
+        let e = Config::from_toml("server = [").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+        assert_eq!(
+            invalid_key(Config::from_toml("heartbeat_interval_secs = 0")),
+            "heartbeat_interval_secs"
+        );
+        assert_eq!(
+            invalid_key(Config::from_toml("pong_timeout_secs = 100000")),
+            "pong_timeout_secs"
+        );
+        assert_eq!(
+            invalid_key(Config::from_toml("fold_threshold = 0")),
+            "fold_threshold"
+        );
+        assert_eq!(
+            invalid_key(Config::from_toml("task_url_template = \"{server}/x\"")),
+            "task_url_template"
+        );
+        assert_eq!(
+            invalid_key(Config::from_toml(
+                "quiet_hours = { start = \"25:00\", end = \"08:00\" }"
+            )),
+            "quiet_hours.start"
+        );
+        assert_eq!(
+            invalid_key(Config::from_toml(
+                "quiet_hours = { start = \"22:00\", end = \"8\" }"
+            )),
+            "quiet_hours.end"
+        );
+        assert_eq!(
+            invalid_key(Config::from_toml("server = \"ftp://x\"")),
+            "server"
+        );
+        let e = Config::from_toml("language = \"fr\"").unwrap_err();
+        assert!(e.to_string().contains("language"), "{e}");
+    }
+
+    #[test]
+    fn a_corrupt_file_is_an_error_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "server = \"https://a\"\nremember_me = maybe\n").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("config.toml"), "{e}");
+        assert!(e.contains("remember_me") || e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn insecure_urls_only_to_loopback() {
+        let url = |s: &str, allow: bool| {
+            Config {
+                server: Some(s.into()),
+                allow_insecure: allow,
+                ..Config::default()
+            }
+            .server_url()
+        };
+        for ok in [
+            "http://localhost:8000",
+            "http://127.0.0.1:9",
+            "http://127.8.9.1",
+            "http://[::1]:8000",
+            "ws://localhost:8000",
+            "https://annotate.example.com",
+            "wss://annotate.example.com",
+        ] {
+            assert!(url(ok, false).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            url("ws://localhost:8000", false).unwrap().as_str(),
+            "http://localhost:8000/"
+        );
+        assert_eq!(
+            url("wss://a.example/", false).unwrap().as_str(),
+            "https://a.example/"
+        );
+        for bad in [
+            "http://annotate.example.com",
+            "ws://10.0.0.5:8000",
+            "http://192.168.1.2",
+            "http://localhost.evil.com",
+        ] {
+            assert!(
+                matches!(url(bad, false), Err(ConfigError::Insecure { .. })),
+                "{bad}"
+            );
+            assert!(url(bad, true).is_ok(), "{bad} with allow_insecure");
+        }
+        assert!(matches!(
+            url("https://user:pw@a.example", false),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            url("not a url", false),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Config::default().server_url(),
+            Err(ConfigError::NoServer)
+        ));
+        let e = Config::from_toml("server = \"http://example.com\"").unwrap_err();
+        assert!(e.to_string().contains("allow_insecure"), "{e}");
+    }
+
+    #[test]
+    fn quiet_hours_wrap_midnight() {
+        let q = QuietHours::default(); // 22:00-08:00
+        assert!(q.contains(22 * 60));
+        assert!(q.contains(23 * 60 + 59));
+        assert!(q.contains(0));
+        assert!(q.contains(7 * 60 + 59));
+        assert!(!q.contains(8 * 60));
+        assert!(!q.contains(12 * 60));
+        assert!(!q.contains(21 * 60 + 59));
+        let day = QuietHours {
+            start: "12:00".into(),
+            end: "13:30".into(),
+        };
+        assert!(day.contains(12 * 60));
+        assert!(day.contains(13 * 60 + 29));
+        assert!(!day.contains(13 * 60 + 30));
+        assert!(!day.contains(11 * 60));
+        let none = QuietHours {
+            start: "09:00".into(),
+            end: "09:00".into(),
+        };
+        assert!(!none.contains(9 * 60));
+        let broken = QuietHours {
+            start: "x".into(),
+            end: "09:00".into(),
+        };
+        assert!(!broken.contains(0));
+    }
+
+    #[test]
+    fn paths_precedence() {
+        let env = |k: &str| match k {
+            ENV_CONFIG_DIR => Some(OsString::from("/env/config")),
+            ENV_DATA_DIR => Some(OsString::from("/env/data")),
+            _ => None,
+        };
+        let p = Paths::resolve_with_env(None, None, env).unwrap();
+        assert_eq!(p.config_file(), PathBuf::from("/env/config/config.toml"));
+        assert_eq!(p.history_db(), PathBuf::from("/env/data/history.sqlite3"));
+        let p = Paths::resolve_with_env(Some("/flag/c".into()), None, env).unwrap();
+        assert_eq!(p.config_dir, PathBuf::from("/flag/c"));
+        assert_eq!(p.data_dir, PathBuf::from("/env/data"));
+        let p = Paths::resolve_with_env(None, Some("/flag/d".into()), |_| None);
+        // falls back to the platform dirs for the config dir (HOME exists here)
+        if let Ok(p) = p {
+            assert_eq!(p.data_dir, PathBuf::from("/flag/d"));
+            assert!(p.config_dir.ends_with("taskbell"), "{:?}", p.config_dir);
+        }
+    }
+}

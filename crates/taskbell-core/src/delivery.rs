@@ -1,1 +1,808 @@
-//! The `delivery` module (being written).
+//! From notifications to toasts. Pure: the caller passes the monotonic time
+//! (`Instant`), the local minute of the day and the wall clock.
+//!
+//! - priority → urgency: `urgent`/`high` → [`Urgency::Critical`], `normal` →
+//!   `Normal`, `low` → `Low`;
+//! - folding: once `fold_threshold` toasts were shown within `fold_window`,
+//!   further ones are held and shown, when the window has passed since the
+//!   first of them, as one "N new notifications" toast (a lone held toast is
+//!   shown as it is). So a burst of 10,000 gives `fold_threshold` toasts and
+//!   one folded toast. Every notification is still stored by the caller;
+//! - pause-until and quiet hours (which may span midnight) suppress toasts;
+//!   with `urgent_bypass`, critical ones still come through;
+//! - bodies are markup-escaped (`&`, `<`, `>`) for daemons that render markup;
+//! - the "Open" URL is only ever an `http(s)` URL on the platform's own
+//!   origin ([`task_url`]), with the task id percent-encoded.
+//!
+//! Dedupe is not done here but by the persistent [`crate::history`] store.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::{Config, QuietHours};
+use crate::i18n::{Lang, Msg, tr};
+use crate::protocol::{Notification, NotificationKind, Priority};
+
+/// How many titles a folded toast lists before "… and N more".
+const FOLD_LIST: usize = 3;
+
+/// Desktop notification urgency (freedesktop: low, normal, critical).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Urgency {
+    /// Low.
+    Low,
+    /// Normal.
+    Normal,
+    /// Critical: stays until dismissed on most daemons.
+    Critical,
+}
+
+/// Maps a notification priority to an urgency (urgent/high → critical).
+pub fn urgency(p: Priority) -> Urgency {
+    match p {
+        Priority::Low => Urgency::Low,
+        Priority::Normal => Urgency::Normal,
+        Priority::High | Priority::Urgent => Urgency::Critical,
+    }
+}
+
+/// One desktop notification to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Toast {
+    /// Title (plain text).
+    pub title: String,
+    /// Body, markup-escaped.
+    pub body: String,
+    /// Urgency.
+    pub urgency: Urgency,
+    /// A vetted http(s) URL on the platform's origin for the "Open" action.
+    pub open_url: Option<String>,
+    /// The notification keys this toast stands for.
+    pub keys: Vec<String>,
+    /// How many notifications it stands for (1 unless folded).
+    pub folded: usize,
+    /// Expiry in ms; `None` leaves it to the daemon.
+    pub timeout_ms: Option<u32>,
+}
+
+/// Why a toast was not shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Suppression {
+    /// Notifications are paused until this wall-clock time (ms).
+    Paused {
+        /// End of the pause.
+        until_ms: i64,
+    },
+    /// It is within the quiet hours.
+    QuietHours,
+}
+
+/// The settings delivery works with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryPolicy {
+    /// More than this many toasts within `fold_window` fold into one.
+    pub fold_threshold: usize,
+    /// The folding window.
+    pub fold_window: Duration,
+    /// Quiet hours, if any.
+    pub quiet_hours: Option<QuietHours>,
+    /// Paused until (wall clock, ms).
+    pub paused_until_ms: Option<i64>,
+    /// Critical toasts ignore pause and quiet hours.
+    pub urgent_bypass: bool,
+    /// Task page template (`{server}`, `{task_id}`).
+    pub url_template: String,
+    /// The platform base URL; `None` → no "Open" URLs.
+    pub server_origin: Option<Url>,
+    /// Language for generated titles.
+    pub lang: Lang,
+}
+
+impl Default for DeliveryPolicy {
+    /// The config defaults, English, no server (so no "Open" URLs).
+    fn default() -> Self {
+        DeliveryPolicy::from_config(&Config::default(), Lang::En)
+    }
+}
+
+impl DeliveryPolicy {
+    /// The policy a config asks for; the "Open" URLs use
+    /// [`Config::server_url`] (none when it is unset or unusable).
+    pub fn from_config(config: &Config, lang: Lang) -> DeliveryPolicy {
+        DeliveryPolicy {
+            fold_threshold: config.fold_threshold.max(1),
+            fold_window: Duration::from_millis(config.fold_window_ms),
+            quiet_hours: config.quiet_hours.clone(),
+            paused_until_ms: config.paused_until_ms,
+            urgent_bypass: config.urgent_bypass,
+            url_template: config.task_url_template.clone(),
+            server_origin: config.server_url().ok(),
+            lang,
+        }
+    }
+
+    /// Whether a toast of this urgency is suppressed now, and why.
+    pub fn suppression(
+        &self,
+        urgency: Urgency,
+        local_minutes_of_day: u16,
+        wall_ms: i64,
+    ) -> Option<Suppression> {
+        if self.urgent_bypass && urgency == Urgency::Critical {
+            return None;
+        }
+        if let Some(until_ms) = self.paused_until_ms
+            && wall_ms < until_ms
+        {
+            return Some(Suppression::Paused { until_ms });
+        }
+        if let Some(q) = &self.quiet_hours
+            && q.contains(local_minutes_of_day)
+        {
+            return Some(Suppression::QuietHours);
+        }
+        None
+    }
+}
+
+/// The folding state machine; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    policy: DeliveryPolicy,
+    /// When recent individual toasts were shown (within the window).
+    recent: VecDeque<Instant>,
+    /// Toasts held for folding.
+    held: Vec<Toast>,
+    /// When the first held toast arrived.
+    held_since: Option<Instant>,
+    /// Why the last offered notification was not shown, if it was suppressed.
+    last_suppression: Option<Suppression>,
+}
+
+impl Delivery {
+    /// A delivery with this policy.
+    pub fn new(policy: DeliveryPolicy) -> Delivery {
+        Delivery {
+            policy,
+            recent: VecDeque::new(),
+            held: Vec::new(),
+            held_since: None,
+            last_suppression: None,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &DeliveryPolicy {
+        &self.policy
+    }
+
+    /// Replaces the policy (new config, pause, resume); folding state is kept.
+    pub fn set_policy(&mut self, policy: DeliveryPolicy) {
+        self.policy = policy;
+    }
+
+    /// Sets or clears the pause.
+    pub fn set_paused_until(&mut self, until_ms: Option<i64>) {
+        self.policy.paused_until_ms = until_ms;
+    }
+
+    /// Why the last [`Delivery::offer`] showed nothing, when it was suppressed.
+    pub fn last_suppression(&self) -> Option<Suppression> {
+        self.last_suppression
+    }
+
+    /// The toast for one notification (no folding, no suppression).
+    pub fn toast_for(&self, n: &Notification) -> Toast {
+        let lang = self.policy.lang;
+        let data_str = |k: &str| {
+            n.data.get(k).and_then(|v| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(x) => Some(x.to_string()),
+                _ => None,
+            })
+        };
+        // Localise the titles protocol.rs generated for chat frames.
+        let title = match n.kind {
+            NotificationKind::GroupMessage => match data_str("group_id") {
+                Some(g) if n.title == format!("New message in group {g}") => {
+                    tr(lang, Msg::GroupMessageTitle { group: &g })
+                }
+                _ => n.title.clone(),
+            },
+            NotificationKind::PrivateMessage => match data_str("from_user_id") {
+                Some(u) if n.title == format!("New message from {u}") => {
+                    let from = data_str("from_username").unwrap_or(u);
+                    tr(lang, Msg::PrivateMessageTitle { from: &from })
+                }
+                _ => n.title.clone(),
+            },
+            _ => n.title.clone(),
+        };
+        let open_url = match (&self.policy.server_origin, &n.task_id) {
+            (Some(server), Some(task_id)) => task_url(&self.policy.url_template, server, task_id),
+            _ => None,
+        };
+        Toast {
+            title,
+            body: escape_markup(&n.content),
+            urgency: urgency(n.priority),
+            open_url,
+            keys: vec![n.key.clone()],
+            folded: 1,
+            timeout_ms: None,
+        }
+    }
+
+    /// Offers one (new, already deduplicated) notification. Returns the
+    /// toasts to show now: possibly this one, possibly a due folded toast,
+    /// possibly nothing (suppressed, or held for folding; see
+    /// [`Delivery::next_flush_at`]).
+    pub fn offer(
+        &mut self,
+        n: &Notification,
+        now: Instant,
+        local_minutes_of_day: u16,
+        wall_ms: i64,
+    ) -> Vec<Toast> {
+        let toast = self.toast_for(n);
+        self.offer_toast(toast, now, local_minutes_of_day, wall_ms)
+    }
+
+    /// As [`Delivery::offer`], for a ready-made toast.
+    pub fn offer_toast(
+        &mut self,
+        toast: Toast,
+        now: Instant,
+        local_minutes_of_day: u16,
+        wall_ms: i64,
+    ) -> Vec<Toast> {
+        let mut out = self.poll(now);
+        self.last_suppression =
+            self.policy
+                .suppression(toast.urgency, local_minutes_of_day, wall_ms);
+        if self.last_suppression.is_some() {
+            return out;
+        }
+        let window = self.policy.fold_window;
+        while let Some(first) = self.recent.front() {
+            if now.saturating_duration_since(*first) >= window {
+                self.recent.pop_front();
+            } else {
+                break;
+            }
+        }
+        if !self.held.is_empty() || self.recent.len() >= self.policy.fold_threshold {
+            if self.held.is_empty() {
+                self.held_since = Some(now);
+            }
+            self.held.push(toast);
+        } else {
+            self.recent.push_back(now);
+            out.push(toast);
+        }
+        out
+    }
+
+    /// Returns the held toasts, folded, once the window has passed since the
+    /// first of them; else nothing.
+    pub fn poll(&mut self, now: Instant) -> Vec<Toast> {
+        match self.next_flush_at() {
+            Some(at) if now >= at => self.flush(now),
+            _ => Vec::new(),
+        }
+    }
+
+    /// When [`Delivery::poll`] will have something, if anything is held.
+    pub fn next_flush_at(&self) -> Option<Instant> {
+        self.held_since
+            .and_then(|since| since.checked_add(self.policy.fold_window))
+    }
+
+    /// Flushes whatever is held now (e.g. at shutdown).
+    pub fn flush(&mut self, now: Instant) -> Vec<Toast> {
+        self.held_since = None;
+        let held = std::mem::take(&mut self.held);
+        if held.is_empty() {
+            return Vec::new();
+        }
+        self.recent.clear();
+        self.recent.push_back(now);
+        if held.len() == 1 {
+            return held;
+        }
+        vec![fold(held, self.policy.lang)]
+    }
+
+    /// How many toasts are held for folding.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+}
+
+/// Folds several toasts into one "N new notifications" toast.
+fn fold(held: Vec<Toast>, lang: Lang) -> Toast {
+    let total: usize = held.iter().map(|t| t.folded.max(1)).sum();
+    let urgency = held
+        .iter()
+        .map(|t| t.urgency)
+        .max()
+        .unwrap_or(Urgency::Normal);
+    let mut lines: Vec<String> = held
+        .iter()
+        .take(FOLD_LIST)
+        .map(|t| escape_markup(&t.title))
+        .collect();
+    if held.len() > FOLD_LIST {
+        lines.push(escape_markup(&tr(
+            lang,
+            Msg::FoldedMore {
+                n: total.saturating_sub(FOLD_LIST),
+            },
+        )));
+    }
+    let first_url = held.first().and_then(|t| t.open_url.clone());
+    let open_url = first_url.filter(|u| held.iter().all(|t| t.open_url.as_deref() == Some(u)));
+    Toast {
+        title: tr(lang, Msg::FoldedTitle { n: total }),
+        body: lines.join("\n"),
+        urgency,
+        open_url,
+        keys: held.into_iter().flat_map(|t| t.keys).collect(),
+        folded: total,
+        timeout_ms: None,
+    }
+}
+
+/// Escapes `&`, `<` and `>` for notification daemons that render markup in
+/// the body.
+pub fn escape_markup(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so the id
+/// stays one path segment (`/`, `?`, `#`, `%`, `@`, `:` are all encoded).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The task page URL for the "Open" action: `template` with `{server}` (the
+/// base URL without trailing slash) and `{task_id}` (percent-encoded) filled
+/// in; relative templates are resolved against `server`. `None` unless the
+/// result is an `http(s)` URL on exactly the server's origin (scheme, host,
+/// port) without user info, and the id is a usable segment (not empty, `.`
+/// or `..`).
+pub fn task_url(template: &str, server: &Url, task_id: &str) -> Option<String> {
+    if !matches!(server.scheme(), "http" | "https") {
+        return None;
+    }
+    if task_id.is_empty()
+        || task_id == "."
+        || task_id == ".."
+        || task_id.chars().any(char::is_control)
+    {
+        return None;
+    }
+    let base = server.as_str().trim_end_matches('/');
+    let id = encode_segment(task_id);
+    // One pass, so text substituted in is never scanned for placeholders.
+    let mut filled = String::with_capacity(template.len() + base.len() + id.len());
+    let mut rest = template;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("{server}") {
+            filled.push_str(base);
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("{task_id}") {
+            filled.push_str(&id);
+            rest = r;
+        } else {
+            let mut chars = rest.chars();
+            if let Some(c) = chars.next() {
+                filled.push(c);
+            }
+            rest = chars.as_str();
+        }
+    }
+    let url = server.join(&filled).ok()?;
+    let ok = matches!(url.scheme(), "http" | "https")
+        && url.origin() == server.origin()
+        && url.username().is_empty()
+        && url.password().is_none();
+    ok.then(|| url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{NotificationKind, decode_at};
+
+    fn server() -> Url {
+        Url::parse("http://localhost:8000").unwrap()
+    }
+
+    fn notif(key: &str, priority: Priority, task_id: Option<&str>) -> Notification {
+        Notification {
+            id: Some(key.into()),
+            key: key.into(),
+            kind: NotificationKind::TaskReviewed,
+            title: format!("title {key}"),
+            content: "你的任务 <b>已驳回</b> & more".into(),
+            task_id: task_id.map(Into::into),
+            project_id: None,
+            priority,
+            timestamp_ms: 0,
+            data: serde_json::json!({}),
+        }
+    }
+
+    fn policy() -> DeliveryPolicy {
+        DeliveryPolicy {
+            server_origin: Some(server()),
+            ..DeliveryPolicy::default()
+        }
+    }
+
+    const NOON: u16 = 12 * 60;
+
+    #[test]
+    fn urgency_mapping() {
+        assert_eq!(urgency(Priority::Urgent), Urgency::Critical);
+        assert_eq!(urgency(Priority::High), Urgency::Critical);
+        assert_eq!(urgency(Priority::Normal), Urgency::Normal);
+        assert_eq!(urgency(Priority::Low), Urgency::Low);
+    }
+
+    #[test]
+    fn a_toast_carries_escaped_body_url_and_key() {
+        let d = Delivery::new(policy());
+        let t = d.toast_for(&notif("k1", Priority::High, Some("task123")));
+        assert_eq!(t.title, "title k1");
+        assert_eq!(t.body, "你的任务 &lt;b&gt;已驳回&lt;/b&gt; &amp; more");
+        assert_eq!(t.urgency, Urgency::Critical);
+        assert_eq!(
+            t.open_url.as_deref(),
+            Some("http://localhost:8000/tasks/task123")
+        );
+        assert_eq!(t.keys, vec!["k1"]);
+        assert_eq!(t.folded, 1);
+        let t = d.toast_for(&notif("k2", Priority::Normal, None));
+        assert_eq!(t.open_url, None);
+    }
+
+    #[test]
+    fn chat_titles_are_localised() {
+        let mut p = policy();
+        p.lang = Lang::ZhCn;
+        let d = Delivery::new(p);
+        let Ok(crate::protocol::Inbound::Notification(n)) = decode_at(
+            r#"{"type":"group","group_id":"g7","from_user_id":1,"content":"hi"}"#,
+            0,
+        ) else {
+            panic!("decode failed")
+        };
+        assert_eq!(d.toast_for(&n).title, "群组 g7 有新消息");
+        let Ok(crate::protocol::Inbound::Notification(n)) = decode_at(
+            r#"{"type":"private","from_user_id":5,"from_username":"李四","content":"hi"}"#,
+            0,
+        ) else {
+            panic!("decode failed")
+        };
+        assert_eq!(d.toast_for(&n).title, "来自 李四 的新消息");
+    }
+
+    #[test]
+    fn more_than_three_within_two_seconds_fold_into_one() {
+        let mut d = Delivery::new(policy());
+        let t0 = Instant::now();
+        let mut shown = Vec::new();
+        for i in 0..3 {
+            let out = d.offer(
+                &notif(&format!("k{i}"), Priority::Normal, None),
+                t0 + Duration::from_millis(i * 100),
+                NOON,
+                0,
+            );
+            assert_eq!(out.len(), 1, "toast {i} shows at once");
+            shown.extend(out);
+        }
+        for i in 3..10 {
+            let out = d.offer(
+                &notif(&format!("k{i}"), Priority::Normal, None),
+                t0 + Duration::from_millis(i * 100),
+                NOON,
+                0,
+            );
+            assert!(out.is_empty(), "toast {i} is held");
+        }
+        assert_eq!(d.held(), 7);
+        let at = d.next_flush_at().unwrap();
+        assert_eq!(at, t0 + Duration::from_millis(300) + Duration::from_secs(2));
+        assert!(d.poll(at - Duration::from_millis(1)).is_empty());
+        let out = d.poll(at);
+        assert_eq!(out.len(), 1);
+        let f = &out[0];
+        assert_eq!(f.title, "7 new notifications");
+        assert_eq!(f.folded, 7);
+        assert_eq!(f.keys, (3..10).map(|i| format!("k{i}")).collect::<Vec<_>>());
+        assert_eq!(f.body, "title k3\ntitle k4\ntitle k5\n… and 4 more");
+        assert_eq!(f.urgency, Urgency::Normal);
+        assert!(d.next_flush_at().is_none());
+        assert!(d.poll(at + Duration::from_secs(10)).is_empty());
+        // every key is accounted for exactly once
+        let mut all: Vec<String> = shown
+            .iter()
+            .chain(out.iter())
+            .flat_map(|t| t.keys.clone())
+            .collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 10);
+    }
+
+    #[test]
+    fn spaced_toasts_never_fold() {
+        let mut d = Delivery::new(policy());
+        let t0 = Instant::now();
+        for i in 0..20u64 {
+            // 3 s apart (protocol.md §6 scenario 3)
+            let out = d.offer(
+                &notif(&format!("k{i}"), Priority::Normal, None),
+                t0 + Duration::from_secs(3 * i),
+                NOON,
+                0,
+            );
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].folded, 1);
+        }
+        // exactly three within the window is still fine; the fourth at 2 s is not within
+        let mut d = Delivery::new(policy());
+        for ms in [0u64, 500, 1000] {
+            assert_eq!(
+                d.offer(
+                    &notif("a", Priority::Normal, None),
+                    t0 + Duration::from_millis(ms),
+                    NOON,
+                    0
+                )
+                .len(),
+                1
+            );
+        }
+        assert_eq!(
+            d.offer(
+                &notif("b", Priority::Normal, None),
+                t0 + Duration::from_millis(2000),
+                NOON,
+                0
+            )
+            .len(),
+            1
+        );
+        assert_eq!(
+            d.offer(
+                &notif("c", Priority::Normal, None),
+                t0 + Duration::from_millis(2100),
+                NOON,
+                0
+            )
+            .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_single_held_toast_is_shown_unfolded_and_critical_wins_in_a_fold() {
+        let mut d = Delivery::new(policy());
+        let t0 = Instant::now();
+        for i in 0..3 {
+            d.offer(
+                &notif(&format!("k{i}"), Priority::Normal, None),
+                t0,
+                NOON,
+                0,
+            );
+        }
+        assert!(
+            d.offer(&notif("lone", Priority::Low, Some("t1")), t0, NOON, 0)
+                .is_empty()
+        );
+        let out = d.poll(t0 + Duration::from_secs(2));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].title, "title lone");
+        assert_eq!(out[0].folded, 1);
+
+        let mut d = Delivery::new(policy());
+        for i in 0..3 {
+            d.offer(
+                &notif(&format!("k{i}"), Priority::Normal, None),
+                t0,
+                NOON,
+                0,
+            );
+        }
+        d.offer(&notif("x", Priority::Low, Some("t1")), t0, NOON, 0);
+        d.offer(&notif("y", Priority::Urgent, Some("t1")), t0, NOON, 0);
+        // a later offer flushes the due fold first
+        let out = d.offer(
+            &notif("z", Priority::Normal, None),
+            t0 + Duration::from_secs(5),
+            NOON,
+            0,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].folded, 2);
+        assert_eq!(out[0].urgency, Urgency::Critical);
+        assert_eq!(
+            out[0].open_url.as_deref(),
+            Some("http://localhost:8000/tasks/t1")
+        );
+        assert_eq!(out[1].keys, vec!["z"]);
+    }
+
+    #[test]
+    fn pause_suppresses_until_its_end_and_urgent_bypasses() {
+        let mut p = policy();
+        p.paused_until_ms = Some(10_000);
+        let mut d = Delivery::new(p);
+        let t0 = Instant::now();
+        assert!(
+            d.offer(&notif("a", Priority::Normal, None), t0, NOON, 9_999)
+                .is_empty()
+        );
+        assert_eq!(
+            d.last_suppression(),
+            Some(Suppression::Paused { until_ms: 10_000 })
+        );
+        assert_eq!(d.held(), 0, "suppressed toasts are not held");
+        assert_eq!(
+            d.offer(&notif("u", Priority::Urgent, None), t0, NOON, 9_999)
+                .len(),
+            1
+        );
+        assert_eq!(d.last_suppression(), None);
+        assert_eq!(
+            d.offer(&notif("b", Priority::Normal, None), t0, NOON, 10_000)
+                .len(),
+            1
+        );
+        let mut p = policy();
+        p.paused_until_ms = Some(10_000);
+        p.urgent_bypass = false;
+        let mut d = Delivery::new(p);
+        assert!(
+            d.offer(&notif("u", Priority::Urgent, None), t0, NOON, 0)
+                .is_empty()
+        );
+        d.set_paused_until(None);
+        assert_eq!(
+            d.offer(&notif("u", Priority::Urgent, None), t0, NOON, 0)
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn quiet_hours_across_midnight() {
+        let mut p = policy();
+        p.quiet_hours = Some(QuietHours {
+            start: "22:00".into(),
+            end: "07:30".into(),
+        });
+        let mut d = Delivery::new(p);
+        let t0 = Instant::now();
+        let mut t = t0;
+        let mut offer = |d: &mut Delivery, pri, minute| {
+            t += Duration::from_secs(10);
+            d.offer(&notif("n", pri, None), t, minute, 0).len()
+        };
+        assert_eq!(offer(&mut d, Priority::Normal, 23 * 60), 0);
+        assert_eq!(d.last_suppression(), Some(Suppression::QuietHours));
+        assert_eq!(offer(&mut d, Priority::Normal, 2 * 60), 0);
+        assert_eq!(offer(&mut d, Priority::Normal, 7 * 60 + 29), 0);
+        assert_eq!(offer(&mut d, Priority::Normal, 7 * 60 + 30), 1);
+        assert_eq!(offer(&mut d, Priority::Normal, 21 * 60 + 59), 1);
+        assert_eq!(offer(&mut d, Priority::High, 23 * 60), 1, "urgent bypass");
+    }
+
+    #[test]
+    fn task_urls_stay_on_the_platform_origin() {
+        let s = server();
+        let t = |tpl: &str, id: &str| task_url(tpl, &s, id);
+        let def = "{server}/tasks/{task_id}";
+        assert_eq!(
+            t(def, "task123").as_deref(),
+            Some("http://localhost:8000/tasks/task123")
+        );
+        assert_eq!(
+            t(def, "42").as_deref(),
+            Some("http://localhost:8000/tasks/42")
+        );
+        // hostile ids stay inside one path segment
+        assert_eq!(
+            t(def, "../../evil").as_deref(),
+            Some("http://localhost:8000/tasks/..%2F..%2Fevil")
+        );
+        assert_eq!(
+            t(def, "a/b?c=d#e").as_deref(),
+            Some("http://localhost:8000/tasks/a%2Fb%3Fc%3Dd%23e")
+        );
+        assert_eq!(
+            t(def, "图像 1").as_deref(),
+            Some("http://localhost:8000/tasks/%E5%9B%BE%E5%83%8F%201")
+        );
+        assert_eq!(
+            t(def, "%2e%2e").as_deref(),
+            Some("http://localhost:8000/tasks/%252e%252e")
+        );
+        assert_eq!(t(def, ".."), None);
+        assert_eq!(t(def, "."), None);
+        assert_eq!(t(def, ""), None);
+        assert_eq!(t(def, "a\nb"), None);
+        assert_eq!(t("{server}{task_id}", "@evil.com"), None);
+        assert_eq!(t("{server}{task_id}", ".evil.com"), None);
+        // hostile templates
+        assert_eq!(t("javascript:alert(1)//{task_id}", "1"), None);
+        assert_eq!(t("https://evil.example/{task_id}", "1"), None);
+        assert_eq!(t("//evil.example/{task_id}", "1"), None);
+        assert_eq!(t("{server}@evil.example/{task_id}", "1"), None);
+        assert_eq!(
+            t("http://localhost:8001/tasks/{task_id}", "1"),
+            None,
+            "other port"
+        );
+        assert_eq!(
+            t("https://localhost:8000/tasks/{task_id}", "1"),
+            None,
+            "other scheme"
+        );
+        assert_eq!(t("file:///etc/passwd?{task_id}", "1"), None);
+        assert_eq!(t("data:text/html,{task_id}", "1"), None);
+        // relative and absolute same-origin templates are fine
+        assert_eq!(
+            t("/app/#/task/{task_id}", "7").as_deref(),
+            Some("http://localhost:8000/app/#/task/7")
+        );
+        assert_eq!(
+            t("http://localhost:8000/t?id={task_id}", "a&b").as_deref(),
+            Some("http://localhost:8000/t?id=a%26b")
+        );
+        // a server with a path prefix
+        let p = Url::parse("https://x.example/platform/").unwrap();
+        assert_eq!(
+            task_url(def, &p, "1").as_deref(),
+            Some("https://x.example/platform/tasks/1")
+        );
+        // a non-http server never yields URLs
+        let f = Url::parse("file:///tmp").unwrap();
+        assert_eq!(task_url(def, &f, "1"), None);
+    }
+
+    #[test]
+    fn markup_escaping() {
+        assert_eq!(
+            escape_markup("<a href='x'>&amp;</a>"),
+            "&lt;a href='x'&gt;&amp;amp;&lt;/a&gt;"
+        );
+        assert_eq!(escape_markup("中文 ✅"), "中文 ✅");
+    }
+}
