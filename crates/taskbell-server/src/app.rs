@@ -192,10 +192,12 @@ impl App {
                     t.status.as_str()
                 )));
             }
+            let before = t.clone();
             t.status = TaskStatus::Submitted;
             t.updated_at = now_ms();
-            t.clone()
+            (t.clone(), before)
         };
+        let (task, before) = task;
         let content = format!("{} 提交了任务《{}》，等待审核", actor.real_name, task.title);
         let data = json!({
             "task_id": task.id, "project_id": task.project_id, "status": "submitted",
@@ -209,7 +211,10 @@ impl App {
                 data.clone(),
                 "normal",
             );
-            self.notify(Target::Role(role), frame).await?;
+            if let Err(e) = self.notify(Target::Role(role), frame).await {
+                self.restore(before);
+                return Err(e);
+            }
         }
         Ok(task)
     }
@@ -246,6 +251,7 @@ impl App {
                     t.status.as_str()
                 )));
             }
+            let before = t.clone();
             t.status = if approve {
                 TaskStatus::Approved
             } else {
@@ -253,8 +259,9 @@ impl App {
             };
             t.review_comment = comment.filter(|c| !c.trim().is_empty());
             t.updated_at = now_ms();
-            t.clone()
+            (t.clone(), before)
         };
+        let (task, before) = task;
         if let Some(assignee) = &task.assignee_id {
             let (content, priority) = if approve {
                 (format!("你的任务《{}》已通过审核", task.title), "normal")
@@ -272,9 +279,21 @@ impl App {
                 }),
                 priority,
             );
-            self.notify(Target::User(assignee.clone()), frame).await?;
+            if let Err(e) = self.notify(Target::User(assignee.clone()), frame).await {
+                // Nothing is lost: the task goes back as it was and the review can be redone.
+                self.restore(before);
+                return Err(e);
+            }
         }
         Ok(task)
+    }
+
+    /// Puts a task back as it was (when the notification of a change could not be published).
+    fn restore(&self, before: Task) {
+        let mut data = self.lock_data();
+        if let Some(t) = data.task_mut(&before.id) {
+            *t = before;
+        }
     }
 
     /// An annotator asks to skip a task: reviewers and admins get `skip_requested`.

@@ -299,3 +299,33 @@ async fn redis_that_is_not_there_is_a_clear_start_error() {
     .unwrap_err();
     assert!(err.to_string().contains("redis"), "{err}");
 }
+
+#[tokio::test]
+async fn a_redis_outage_fails_the_request_and_changes_nothing() {
+    let mut r = Redis::start().await;
+    let a = instance(&r).await;
+    let base = a.base_url();
+    let zs = login_demo(&base, DEMO_ANNOTATOR).await;
+    r.kill();
+    let (status, body) = post(&base, "/api/tasks/task-1001/submit", Some(&zs), json!({})).await;
+    assert_eq!(
+        (status, body["success"].as_bool()),
+        (500, Some(false)),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("notification"),
+        "{body}"
+    );
+    let (_, tasks) = get(&base, "/api/tasks/my?status=in_progress", Some(&zs)).await;
+    let ids: Vec<&str> = tasks["data"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"task-1001"),
+        "the task is still in progress: {ids:?}"
+    );
+}

@@ -253,6 +253,12 @@ impl Redis {
         false
     }
 
+    /// Kills the redis-server (an outage).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
