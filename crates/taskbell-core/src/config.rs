@@ -501,6 +501,37 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_save_leaves_the_old_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let old = Config {
+            server: Some("https://old.example".into()),
+            ..Config::default()
+        };
+        old.save(&path).unwrap();
+        // Block the temp file's name with a directory so the write fails.
+        let tmp = dir
+            .path()
+            .join(format!("config.toml.tmp-{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        let new = Config {
+            server: Some("https://new.example".into()),
+            ..Config::default()
+        };
+        let e = new.save(&path).unwrap_err();
+        assert!(matches!(e, ConfigError::Io { .. }), "{e}");
+        assert_eq!(Config::load(&path).unwrap(), old);
+        // An invalid config is never written.
+        std::fs::remove_dir(&tmp).unwrap();
+        let bad = Config {
+            heartbeat_interval_secs: 0,
+            ..Config::default()
+        };
+        assert!(bad.save(&path).is_err());
+        assert_eq!(Config::load(&path).unwrap(), old);
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let e = Config::from_toml("heartbeat_interval_secs = \"thirty\"").unwrap_err();
         assert!(e.to_string().contains("heartbeat_interval_secs"), "{e}");

@@ -204,6 +204,20 @@ impl History {
         Ok(changed == 1)
     }
 
+    /// Stores several notifications in one transaction (a catch-up page);
+    /// returns, for each, whether it was new. Duplicates within the batch
+    /// count once.
+    pub fn insert_many(&self, ns: &[Notification]) -> Result<Vec<bool>, HistoryError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let now = now_ms();
+        let mut fresh = Vec::with_capacity(ns.len());
+        for n in ns {
+            fresh.push(self.insert_at(n, now)?);
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
     /// Whether a notification with this key is stored.
     pub fn contains(&self, key: &str) -> Result<bool, HistoryError> {
         Ok(self

@@ -227,3 +227,23 @@ fn a_file_that_is_not_a_database_is_a_clear_error() {
     let e = History::open(&path).unwrap_err();
     assert!(e.to_string().contains("history database error"), "{e}");
 }
+
+#[test]
+fn insert_many_is_one_transaction_with_per_item_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(&dir.path().join("h.sqlite3")).unwrap();
+    h.insert(&n("b", NotificationKind::System, 2)).unwrap();
+    let batch: Vec<Notification> = ["a", "b", "c", "a"]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| n(k, NotificationKind::System, i as i64))
+        .collect();
+    assert_eq!(h.insert_many(&batch).unwrap(), [true, false, true, false]);
+    assert_eq!(h.len().unwrap(), 3);
+    let many: Vec<Notification> = (0..2000)
+        .map(|i| n(&format!("m{i}"), NotificationKind::TaskSubmitted, i))
+        .collect();
+    assert!(h.insert_many(&many).unwrap().iter().all(|f| *f));
+    assert!(h.insert_many(&many).unwrap().iter().all(|f| !*f));
+    assert_eq!(h.len().unwrap(), 2003);
+}
