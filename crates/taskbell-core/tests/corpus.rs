@@ -179,3 +179,84 @@ fn truncated_and_mutated_frames_never_panic() {
     assert!(decoded > 100, "decoded {decoded}");
     assert!(failed > 1000, "failed {failed}");
 }
+
+#[test]
+fn random_frames_never_panic_and_reach_both_outcomes() {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    use serde_json::{Map, Value, json};
+    // Seeded, so a failure reproduces. Valid JSON objects with protocol
+    // field names and values of every JSON type, so the decoder's field
+    // handling (not only the JSON parser) is exercised.
+    const TYPES: &[&str] = &[
+        "task_reviewed",
+        "task_submitted",
+        "group",
+        "private",
+        "pong",
+        "ping",
+        "system",
+        "weird",
+    ];
+    const KEYS: &[&str] = &[
+        "id",
+        "title",
+        "content",
+        "data",
+        "task_id",
+        "project_id",
+        "timestamp",
+        "created_at",
+        "priority",
+        "group_id",
+        "from_user_id",
+        "server_time",
+    ];
+    let values = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(1_698_739_200),
+        json!(1_699_012_345_678_i64),
+        json!(1.5),
+        json!(u64::MAX),
+        json!(""),
+        json!("任务审核结果 😀"),
+        json!("2024-01-01 12:00:00"),
+        json!("2024-01-01T12:00:00Z"),
+        json!("urgent"),
+        json!("../../evil"),
+        json!([1, "a"]),
+        json!({"task_id": 7, "status": "rejected"}),
+        json!({"task_id": {"deep": [null]}}),
+    ];
+    let mut rng = StdRng::seed_from_u64(20_261_121);
+    let (mut decoded, mut failed) = (0usize, 0usize);
+    for round in 0..20_000 {
+        let mut m = Map::new();
+        if rng.random_bool(0.9) {
+            m.insert(
+                "type".into(),
+                json!(TYPES[rng.random_range(0..TYPES.len())]),
+            );
+        }
+        for _ in 0..rng.random_range(0..8) {
+            let k = KEYS[rng.random_range(0..KEYS.len())];
+            m.insert(k.into(), values[rng.random_range(0..values.len())].clone());
+        }
+        let text = Value::Object(m).to_string();
+        match decode_no_panic(text.as_bytes(), &format!("round {round}: {text}")) {
+            Ok(_) => decoded += 1,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                failed += 1;
+            }
+        }
+    }
+    println!("random frames: {decoded} decoded, {failed} refused");
+    assert!(
+        decoded > 1000 && failed > 1000,
+        "{decoded} decoded, {failed} refused"
+    );
+}
