@@ -1,0 +1,402 @@
+//! Shared helpers of the core's integration tests: the reference server in-process on port 0,
+//! engines with a `RecordingNotifier` and an in-memory keyring, a REST driver for the
+//! "server-side" endpoints, and a TCP proxy that can black-hole traffic.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use taskbell_core::backoff::BackoffPolicy;
+use taskbell_core::config::{Config, Paths};
+use taskbell_core::credentials::Credentials;
+use taskbell_core::i18n::Lang;
+use taskbell_core::notifier::RecordingNotifier;
+use taskbell_core::protocol::Notification;
+use taskbell_core::supervisor::{
+    Command, Engine, EngineOptions, Event, ExitReason, State, Status, Timing, sign_in,
+};
+use taskbell_server::{DemoAccount, RunningServer, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Bounds every await (a hang fails the test instead of blocking CI); never a speed limit.
+pub const WAIT: Duration = Duration::from_secs(40);
+
+pub fn server_config() -> ServerConfig {
+    ServerConfig {
+        test_controls: true,
+        jwt_secret: Some("core-integration-tests-secret".to_string()),
+        ..ServerConfig::default()
+    }
+}
+
+pub async fn server() -> RunningServer {
+    taskbell_server::start(server_config())
+        .await
+        .expect("server starts")
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(WAIT).build().unwrap()
+}
+
+pub async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = http().post(format!("{base}{path}")).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, v)
+}
+
+pub async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = http().get(format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, v)
+}
+
+pub async fn token_of(base: &str, who: DemoAccount) -> String {
+    let (status, body) = post(
+        base,
+        "/api/auth/login",
+        None,
+        json!({"username": who.username, "password": who.password}),
+    )
+    .await;
+    assert_eq!(status, 200, "login of {}: {body}", who.username);
+    body["data"]["access_token"].as_str().unwrap().to_string()
+}
+
+/// Publishes a test notification to one user through the server's test control.
+pub async fn notify_user(base: &str, user_id: &str, content: &str) {
+    let (status, body) = post(
+        base,
+        "/api/test/notify",
+        None,
+        json!({"user_id": user_id, "type": "system", "title": "通知", "content": content}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A test client: an engine with its own config/data dirs, an in-memory keyring and a
+/// recording notifier. Reads events into `seen` while waiting.
+pub struct Client {
+    pub events: mpsc::Receiver<Event>,
+    pub state: watch::Receiver<Status>,
+    pub commands: mpsc::Sender<Command>,
+    pub join: Option<JoinHandle<ExitReason>>,
+    pub notifier: RecordingNotifier,
+    pub creds: Credentials,
+    pub paths: Paths,
+    pub dir: Arc<tempfile::TempDir>,
+    pub seen: Vec<Event>,
+    pub account: DemoAccount,
+    pub config: Config,
+}
+
+/// Short heartbeats and fast backoff for tests.
+pub fn test_config(base: &str, who: DemoAccount) -> Config {
+    Config {
+        server: Some(base.to_string()),
+        username: Some(who.username.to_string()),
+        heartbeat_interval_secs: 1,
+        pong_timeout_secs: 5,
+        language: Some(Lang::ZhCn),
+        ..Config::default()
+    }
+}
+
+pub fn test_timing() -> Timing {
+    Timing {
+        backoff: BackoffPolicy {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(2),
+            reset_after: Duration::from_secs(30),
+        },
+        policy_close_floor: Duration::from_millis(500),
+        // Test machines do not sleep; a busy CI box must not look like a resume.
+        clock_jump: Duration::from_secs(3600),
+        ..Timing::default()
+    }
+}
+
+pub struct Setup {
+    pub remember: bool,
+    pub tweak_config: Box<dyn FnOnce(&mut Config) + Send>,
+    pub tweak_options: Box<dyn FnOnce(&mut EngineOptions) + Send>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            remember: false,
+            tweak_config: Box::new(|_| {}),
+            tweak_options: Box::new(|_| {}),
+        }
+    }
+}
+
+impl Client {
+    /// Signs in through `sign_in` (token into the keyring, config written) and starts an engine.
+    pub async fn start(base: &str, who: DemoAccount, setup: Setup) -> Client {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let paths = Paths {
+            config_dir: dir.path().join("config"),
+            data_dir: dir.path().join("data"),
+        };
+        std::fs::create_dir_all(&paths.config_dir).unwrap();
+        std::fs::create_dir_all(&paths.data_dir).unwrap();
+        let creds = Credentials::in_memory();
+        let signed = sign_in(
+            &paths,
+            &creds,
+            base,
+            who.username,
+            who.password,
+            setup.remember,
+        )
+        .await
+        .expect("sign in");
+        assert_eq!(signed.user.username, who.username);
+        let mut config = Config::load(&paths.config_file()).unwrap();
+        let t = test_config(base, who);
+        config.heartbeat_interval_secs = t.heartbeat_interval_secs;
+        config.pong_timeout_secs = t.pong_timeout_secs;
+        config.language = t.language;
+        (setup.tweak_config)(&mut config);
+        // Not saved: the 1 s test heartbeats are below what a config file may say.
+        Client::start_engine(
+            who,
+            dir,
+            paths,
+            creds,
+            RecordingNotifier::new(),
+            config,
+            setup.tweak_options,
+        )
+    }
+
+    /// Starts a new engine over the same dirs and keyring (a restart of the client).
+    pub fn restart(&self) -> Client {
+        let config = self.config.clone();
+        Client::start_engine(
+            self.account,
+            self.dir.clone(),
+            self.paths.clone(),
+            self.creds.clone(),
+            RecordingNotifier::new(),
+            config,
+            Box::new(|_| {}),
+        )
+    }
+
+    fn start_engine(
+        who: DemoAccount,
+        dir: Arc<tempfile::TempDir>,
+        paths: Paths,
+        creds: Credentials,
+        notifier: RecordingNotifier,
+        config: Config,
+        tweak: Box<dyn FnOnce(&mut EngineOptions) + Send>,
+    ) -> Client {
+        let mut opts = EngineOptions::new(
+            config,
+            paths.clone(),
+            Arc::new(notifier.clone()),
+            creds.clone(),
+        );
+        opts.lang = Lang::ZhCn;
+        opts.timing = test_timing();
+        opts.utc_offset = time::UtcOffset::UTC;
+        tweak(&mut opts);
+        let config = opts.config.clone();
+        let handle = Engine::start(opts).expect("engine starts");
+        Client {
+            events: handle.events,
+            state: handle.state,
+            commands: handle.commands,
+            join: Some(handle.join),
+            notifier,
+            creds,
+            paths,
+            dir,
+            seen: Vec::new(),
+            account: who,
+            config,
+        }
+    }
+
+    /// Waits for the next event matching `pred` (events before it are kept in `seen`).
+    pub async fn wait_event(&mut self, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(e)) => {
+                    self.seen.push(e.clone());
+                    if pred(&e) {
+                        return e;
+                    }
+                }
+                Ok(None) => panic!(
+                    "{}: engine ended while waiting for {what}; seen: {:#?}",
+                    self.account.username, self.seen
+                ),
+                Err(_) => panic!(
+                    "{}: timed out waiting for {what}; seen: {:#?}",
+                    self.account.username, self.seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for the socket to be up and subscribed: `Connected`, then a heartbeat answered
+    /// (the server subscribes a socket before it answers its first ping).
+    pub async fn wait_synced(&mut self) {
+        self.wait_event("connected", |e| matches!(e, Event::Connected))
+            .await;
+        self.wait_event("first pong", |e| matches!(e, Event::Latency { .. }))
+            .await;
+    }
+
+    /// Waits for a new notification whose content contains `needle`.
+    pub async fn wait_notification(&mut self, needle: &str) -> Notification {
+        match self
+            .wait_event(
+                &format!("notification {needle:?}"),
+                |e| matches!(e, Event::Notification(n) if n.content.contains(needle)),
+            )
+            .await
+        {
+            Event::Notification(n) => n,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Notifications seen so far.
+    pub fn notifications(&self) -> Vec<Notification> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::Notification(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Reads events until `pred` holds for the status, or panics after `WAIT`.
+    pub async fn wait_state(&mut self, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
+        let mut rx = self.state.clone();
+        let fut = rx.wait_for(|s| pred(s));
+        match tokio::time::timeout(WAIT, fut).await {
+            Ok(Ok(s)) => s.clone(),
+            Ok(Err(_)) => panic!("engine ended while waiting for state {what}"),
+            Err(_) => panic!(
+                "timed out waiting for state {what}; now {:?}",
+                self.state.borrow().state
+            ),
+        }
+    }
+
+    pub async fn command(&self, c: Command) {
+        self.commands.send(c).await.expect("engine is running");
+    }
+
+    /// Shuts the engine down and returns why it ended.
+    pub async fn stop(&mut self) -> ExitReason {
+        let _ = self.commands.send(Command::Shutdown).await;
+        self.join_exit().await
+    }
+
+    pub async fn join_exit(&mut self) -> ExitReason {
+        let join = self.join.take().expect("engine still owned");
+        tokio::time::timeout(WAIT, join)
+            .await
+            .expect("engine ends in time")
+            .expect("engine task did not panic")
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state.borrow().state, State::Connected { .. })
+    }
+}
+
+/// A TCP proxy between the client and the server that can black-hole traffic: bytes are
+/// read and dropped in both directions while the sockets stay open (a half-open path).
+pub struct Proxy {
+    pub addr: SocketAddr,
+    blackhole: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let blackhole = Arc::new(AtomicBool::new(false));
+        let bh = blackhole.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                tokio::spawn(pump(ri, wo, bh.clone()));
+                tokio::spawn(pump(ro, wi, bh.clone()));
+            }
+        });
+        Proxy {
+            addr,
+            blackhole,
+            task,
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_blackhole(&self, on: bool) {
+        self.blackhole.store(on, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    blackhole: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if blackhole.load(Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}

@@ -1,0 +1,530 @@
+//! Faults made for real against the reference server: half-open connections through a
+//! black-holing proxy, stalled pongs, revoked tokens (4001), access denied (4003), too many
+//! connections (1008), failing and slow summary endpoints, bad frames, client restarts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use taskbell_core::supervisor::{Command, Event, ExitReason, State};
+use taskbell_server::{DEMO_ADMIN, DEMO_ANNOTATOR, ServerConfig};
+
+/// A path that swallows every byte (half-open connection) is noticed by the missing pong
+/// and the engine reconnects once the path works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn black_holed_connection_is_noticed_and_replaced() {
+    let s = server().await;
+    let proxy = Proxy::start(s.addr()).await;
+    let base = proxy.base_url();
+    let mut zs = Client::start(
+        &base,
+        DEMO_ANNOTATOR,
+        Setup {
+            tweak_config: Box::new(|c| {
+                c.heartbeat_interval_secs = 1;
+                c.pong_timeout_secs = 1;
+            }),
+            ..Setup::default()
+        },
+    )
+    .await;
+    zs.wait_synced().await;
+    proxy.set_blackhole(true);
+    let noticed = std::time::Instant::now();
+    let e = zs
+        .wait_event("dead connection", |e| {
+            matches!(e, Event::Reconnecting { .. })
+        })
+        .await;
+    let Event::Reconnecting { reason, .. } = e else {
+        unreachable!()
+    };
+    assert!(reason.contains("heartbeat"), "{reason}");
+    println!(
+        "half-open connection noticed after {:?} (interval 1 s + timeout 1 s)",
+        noticed.elapsed()
+    );
+    proxy.set_blackhole(false);
+    zs.wait_synced().await;
+    notify_user(&s.base_url(), DEMO_ANNOTATOR.id, "恢复后").await;
+    zs.wait_notification("恢复后").await;
+    zs.stop().await;
+}
+
+/// The server keeps the socket open but stops answering pings: same verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_pongs_mean_a_dead_connection() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(
+        &base,
+        DEMO_ANNOTATOR,
+        Setup {
+            tweak_config: Box::new(|c| c.pong_timeout_secs = 1),
+            ..Setup::default()
+        },
+    )
+    .await;
+    zs.wait_synced().await;
+    let (st, _) = post(
+        &base,
+        "/api/test/stall-pongs",
+        None,
+        json!({"enabled": true}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let e = zs
+        .wait_event("dead connection", |e| {
+            matches!(e, Event::Reconnecting { .. })
+        })
+        .await;
+    assert!(
+        matches!(&e, Event::Reconnecting { reason, .. } if reason.contains("heartbeat")),
+        "{e:?}"
+    );
+    post(
+        &base,
+        "/api/test/stall-pongs",
+        None,
+        json!({"enabled": false}),
+    )
+    .await;
+    zs.wait_synced().await;
+    zs.stop().await;
+}
+
+async fn revoke(base: &str, user_id: &str) {
+    let admin = token_of(base, DEMO_ADMIN).await;
+    let (st, body) = post(
+        base,
+        &format!("/api/admin/users/{user_id}/revoke-tokens"),
+        Some(&admin),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+}
+
+/// 4001 with "remember me": the engine signs in again with the remembered password, stores
+/// the new token and carries on without bothering the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_token_with_remember_me_signs_in_again_silently() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(
+        &base,
+        DEMO_ANNOTATOR,
+        Setup {
+            remember: true,
+            ..Setup::default()
+        },
+    )
+    .await;
+    zs.wait_synced().await;
+    let server_key = base.clone();
+    let before = zs
+        .creds
+        .load_token(&server_key, DEMO_ANNOTATOR.username)
+        .unwrap()
+        .expect("token stored by sign_in");
+    // Revocation cuts off tokens issued before now (ms); make sure the new one is later.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    revoke(&base, DEMO_ANNOTATOR.id).await;
+    zs.wait_synced().await;
+    let after = zs
+        .creds
+        .load_token(&server_key, DEMO_ANNOTATOR.username)
+        .unwrap()
+        .expect("a new token is stored");
+    assert_ne!(
+        before, after,
+        "signed in again with the remembered password"
+    );
+    notify_user(&base, DEMO_ANNOTATOR.id, "重新登录后").await;
+    zs.wait_notification("重新登录后").await;
+    assert!(
+        !zs.seen.iter().any(|e| matches!(e, Event::SignedOut { .. })),
+        "{:?}",
+        zs.seen
+    );
+    // No second welcome: the silent sign-in shows nothing.
+    assert_eq!(
+        zs.seen
+            .iter()
+            .filter(|e| matches!(e, Event::Summary(_)))
+            .count(),
+        1
+    );
+    zs.stop().await;
+}
+
+/// 4001 without "remember me": the engine says the session ended and stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_token_without_remember_me_signs_out() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    revoke(&base, DEMO_ANNOTATOR.id).await;
+    let e = zs
+        .wait_event("signed out", |e| matches!(e, Event::SignedOut { .. }))
+        .await;
+    let Event::SignedOut { reason } = e else {
+        unreachable!()
+    };
+    let reason = reason.expect("a reason is given");
+    assert!(
+        reason.contains("会话") || reason.contains("登录"),
+        "{reason}"
+    );
+    assert_eq!(zs.join_exit().await, ExitReason::SignedOut);
+    assert!(matches!(
+        zs.state.borrow().state,
+        State::SignedOut { reason: Some(_) }
+    ));
+    // The rejected token is gone from the keyring.
+    assert!(
+        zs.creds
+            .load_token(&base, DEMO_ANNOTATOR.username)
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// 4003: stop and say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_stops_with_the_reason() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    let (st, body) = post(
+        &base,
+        "/api/test/close-sockets",
+        None,
+        json!({"code": 4003, "reason": "account disabled"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        zs.join_exit().await,
+        ExitReason::AccessDenied("account disabled".to_string())
+    );
+    assert!(matches!(
+        &zs.state.borrow().state,
+        State::SignedOut { reason: Some(r) } if r.contains("account disabled")
+    ));
+}
+
+/// 1008 (too many connections): tell the user, back off, come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_connections_is_told_and_retried() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    post(
+        &base,
+        "/api/test/close-sockets",
+        None,
+        json!({"code": 1008, "reason": "too many"}),
+    )
+    .await;
+    let e = zs
+        .wait_event("error told", |e| matches!(e, Event::Error { .. }))
+        .await;
+    assert!(matches!(e, Event::Error { .. }));
+    let e = zs
+        .wait_event("reconnecting", |e| matches!(e, Event::Reconnecting { .. }))
+        .await;
+    let Event::Reconnecting { delay_ms, .. } = e else {
+        unreachable!()
+    };
+    assert!(delay_ms >= 500, "at least the 1008 floor: {delay_ms}");
+    zs.wait_synced().await;
+    zs.stop().await;
+}
+
+/// 1001 and 1011 both end in a reconnect; the socket comes back subscribed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn going_away_and_internal_error_reconnect() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    for code in [1001, 1011] {
+        post(
+            &base,
+            "/api/test/close-sockets",
+            None,
+            json!({"code": code}),
+        )
+        .await;
+        let e = zs
+            .wait_event("reconnecting", |e| matches!(e, Event::Reconnecting { .. }))
+            .await;
+        assert!(
+            matches!(&e, Event::Reconnecting { reason, .. } if reason.contains(&code.to_string())),
+            "{e:?}"
+        );
+        zs.wait_synced().await;
+    }
+    notify_user(&base, DEMO_ANNOTATOR.id, "再次连接").await;
+    zs.wait_notification("再次连接").await;
+    zs.stop().await;
+}
+
+/// Summary endpoints answering 500: "summary unavailable", and the socket still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_server_errors_degrade_to_unavailable_and_socket_stays_up() {
+    let s = server().await;
+    let base = s.base_url();
+    let (st, body) = post(
+        &base,
+        "/api/test/fail",
+        None,
+        json!({"path": "/api/tasks/my", "status": 503, "count": 100}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    let e = zs
+        .wait_event("summary", |e| matches!(e, Event::Summary(_)))
+        .await;
+    let Event::Summary(sum) = e else {
+        unreachable!()
+    };
+    assert!(sum.unavailable, "{sum:?}");
+    assert!(sum.urgent.is_none());
+    let w = zs
+        .notifier
+        .wait_for(WAIT, |t| t.title == "登录成功")
+        .await
+        .expect("the welcome toast still comes");
+    assert!(w.body.contains("暂") || w.body.contains("无法"), "{w:?}");
+    zs.wait_synced().await;
+    notify_user(&base, DEMO_ANNOTATOR.id, "摘要失败后").await;
+    zs.wait_notification("摘要失败后").await;
+    zs.stop().await;
+}
+
+/// Summary endpoints too slow: the request times out → unavailable; the socket is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_timeouts_degrade_to_unavailable() {
+    let s = server().await;
+    let base = s.base_url();
+    post(
+        &base,
+        "/api/test/fail",
+        None,
+        json!({"path": "/api/tasks/my", "delay_ms": 5000, "count": 100}),
+    )
+    .await;
+    let mut zs = Client::start(
+        &base,
+        DEMO_ANNOTATOR,
+        Setup {
+            tweak_options: Box::new(|o| o.timing.request_timeout = Duration::from_secs(1)),
+            ..Setup::default()
+        },
+    )
+    .await;
+    zs.wait_synced().await;
+    let e = zs
+        .wait_event("summary", |e| matches!(e, Event::Summary(_)))
+        .await;
+    assert!(matches!(e, Event::Summary(s) if s.unavailable));
+    assert!(zs.is_connected());
+    zs.stop().await;
+}
+
+/// A corpus of bad frames is logged and skipped; the connection stays, the next good
+/// notification arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_never_disconnect() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    let bad = [
+        "not json",
+        "[]",
+        "42",
+        "null",
+        "{}",
+        r#"{"type": 7}"#,
+        r#"{"type": "no_such_type"}"#,
+        r#"{"type": "pong"}"#,
+        r#"{"type": "task_reviewed", "title": {"x": 1}}"#,
+        "{\"type\": \"system\", \"content\": \"\u{0}\"",
+        &"[".repeat(10_000),
+    ];
+    for text in bad {
+        let (st, body) = post(
+            &base,
+            "/api/test/send-raw",
+            None,
+            json!({"text": text, "user_id": DEMO_ANNOTATOR.id}),
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+    }
+    notify_user(&base, DEMO_ANNOTATOR.id, "坏帧之后").await;
+    zs.wait_notification("坏帧之后").await;
+    assert_eq!(zs.state.borrow().reconnects, 0);
+    assert!(
+        !zs.seen
+            .iter()
+            .any(|e| matches!(e, Event::Reconnecting { .. }))
+    );
+    zs.stop().await;
+}
+
+/// Server pings (JSON) are answered, so a server that drops silent sockets keeps ours even
+/// when our own heartbeat is slow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_pings_are_answered() {
+    let s = taskbell_server::start(ServerConfig {
+        ping_interval: Duration::from_millis(300),
+        heartbeat_timeout: Duration::from_secs(2),
+        ..server_config()
+    })
+    .await
+    .unwrap();
+    let base = s.base_url();
+    let mut zs = Client::start(
+        &base,
+        DEMO_ANNOTATOR,
+        Setup {
+            tweak_config: Box::new(|c| c.heartbeat_interval_secs = 60),
+            ..Setup::default()
+        },
+    )
+    .await;
+    zs.wait_event("connected", |e| matches!(e, Event::Connected))
+        .await;
+    // Three of the server's silence windows pass; only our pongs keep the socket.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    notify_user(&base, DEMO_ANNOTATOR.id, "服务器心跳").await;
+    zs.wait_notification("服务器心跳").await;
+    assert_eq!(zs.state.borrow().reconnects, 0, "{:?}", zs.seen);
+    zs.stop().await;
+}
+
+/// Notifications published while the client is not running are caught up after its next
+/// start, each exactly once, and older ones are not repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_after_client_restart_exactly_once() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    notify_user(&base, DEMO_ANNOTATOR.id, "在线时").await;
+    zs.wait_notification("在线时").await;
+    assert_eq!(zs.stop().await, ExitReason::Shutdown);
+
+    for i in 0..3 {
+        notify_user(&base, DEMO_ANNOTATOR.id, &format!("离线-{i}")).await;
+    }
+    let mut zs = zs.restart();
+    zs.wait_event("caught up", |e| matches!(e, Event::CaughtUp { .. }))
+        .await;
+    zs.wait_event("first pong", |e| matches!(e, Event::Latency { .. }))
+        .await;
+    notify_user(&base, DEMO_ANNOTATOR.id, "重启后在线").await;
+    zs.wait_notification("重启后在线").await;
+    let contents: Vec<String> = zs.notifications().into_iter().map(|n| n.content).collect();
+    for i in 0..3 {
+        let c = format!("离线-{i}");
+        assert_eq!(
+            contents.iter().filter(|x| **x == c).count(),
+            1,
+            "{contents:?}"
+        );
+    }
+    assert!(
+        !contents.iter().any(|c| c == "在线时"),
+        "not repeated: {contents:?}"
+    );
+    zs.stop().await;
+}
+
+/// A dropped socket (no close frame) during live traffic: everything published meanwhile
+/// arrives exactly once (live or caught up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_sockets_lose_and_repeat_nothing() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    for round in 0..3 {
+        notify_user(&base, DEMO_ANNOTATOR.id, &format!("前-{round}")).await;
+        post(
+            &base,
+            "/api/test/drop-sockets",
+            None,
+            json!({"mode": "abort", "user_id": DEMO_ANNOTATOR.id}),
+        )
+        .await;
+        notify_user(&base, DEMO_ANNOTATOR.id, &format!("后-{round}")).await;
+        zs.wait_notification(&format!("后-{round}")).await;
+    }
+    let contents: Vec<String> = zs.notifications().into_iter().map(|n| n.content).collect();
+    for round in 0..3 {
+        for p in ["前", "后"] {
+            let c = format!("{p}-{round}");
+            assert_eq!(
+                contents.iter().filter(|x| **x == c).count(),
+                1,
+                "{c}: {contents:?}"
+            );
+        }
+    }
+    zs.stop().await;
+}
+
+/// Pause, test notification, mark all read and sign out through the command channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_pause_test_mark_read_and_sign_out() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    let until = taskbell_core::protocol::now_ms() + 3_600_000;
+    zs.command(Command::Pause { until_ms: until }).await;
+    zs.wait_state("paused", |s| s.paused_until_ms == Some(until))
+        .await;
+    notify_user(&base, DEMO_ANNOTATOR.id, "暂停中").await;
+    let n = zs.wait_notification("暂停中").await;
+    zs.command(Command::TestNotification).await;
+    let t = zs
+        .notifier
+        .wait_for(WAIT, |t| t.keys.iter().any(|k| k.starts_with("test:")))
+        .await
+        .expect("test toast shows even while paused");
+    assert!(!t.title.is_empty());
+    assert!(
+        !zs.notifier.toasts().iter().any(|t| t.keys.contains(&n.key)),
+        "paused: no toast for the notification"
+    );
+    zs.wait_state("unread counted", |s| s.unread >= 1).await;
+    zs.command(Command::MarkAllRead).await;
+    zs.wait_state("all read", |s| s.unread == 0).await;
+    zs.command(Command::Resume).await;
+    zs.wait_state("resumed", |s| s.paused_until_ms.is_none())
+        .await;
+    zs.command(Command::SignOut).await;
+    assert_eq!(zs.join_exit().await, ExitReason::SignedOut);
+    assert!(
+        zs.creds
+            .load_token(&base, DEMO_ANNOTATOR.username)
+            .unwrap()
+            .is_none()
+    );
+    // The old token was revoked on the server.
+    let _ = s;
+}
