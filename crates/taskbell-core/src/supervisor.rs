@@ -911,10 +911,23 @@ impl Core {
             let mut pages = Vec::new();
             let mut cursor = cursor;
             for _ in 0..CATCHUP_MAX_PAGES {
-                let page = match api
+                let answer = match api
                     .notifications_since(cursor.as_deref(), CATCHUP_LIMIT)
-                    .await?
+                    .await
                 {
+                    // A cursor this server does not understand (another server, a reset
+                    // history): start from the beginning; dedupe keeps repeats away.
+                    Err(ApiError::Server {
+                        status: 400 | 422,
+                        message,
+                    }) if cursor.is_some() && pages.is_empty() => {
+                        tracing::warn!(%message, "the server refused the catch-up cursor; fetching all history");
+                        cursor = None;
+                        api.notifications_since(None, CATCHUP_LIMIT).await?
+                    }
+                    other => other?,
+                };
+                let page = match answer {
                     Some(p) => p,
                     None => return Ok(None),
                 };
@@ -946,6 +959,7 @@ impl Core {
 
         let mut catch_up: Option<CatchUp> = Some(self.start_catch_up());
         let mut catch_up_retry: Option<Instant> = None;
+        let mut catch_up_failures: u32 = 0;
         let mut caught_up = false;
         let mut clock_tick = tokio::time::interval(self.timing.clock_check_every);
         clock_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1049,9 +1063,18 @@ impl Core {
                             self.finish_catch_up(pages);
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "catch-up failed; retrying");
-                            self.emit(Event::Error { message: format!("catch-up failed: {e}") });
-                            catch_up_retry = Some(Instant::now() + self.timing.catchup_retry);
+                            // Retry with a doubling delay (capped at 60 s); tell the user once.
+                            let delay = self
+                                .timing
+                                .catchup_retry
+                                .saturating_mul(1u32 << catch_up_failures.min(6))
+                                .min(Duration::from_secs(60));
+                            tracing::warn!(error = %e, retry_in = ?delay, "catch-up failed; retrying");
+                            if catch_up_failures == 0 {
+                                self.emit(Event::Error { message: format!("catch-up failed: {e}") });
+                            }
+                            catch_up_failures = catch_up_failures.saturating_add(1);
+                            catch_up_retry = Some(Instant::now() + delay);
                         }
                     }
                 }

@@ -528,3 +528,43 @@ async fn commands_pause_test_mark_read_and_sign_out() {
     // The old token was revoked on the server.
     let _ = s;
 }
+
+/// A cursor the server does not understand (history from another server) is dropped: the
+/// engine fetches the whole history again and dedupe keeps every old one from repeating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_cursor_is_dropped_and_nothing_repeats() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    notify_user(&base, DEMO_ANNOTATOR.id, "旧的").await;
+    zs.wait_notification("旧的").await;
+    zs.stop().await;
+    {
+        let h = taskbell_core::history::History::open(&zs.paths.history_db()).unwrap();
+        h.set_cursor("not-a-stream-id").unwrap();
+    }
+    notify_user(&base, DEMO_ANNOTATOR.id, "新的").await;
+    let mut zs = zs.restart();
+    zs.wait_notification("新的").await;
+    let e = zs
+        .wait_event("caught up", |e| matches!(e, Event::CaughtUp { .. }))
+        .await;
+    assert!(
+        matches!(
+            e,
+            Event::CaughtUp {
+                supported: true,
+                new: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        !zs.notifications().iter().any(|n| n.content == "旧的"),
+        "{:?}",
+        zs.notifications()
+    );
+    zs.stop().await;
+}

@@ -349,3 +349,67 @@ async fn scenario_6_same_account_on_two_clients_both_receive() {
     a.stop().await;
     b.stop().await;
 }
+
+/// 5 with a real kill: the server process dies without closing sockets, notifications are
+/// published meanwhile on another instance (same Redis), the server comes back on the same
+/// port → the client reconnects and catches up each missed notification exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_5_killed_server_restart_catches_up_exactly_once() {
+    let redis = Redis::start().await;
+    let cfg = || ServerConfig {
+        redis_url: Some(redis.url()),
+        ..server_config()
+    };
+    let a = taskbell_server::start(cfg()).await.expect("instance A");
+    let addr = a.addr();
+    let base = a.base_url();
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    notify_user(&base, DEMO_ANNOTATOR.id, "杀前").await;
+    zs.wait_notification("杀前").await;
+
+    drop(a); // killed: sockets dropped without a close frame
+    zs.wait_event("reconnecting", |e| matches!(e, Event::Reconnecting { .. }))
+        .await;
+    let b = taskbell_server::start(cfg()).await.expect("instance B");
+    for i in 0..3 {
+        notify_user(&b.base_url(), DEMO_ANNOTATOR.id, &format!("停机-{i}")).await;
+    }
+    // A comes back on its port (retry while the old listener is still being torn down).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let a2 = loop {
+        match taskbell_server::start(ServerConfig {
+            listen: addr,
+            ..cfg()
+        })
+        .await
+        {
+            Ok(s) => break s,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("port not free yet: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("restart on {addr}: {e}"),
+        }
+    };
+    for i in 0..3 {
+        zs.wait_notification(&format!("停机-{i}")).await;
+    }
+    zs.wait_event("pong on the new connection", |e| {
+        matches!(e, Event::Latency { .. })
+    })
+    .await;
+    notify_user(&base, DEMO_ANNOTATOR.id, "重启后").await;
+    zs.wait_notification("重启后").await;
+    let contents: Vec<String> = zs.notifications().into_iter().map(|n| n.content).collect();
+    for c in ["杀前", "停机-0", "停机-1", "停机-2", "重启后"] {
+        assert_eq!(
+            contents.iter().filter(|x| x.as_str() == c).count(),
+            1,
+            "{c}: {contents:?}"
+        );
+    }
+    zs.stop().await;
+    a2.shutdown().await;
+    b.shutdown().await;
+}

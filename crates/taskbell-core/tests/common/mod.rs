@@ -400,3 +400,82 @@ async fn pump(
     }
     let _ = to.shutdown().await;
 }
+
+/// A real redis-server on a free port (Debian's package), killed on drop.
+pub struct Redis {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Redis {
+    pub async fn start() -> Redis {
+        let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("redis-server");
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = std::process::Command::new(bin)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run redis-server ({e})"));
+            let mut r = Redis { child, port };
+            if r.wait_ready().await {
+                return r;
+            }
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+
+    /// Polls until redis answers PING (readiness of a child process has no event to await).
+    async fn wait_ready(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)).await {
+                let mut buf = [0u8; 16];
+                if c.write_all(b"PING\r\n").await.is_ok() {
+                    if let Ok(Ok(n)) =
+                        tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf)).await
+                    {
+                        if buf[..n].starts_with(b"+PONG") {
+                            return true;
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
