@@ -1103,7 +1103,9 @@ impl Core {
                         Command::Shutdown => {
                             close_normal(&mut sink).await;
                             self.flush_all();
-                            self.set_state(State::SignedOut { reason: None });
+                            self.set_state(State::Offline {
+                                reason: "stopped".to_string(),
+                            });
                             break Ended::Exit(ExitReason::Shutdown);
                         }
                         Command::SignOut => {
@@ -1371,7 +1373,9 @@ impl Core {
                         Command::SignOut => return Raced::Exit(self.do_sign_out().await),
                         Command::Shutdown => {
                             self.flush_all();
-                            self.set_state(State::SignedOut { reason: None });
+                            self.set_state(State::Offline {
+                                reason: "stopped".to_string(),
+                            });
                             return Raced::Exit(ExitReason::Shutdown);
                         }
                         other => match self.apply_local(other) {
@@ -1467,8 +1471,13 @@ impl Core {
 fn send_event(tx: &mpsc::Sender<Event>, event: Event) {
     match tx.try_send(event) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(e)) => {
-            tracing::warn!(event = ?std::mem::discriminant(&e), "event consumer lags; event dropped");
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            // Log the 1st, 2nd, 4th, 8th… drop only: a flood must not flood the log too.
+            static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "the event consumer lags; events dropped");
+            }
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
@@ -1583,5 +1592,122 @@ fn classify_ws_error(e: tungstenite::Error, token: &str) -> Ended {
             retry_after: None,
             unreachable: false,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_redacted_from_socket_errors() {
+        assert_eq!(
+            redact("ws://h/ws?token=abc.def", "abc.def"),
+            "ws://h/ws?token=***"
+        );
+        assert_eq!(redact("nothing", ""), "nothing");
+    }
+
+    fn http_error(status: u16, retry_after: Option<&str>) -> tungstenite::Error {
+        let mut b = tungstenite::http::Response::builder().status(status);
+        if let Some(r) = retry_after {
+            b = b.header("Retry-After", r);
+        }
+        tungstenite::Error::Http(Box::new(b.body(Some(b"nope".to_vec())).unwrap()))
+    }
+
+    #[test]
+    fn upgrade_refusals_are_classified() {
+        assert!(matches!(
+            classify_ws_error(http_error(401, None), "t"),
+            Ended::AuthFailed(_)
+        ));
+        assert!(matches!(
+            classify_ws_error(http_error(403, None), "t"),
+            Ended::Denied(r) if r == "nope"
+        ));
+        assert!(matches!(
+            classify_ws_error(http_error(429, Some("7")), "t"),
+            Ended::Failed { retry_after: Some(d), .. } if d == Duration::from_secs(7)
+        ));
+        assert!(matches!(
+            classify_ws_error(http_error(502, None), "t"),
+            Ended::Failed {
+                retry_after: None,
+                unreachable: false,
+                ..
+            }
+        ));
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(matches!(
+            classify_ws_error(tungstenite::Error::Io(io), "t"),
+            Ended::Failed {
+                unreachable: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn clock_watch_sees_no_jump_without_sleep() {
+        let mut c = ClockWatch::new();
+        assert!(c.check() < Duration::from_secs(1));
+        // A wall clock that was behind (as after a resume, seen from the last check) jumps.
+        c.wall -= Duration::from_secs(120);
+        assert!(c.check() >= Duration::from_secs(119));
+        assert!(c.check() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn start_without_an_account_is_refused() {
+        let dir = std::env::temp_dir().join(format!("taskbell-core-test-{}", std::process::id()));
+        let paths = Paths {
+            config_dir: dir.join("c"),
+            data_dir: dir.join("d"),
+        };
+        let opts = EngineOptions::new(
+            Config::default(),
+            paths,
+            Arc::new(crate::notifier::RecordingNotifier::new()),
+            Credentials::in_memory(),
+        );
+        assert!(matches!(Engine::start(opts), Err(EngineError::NotSignedIn)));
+    }
+
+    #[tokio::test]
+    async fn no_token_and_no_password_signs_out_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            config_dir: dir.path().join("c"),
+            data_dir: dir.path().join("d"),
+        };
+        std::fs::create_dir_all(&paths.data_dir).unwrap();
+        let config = Config {
+            server: Some("http://127.0.0.1:9".to_string()),
+            username: Some("nobody".to_string()),
+            ..Config::default()
+        };
+        let mut opts = EngineOptions::new(
+            config,
+            paths,
+            Arc::new(crate::notifier::RecordingNotifier::new()),
+            Credentials::in_memory(),
+        );
+        opts.lang = Lang::En;
+        let mut h = Engine::start(opts).unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(30), &mut h.join)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reason, ExitReason::SignedOut);
+        match &h.state.borrow().state {
+            State::SignedOut { reason: Some(r) } => assert!(!r.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        let mut saw = false;
+        while let Ok(e) = h.events.try_recv() {
+            saw |= matches!(e, Event::SignedOut { reason: Some(_) });
+        }
+        assert!(saw);
     }
 }
