@@ -1144,10 +1144,23 @@ impl Core {
         let mut fetched = 0;
         let mut new = 0;
         for page in pages {
-            for n in page.list {
-                fetched += 1;
-                if self.ingest(n) {
-                    new += 1;
+            fetched += page.list.len();
+            match self.history.insert_many(&page.list) {
+                Ok(fresh) => {
+                    for (n, is_new) in page.list.into_iter().zip(fresh) {
+                        if is_new {
+                            new += 1;
+                            self.announce(n);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot store a catch-up page at once; one by one");
+                    for n in page.list {
+                        if self.ingest(n) {
+                            new += 1;
+                        }
+                    }
                 }
             }
             if let Some(id) = page.last_id {
@@ -1186,6 +1199,12 @@ impl Core {
             tracing::debug!(key = %n.key, "duplicate notification skipped");
             return false;
         }
+        self.announce(n);
+        true
+    }
+
+    /// Announces a newly stored notification and hands its toasts to the worker.
+    fn announce(&mut self, n: Notification) {
         self.status.send_modify(|s| s.unread += 1);
         let now = Instant::now().into_std();
         let wall = protocol::now_ms();
@@ -1195,7 +1214,6 @@ impl Core {
         for t in toasts {
             self.show(t);
         }
-        true
     }
 
     fn local_minute_of_day(&self) -> u16 {

@@ -568,3 +568,46 @@ async fn foreign_cursor_is_dropped_and_nothing_repeats() {
     );
     zs.stop().await;
 }
+
+/// A server without history (404 on `/api/notifications`): the engine relies on the summary
+/// and the live stream, and says so in `CaughtUp { supported: false }`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_without_history_falls_back_to_live_and_summary() {
+    let s = server().await;
+    let base = s.base_url();
+    post(
+        &base,
+        "/api/test/fail",
+        None,
+        json!({"path": "/api/notifications", "status": 404, "count": 1000}),
+    )
+    .await;
+    let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    let e = zs
+        .wait_event("caught up", |e| matches!(e, Event::CaughtUp { .. }))
+        .await;
+    assert!(
+        matches!(
+            e,
+            Event::CaughtUp {
+                supported: false,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    if !zs.seen.iter().any(|e| matches!(e, Event::Summary(_))) {
+        zs.wait_event("summary", |e| matches!(e, Event::Summary(_)))
+            .await;
+    }
+    assert!(
+        zs.seen
+            .iter()
+            .any(|e| matches!(e, Event::Summary(s) if !s.unavailable))
+    );
+    zs.wait_event("first pong", |e| matches!(e, Event::Latency { .. }))
+        .await;
+    notify_user(&base, DEMO_ANNOTATOR.id, "无历史").await;
+    zs.wait_notification("无历史").await;
+    zs.stop().await;
+}
