@@ -3,6 +3,8 @@
 //! the Secret Service round-trips a secret, trayer comes up, Redis and the
 //! reference server start on free ports and die with their guards.
 
+#![allow(clippy::expect_used)] // test helpers: a failed setup step is a failed test
+
 use std::time::Duration;
 
 use taskbell_e2e::{Desktop, DesktopOptions, Redis, ServerOptions, ServerProcess};

@@ -1,2 +1,106 @@
-//! The `taskbell` command (being written).
-fn main() {}
+//! The `taskbell` command: TaskBell without a tray.
+//!
+//! `taskbell login` signs in (token to the OS keyring), `taskbell run` keeps
+//! the notification socket in the foreground (for a terminal, a tiling window
+//! manager or a systemd user unit), `taskbell status` and `taskbell history`
+//! look at the account and the stored notifications, `taskbell logout` signs
+//! out, and `taskbell demo` runs everything against the reference server
+//! in-process.
+//!
+//! # Layout
+//!
+//! - `cli`: the clap definitions.
+//! - `account`: login and logout.
+//! - `run`: the engine in the foreground, its output, signals, `state.json`.
+//! - `info`: status and history.
+//! - `demo`: the in-process reference server plus `run`.
+//! - `error`: [`CliError`](error::CliError); every error is printed as one
+//!   line (`taskbell: …`) with exit code 1. Usage errors come from clap (exit
+//!   code 2).
+
+mod account;
+mod cli;
+mod demo;
+mod error;
+mod info;
+mod run;
+
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use clap::Parser;
+use taskbell_core::config::Paths;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, EventFormat};
+use crate::error::CliError;
+
+/// The local UTC offset, read before any thread starts (the `time` crate
+/// refuses later).
+pub(crate) static LOCAL_OFFSET: OnceLock<time::UtcOffset> = OnceLock::new();
+
+fn init_tracing(command: &Command) {
+    let json_events = matches!(
+        command,
+        Command::Run(cli::RunArgs {
+            events: Some(EventFormat::Json)
+        }) | Command::Demo(cli::DemoArgs {
+            events: Some(EventFormat::Json),
+            ..
+        })
+    );
+    // Human output goes to stdout; logs (stderr) stay quiet unless asked for,
+    // except with `--events json`, where stderr carries the human log lines.
+    let default = if json_events {
+        "info,taskbell_server=warn"
+    } else {
+        "warn,taskbell_server=error"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    if let Command::Demo(args) = &cli.command {
+        return demo::demo(args).await;
+    }
+    let paths = Paths::resolve(cli.config_dir, cli.data_dir)?;
+    match &cli.command {
+        Command::Login(args) => account::login(&paths, args).await,
+        Command::Logout => account::logout(&paths).await,
+        Command::Run(args) => run::run(paths, args).await,
+        Command::Status(args) => info::status(&paths, args).await,
+        Command::History(args) => info::history(&paths, args),
+        Command::Demo(_) => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    let _ = LOCAL_OFFSET.set(taskbell_core::supervisor::local_offset());
+    let cli = Cli::parse();
+    init_tracing(&cli.command);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("taskbell: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(dispatch(cli));
+    // Do not wait for blocking tasks (a keyring call stuck on D-Bus) at exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("taskbell: {}", e.one_line());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! `taskbell run`: the engine in the foreground, its events on the terminal
+//! (or as JSON lines), SIGINT/SIGTERM for a clean stop.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use taskbell_core::config::{Config, Paths};
+use taskbell_core::credentials::Credentials;
+use taskbell_core::i18n::{Lang, Msg, tr};
+use taskbell_core::notifier::{DesktopNotifier, LogNotifier, Notifier};
+use taskbell_core::supervisor::{Command, Engine, EngineOptions, Event, ExitReason, State, Status};
+
+use crate::account::open_keyring;
+use crate::cli::{EventFormat, RunArgs};
+use crate::error::CliError;
+
+/// How long a clean stop may take before we give up waiting (bounds a hang).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Name of the file in the data dir where `run` records its last state.
+pub const STATE_FILE: &str = "state.json";
+
+/// What `run` records about itself for `taskbell status` (no secrets).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StateFile {
+    /// Process id of the `taskbell run` that wrote it.
+    pub pid: u32,
+    /// False once that process stopped.
+    pub running: bool,
+    /// When it was written (ms since the epoch).
+    pub updated_at_ms: i64,
+    /// The engine status at that time.
+    pub status: Status,
+}
+
+/// Runs `taskbell run`.
+pub async fn run(paths: Paths, args: &RunArgs) -> Result<(), CliError> {
+    let config = Config::load(&paths.config_file())?;
+    let (Some(server), Some(username)) = (config.server.clone(), config.username.clone()) else {
+        return Err(CliError::NotSignedIn);
+    };
+    // Refuses http:// or ws:// to a remote host unless allow_insecure.
+    config.server_url()?;
+    let credentials = open_keyring().await?;
+    let remember = config.remember_me;
+    let creds = credentials.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<bool, CliError> {
+        if creds.load_token(&server, &username)?.is_some() {
+            return Ok(true);
+        }
+        Ok(remember && creds.load_password(&server, &username)?.is_some())
+    })
+    .await
+    .map_err(|e| CliError::Failed(format!("keyring task failed: {e}")))??;
+    if !found {
+        return Err(CliError::NotSignedIn);
+    }
+    run_engine(config, paths, credentials, args.events).await
+}
+
+/// Picks the desktop notifier when a notification daemon answers, else one
+/// that only logs (the terminal output still shows every toast).
+async fn pick_notifier(lang: Lang, json: bool) -> Arc<dyn Notifier> {
+    match tokio::task::spawn_blocking(taskbell_core::notifier::probe).await {
+        Ok(Ok(info)) => {
+            tracing::info!(daemon = %info.name, version = %info.version, "notification daemon found");
+            Arc::new(DesktopNotifier::new().with_open_label(tr(lang, Msg::Open)))
+        }
+        Ok(Err(e)) => {
+            if json {
+                tracing::warn!("{e}; toasts are printed as events only");
+            } else {
+                eprintln!(
+                    "taskbell: no notification daemon on the session bus; toasts are printed here instead"
+                );
+                tracing::debug!(error = %e, "notification probe");
+            }
+            Arc::new(LogNotifier)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "notification probe failed; toasts are printed here");
+            Arc::new(LogNotifier)
+        }
+    }
+}
+
+/// Runs the engine until SIGINT/SIGTERM (exit 0) or until it stops by itself
+/// (signed out, access denied: an error).
+pub async fn run_engine(
+    config: Config,
+    paths: Paths,
+    credentials: Credentials,
+    format: Option<EventFormat>,
+) -> Result<(), CliError> {
+    let json = format == Some(EventFormat::Json);
+    let lang = config.language.unwrap_or_else(Lang::from_system);
+    let notifier = pick_notifier(lang, json).await;
+    let mut options = EngineOptions::new(config, paths.clone(), notifier, credentials);
+    options.lang = lang;
+    let mut handle = Engine::start(options)?;
+    let mut out = Printer::new(json);
+    let mut state_rx = handle.state.clone();
+    let initial = state_rx.borrow_and_update().clone();
+    write_state(&paths, &initial, true);
+    out.state(&initial)?;
+
+    let mut terminate = signal_stream(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = signal_stream(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut stopping = false;
+    let mut state_open = true;
+    let shutdown_deadline = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(shutdown_deadline);
+    loop {
+        tokio::select! {
+            ev = handle.events.recv() => match ev {
+                Some(ev) => out.event(&ev)?,
+                None => break,
+            },
+            changed = state_rx.changed(), if state_open => {
+                if changed.is_err() {
+                    state_open = false;
+                    continue;
+                }
+                let status = state_rx.borrow_and_update().clone();
+                write_state(&paths, &status, true);
+                out.state(&status)?;
+            }
+            _ = terminate.recv(), if !stopping => {
+                stopping = true;
+                tracing::info!("SIGTERM: closing the connection");
+                let _ = handle.commands.send(Command::Shutdown).await;
+                shutdown_deadline.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            }
+            _ = interrupt.recv(), if !stopping => {
+                stopping = true;
+                tracing::info!("SIGINT: closing the connection");
+                let _ = handle.commands.send(Command::Shutdown).await;
+                shutdown_deadline.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            }
+            () = &mut shutdown_deadline => {
+                tracing::warn!("the engine did not stop in time; exiting");
+                handle.join.abort();
+                break;
+            }
+        }
+    }
+    let reason = match tokio::time::timeout(SHUTDOWN_GRACE, &mut handle.join).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) | Err(_) if stopping => ExitReason::Shutdown,
+        Ok(Err(e)) => ExitReason::Failed(format!("the engine task failed: {e}")),
+        Err(_) => ExitReason::Failed("the engine did not stop".into()),
+    };
+    let last = state_rx.borrow().clone();
+    write_state(&paths, &last, false);
+    out.flush()?;
+    match reason {
+        ExitReason::Shutdown => {
+            out.stopped()?;
+            Ok(())
+        }
+        ExitReason::SignedOut => match last.state {
+            State::SignedOut { reason } => Err(CliError::SignedOut(reason)),
+            _ => Err(CliError::SignedOut(None)),
+        },
+        ExitReason::AccessDenied(why) => Err(CliError::AccessDenied(why)),
+        ExitReason::Failed(why) => Err(CliError::Failed(why)),
+    }
+}
+
+fn signal_stream(
+    kind: tokio::signal::unix::SignalKind,
+) -> Result<tokio::signal::unix::Signal, CliError> {
+    tokio::signal::unix::signal(kind)
+        .map_err(|e| CliError::Failed(format!("cannot install a signal handler: {e}")))
+}
+
+/// Records the engine status in `<data_dir>/state.json` (atomically; a
+/// failure is only logged: it must never stop the daemon).
+fn write_state(paths: &Paths, status: &Status, running: bool) {
+    let file = StateFile {
+        pid: std::process::id(),
+        running,
+        updated_at_ms: now_ms(),
+        status: status.clone(),
+    };
+    let result = serde_json::to_vec_pretty(&file)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            std::fs::create_dir_all(&paths.data_dir).map_err(|e| e.to_string())?;
+            taskbell_core::config::write_atomic(&paths.data_dir.join(STATE_FILE), &bytes)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "cannot record the state for `taskbell status`");
+    }
+}
+
+/// Reads what the last `taskbell run` recorded, if anything.
+pub fn read_state(paths: &Paths) -> Option<StateFile> {
+    let bytes = std::fs::read(paths.data_dir.join(STATE_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// One state as a short phrase.
+pub fn describe_state(state: &State) -> String {
+    match state {
+        State::SignedOut { reason: None } => "signed out".into(),
+        State::SignedOut { reason: Some(r) } => format!("signed out ({r})"),
+        State::Connecting => "connecting".into(),
+        State::Connected {
+            latency_ms: Some(ms),
+        } => format!("connected, latency {ms} ms"),
+        State::Connected { latency_ms: None } => "connected".into(),
+        State::Reconnecting { in_secs, reason } => {
+            format!("reconnecting in {in_secs} s ({reason})")
+        }
+        State::Offline { reason } => format!("offline ({reason})"),
+    }
+}
+
+/// Writes events to stdout: JSON lines, or lines for a human.
+struct Printer {
+    json: bool,
+    last_state: Option<State>,
+    stdout: std::io::Stdout,
+}
+
+#[derive(Serialize)]
+struct StateEvent<'a> {
+    event: &'static str,
+    #[serde(flatten)]
+    status: &'a Status,
+}
+
+impl Printer {
+    fn new(json: bool) -> Printer {
+        Printer {
+            json,
+            last_state: None,
+            stdout: std::io::stdout(),
+        }
+    }
+
+    fn line(&mut self, text: &str) -> Result<(), CliError> {
+        let mut lock = self.stdout.lock();
+        writeln!(lock, "{text}")?;
+        lock.flush()?;
+        Ok(())
+    }
+
+    fn json_line(&mut self, value: &impl Serialize) -> Result<(), CliError> {
+        let text = serde_json::to_string(value)
+            .map_err(|e| CliError::Failed(format!("cannot encode an event: {e}")))?;
+        self.line(&text)
+    }
+
+    /// A state change (only when the state itself changed, not every latency tick).
+    fn state(&mut self, status: &Status) -> Result<(), CliError> {
+        let same_kind = self
+            .last_state
+            .as_ref()
+            .is_some_and(|s| std::mem::discriminant(s) == std::mem::discriminant(&status.state));
+        let changed = self.last_state.as_ref() != Some(&status.state);
+        if !changed || (same_kind && matches!(status.state, State::Connected { .. })) {
+            self.last_state = Some(status.state.clone());
+            return Ok(());
+        }
+        self.last_state = Some(status.state.clone());
+        if self.json {
+            self.json_line(&StateEvent {
+                event: "state",
+                status,
+            })
+        } else {
+            tracing::info!(state = %describe_state(&status.state), "state");
+            Ok(())
+        }
+    }
+
+    fn event(&mut self, ev: &Event) -> Result<(), CliError> {
+        if self.json {
+            log_event(ev);
+            return self.json_line(ev);
+        }
+        match ev {
+            Event::Toast(t) => {
+                let body = unescape_markup(&t.body).replace('\n', "\n   ");
+                let mark = if t.urgency == taskbell_core::delivery::Urgency::Critical {
+                    "❗"
+                } else {
+                    "🔔"
+                };
+                self.line(&format!("{mark} {}\n   {body}", t.title))
+            }
+            Event::Summary(s) if s.unavailable => {
+                self.line("(the login summary is unavailable; live notifications still work)")
+            }
+            Event::Summary(_) | Event::Notification(_) | Event::Latency { .. } => Ok(()),
+            Event::Connected => self.line("· connected"),
+            Event::Reconnecting { reason, delay_ms } => self.line(&format!(
+                "· connection lost ({reason}); reconnecting in {:.1} s",
+                *delay_ms as f64 / 1000.0
+            )),
+            Event::CaughtUp { new, .. } if *new > 0 => {
+                self.line(&format!("· caught up on {new} missed notification(s)"))
+            }
+            Event::CaughtUp { .. } => Ok(()),
+            Event::SignedOut { reason } => self.line(&format!(
+                "· signed out{}",
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )),
+            Event::Error { message } => {
+                eprintln!("taskbell: {message}");
+                Ok(())
+            }
+        }
+    }
+
+    fn stopped(&mut self) -> Result<(), CliError> {
+        if self.json {
+            self.json_line(&serde_json::json!({"event": "stopped"}))
+        } else {
+            self.line("· stopped")
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), CliError> {
+        self.stdout.lock().flush()?;
+        Ok(())
+    }
+}
+
+/// Human log lines on stderr for `--events json`.
+fn log_event(ev: &Event) {
+    match ev {
+        Event::Toast(t) => tracing::info!(title = %t.title, urgency = ?t.urgency, "toast"),
+        Event::Notification(n) => tracing::info!(kind = ?n.kind, title = %n.title, "notification"),
+        Event::Summary(s) => tracing::info!(unavailable = s.unavailable, "login summary"),
+        Event::Latency { ms } => tracing::debug!(ms, "latency"),
+        Event::Reconnecting { reason, delay_ms } => {
+            tracing::info!(%reason, delay_ms, "reconnecting")
+        }
+        Event::Connected => tracing::info!("connected"),
+        Event::CaughtUp { fetched, new, .. } => tracing::info!(fetched, new, "caught up"),
+        Event::SignedOut { reason } => tracing::warn!(?reason, "signed out"),
+        Event::Error { message } => tracing::warn!("{message}"),
+    }
+}
+
+/// Undoes the markup escaping toasts carry for notification daemons.
+fn unescape_markup(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_is_unescaped_for_the_terminal() {
+        assert_eq!(unescape_markup("a &lt;b&gt; &amp;amp; c"), "a <b> &amp; c");
+    }
+
+    #[test]
+    fn states_read_well() {
+        assert_eq!(
+            describe_state(&State::Connected {
+                latency_ms: Some(3)
+            }),
+            "connected, latency 3 ms"
+        );
+        assert_eq!(
+            describe_state(&State::Reconnecting {
+                in_secs: 2,
+                reason: "closed".into()
+            }),
+            "reconnecting in 2 s (closed)"
+        );
+        assert_eq!(
+            describe_state(&State::SignedOut { reason: None }),
+            "signed out"
+        );
+    }
+}
