@@ -25,6 +25,7 @@ mod error;
 mod info;
 mod run;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
@@ -49,16 +50,21 @@ fn init_tracing(command: &Command) {
             ..
         })
     );
-    // Human output goes to stdout; logs (stderr) stay quiet unless asked for,
-    // except with `--events json`, where stderr carries the human log lines.
+    let runs = matches!(command, Command::Run(_) | Command::Demo(_));
+    // Human output goes to stdout and errors are one line on stderr, so logs
+    // stay quiet unless asked for (RUST_LOG); a running daemon logs warnings;
+    // with `--events json`, stderr carries the human log lines.
     let default = if json_events {
         "info,taskbell_server=warn"
-    } else {
+    } else if runs {
         "warn,taskbell_server=error"
+    } else {
+        "error"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_target(false)
         .init();

@@ -1,0 +1,596 @@
+//! End-to-end: the real `taskbell` binary against the real `taskbell-server`
+//! binary (with Redis), inside a private session D-Bus with dunst under Xvfb
+//! and gnome-keyring's Secret Service. Everything lives in tempdirs, on free
+//! ports, and dies with its guard.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers: a failed step is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use taskbell_e2e::{
+    ChildGuard, Desktop, DesktopOptions, NotifyCall, Redis, ServerOptions, ServerProcess, Stdout,
+    binary,
+};
+
+/// Bounds every wait (a hang fails the test; it does not measure speed).
+const WAIT: Duration = Duration::from_secs(60);
+
+const WELCOME_TITLE: &str = "登录成功";
+const URGENT_TITLE: &str = "⚠️ 任务被驳回提醒";
+
+struct Fixture {
+    // Drop order: the client side first, then the server, then the session.
+    server: ServerProcess,
+    _redis: Redis,
+    desktop: Desktop,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn start(options: DesktopOptions) -> Fixture {
+        let desktop = Desktop::start_with(options).expect("desktop session");
+        let redis = Redis::start().expect("redis");
+        let server = ServerProcess::start(ServerOptions {
+            redis_url: Some(redis.url()),
+            ..ServerOptions::default()
+        })
+        .expect("taskbell-server");
+        let dir = tempfile::Builder::new()
+            .prefix("taskbell-cli-e2e-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        Fixture {
+            server,
+            _redis: redis,
+            desktop,
+            dir,
+        }
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn logs(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    /// `taskbell` inside the session, with this account's dirs (through the
+    /// environment variables) and a Chinese locale (protocol.md §5 texts).
+    fn taskbell(&self) -> Command {
+        let mut cmd = self
+            .desktop
+            .command(binary("taskbell").expect("taskbell binary"));
+        cmd.env("TASKBELL_CONFIG_DIR", self.config_dir())
+            .env("TASKBELL_DATA_DIR", self.data_dir())
+            .env("LANG", "zh_CN.UTF-8")
+            .env("LC_ALL", "zh_CN.UTF-8")
+            .env_remove("LC_MESSAGES")
+            .env_remove("RUST_LOG")
+            .env_remove("RUST_BACKTRACE");
+        cmd
+    }
+
+    /// Runs `taskbell ARGS` to completion with `stdin`.
+    fn run_cmd(&self, args: &[&str], stdin: Option<&str>) -> Finished {
+        let mut cmd = self.taskbell();
+        cmd.args(args);
+        finish(&mut cmd, &self.logs(), stdin)
+    }
+
+    fn login(&self, user: &str, password: &str) -> Finished {
+        let server = self.server.base_url();
+        self.run_cmd(
+            &[
+                "login",
+                "--server",
+                &server,
+                "--username",
+                user,
+                "--password-stdin",
+            ],
+            Some(&format!("{password}\n")),
+        )
+    }
+
+    /// Starts `taskbell run --events json` in the background.
+    fn start_run(&self) -> ChildGuard {
+        let mut cmd = self.taskbell();
+        cmd.args(["run", "--events", "json"]);
+        ChildGuard::spawn("taskbell-run", &mut cmd, &self.logs(), Stdout::Collect)
+            .expect("taskbell run starts")
+    }
+
+    fn notify_calls(&self) -> Vec<NotifyCall> {
+        self.desktop.recorder().expect("recorder").calls()
+    }
+
+    fn wait_notify(&self, what: &str, pred: impl Fn(&NotifyCall) -> bool) -> NotifyCall {
+        self.desktop
+            .recorder()
+            .expect("recorder")
+            .wait_for(WAIT, pred)
+            .unwrap_or_else(|e| panic!("{what}: {e}\nserver log:\n{}", self.server.logs()))
+    }
+
+    /// Signs in to the REST API directly (as the platform's web UI would).
+    fn rest_login(&self, user: &str, password: &str) -> String {
+        let v = rest(
+            "POST",
+            &format!("{}/api/auth/login", self.server.base_url()),
+            None,
+            Some(json!({"username": user, "password": password})),
+        );
+        v["data"]["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login as {user}: {v}"))
+            .to_owned()
+    }
+
+    fn submit(&self, annotator_token: &str, task: &str) {
+        let v = rest(
+            "POST",
+            &format!("{}/api/tasks/{task}/submit", self.server.base_url()),
+            Some(annotator_token),
+            None,
+        );
+        assert_eq!(v["success"], true, "submit {task}: {v}");
+    }
+
+    fn reject(&self, reviewer_token: &str, task: &str, comment: &str) {
+        let v = rest(
+            "POST",
+            &format!("{}/api/tasks/{task}/review", self.server.base_url()),
+            Some(reviewer_token),
+            Some(json!({"action": "reject", "comment": comment})),
+        );
+        assert_eq!(v["success"], true, "reject {task}: {v}");
+    }
+}
+
+/// The result of a finished `taskbell` command.
+#[derive(Debug)]
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+fn finish(cmd: &mut Command, logs: &Path, stdin: Option<&str>) -> Finished {
+    let mut child = ChildGuard::spawn_with_stdin(
+        "taskbell",
+        cmd,
+        logs,
+        Stdout::Collect,
+        stdin.map(str::as_bytes),
+    )
+    .expect("taskbell starts");
+    let status = child.wait_timeout(WAIT).expect("taskbell finishes");
+    let out = child.stdout().expect("stdout").clone();
+    out.wait_closed(WAIT).expect("stdout closed");
+    Finished {
+        status,
+        stdout: out.lines().join("\n"),
+        stderr: child.log(),
+    }
+}
+
+/// One blocking REST call with reqwest.
+fn rest(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client.request(method, url).timeout(WAIT);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("REST call");
+        resp.json::<Value>().await.expect("JSON answer")
+    })
+}
+
+/// Asserts a failed command printed exactly one clear line and nothing else.
+fn assert_one_line_failure(f: &Finished, expect: &str) {
+    assert!(!f.status.success(), "should fail: {f:?}");
+    let lines: Vec<&str> = f.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stderr: {f:?}");
+    let line = lines[0];
+    assert!(line.starts_with("taskbell: "), "{line}");
+    assert!(
+        line.to_lowercase().contains(&expect.to_lowercase()),
+        "{line:?} should mention {expect:?}"
+    );
+    for bad in [
+        "panicked",
+        "RUST_BACKTRACE",
+        "Error {",
+        "Unauthorized(",
+        "Some(",
+        "\\n",
+    ] {
+        assert!(!line.contains(bad), "{line:?} contains {bad:?}");
+    }
+    assert!(f.stdout.trim().is_empty(), "nothing on stdout: {f:?}");
+}
+
+fn events(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}"))
+        })
+        .collect()
+}
+
+fn count_events(out: &taskbell_e2e::LineCollector, name: &str) -> usize {
+    events(&out.lines())
+        .iter()
+        .filter(|e| e["event"] == name)
+        .count()
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            found.extend(files_containing(&p, needle));
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn login_errors_print_one_clear_line_and_fail() {
+    let f = Fixture::start(DesktopOptions::default());
+
+    let wrong = f.login("zhangsan", "not-the-password");
+    assert_one_line_failure(&wrong, "login failed");
+
+    let unreachable = {
+        let port = taskbell_e2e::free_port().unwrap();
+        f.run_cmd(
+            &[
+                "login",
+                "--server",
+                &format!("http://127.0.0.1:{port}"),
+                "--username",
+                "zhangsan",
+                "--password-stdin",
+            ],
+            Some("annotate-123\n"),
+        )
+    };
+    assert_one_line_failure(&unreachable, "cannot reach the server");
+
+    let bad_url = f.run_cmd(
+        &[
+            "login",
+            "--server",
+            "not a url",
+            "--username",
+            "zhangsan",
+            "--password-stdin",
+        ],
+        Some("annotate-123\n"),
+    );
+    assert_one_line_failure(&bad_url, "url");
+
+    // Plain http to a remote host is refused before anything is sent.
+    let insecure = f.run_cmd(
+        &[
+            "login",
+            "--server",
+            "http://annotate.example.invalid",
+            "--username",
+            "zhangsan",
+            "--password-stdin",
+        ],
+        Some("annotate-123\n"),
+    );
+    assert_one_line_failure(&insecure, "allow_insecure");
+
+    let not_signed_in = f.run_cmd(&["run"], None);
+    assert_one_line_failure(&not_signed_in, "not signed in");
+
+    // Nothing was stored by the failures.
+    let keyring = f.desktop.keyring().unwrap();
+    assert!(
+        keyring
+            .items()
+            .unwrap()
+            .iter()
+            .all(|i| !i.label.contains("taskbell")
+                && !i.attributes.values().any(|v| v.contains("taskbell"))),
+        "{:?}",
+        keyring.items()
+    );
+}
+
+#[test]
+fn login_run_live_notifications_reconnect_and_history() {
+    let mut f = Fixture::start(DesktopOptions::default());
+
+    // Sign in: the token goes to the Secret Service, and nowhere on disk.
+    let ok = f.login("zhangsan", "annotate-123");
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(ok.stdout.contains("张三"), "{ok:?}");
+    assert!(ok.stdout.contains("Secret Service"), "{ok:?}");
+    let items = f.desktop.keyring().unwrap().items().unwrap();
+    let token_item = items
+        .iter()
+        .find(|i| i.secret.split('.').count() == 3 && i.secret.len() > 20)
+        .unwrap_or_else(|| panic!("no token in the Secret Service: {items:?}"));
+    let token = token_item.secret.clone();
+    let described = format!("{} {:?}", token_item.label, token_item.attributes);
+    assert!(described.contains("zhangsan"), "{described}");
+    assert!(
+        f.config_dir().join("config.toml").is_file(),
+        "the config was written"
+    );
+    for dir in [f.config_dir(), f.data_dir(), f.desktop.home().to_path_buf()] {
+        assert_eq!(files_containing(&dir, &token), Vec::<PathBuf>::new());
+    }
+    let token_tail = &token[token.len() - 16..];
+    assert!(
+        !ok.stdout.contains(token_tail) && !ok.stderr.contains(token_tail),
+        "the token is never printed"
+    );
+
+    // Run: the welcome toast, then the urgent one (protocol.md §5 texts).
+    let mut run = f.start_run();
+    let out = run.stdout().unwrap().clone();
+    let welcome = f.wait_notify("welcome toast", |c| c.summary == WELCOME_TITLE);
+    assert_eq!(
+        welcome.body,
+        "欢迎回来，张三\n⚠️ 您有 1 个被驳回任务，建议请您先修订\n您有 2 个进行中的任务"
+    );
+    assert_eq!(welcome.app_name, "TaskBell");
+    let urgent = f.wait_notify("urgent toast", |c| c.summary == URGENT_TITLE);
+    assert_eq!(urgent.body, "您有 1 个任务被驳回，请尽快修订并重新提交！");
+    assert!(urgent.is_critical(), "{urgent:?}");
+    assert_ne!(welcome.urgency, Some(2), "{welcome:?}");
+    out.wait_for(WAIT, |l| l.contains(r#""event":"connected""#))
+        .unwrap();
+    let summary = out
+        .wait_for(WAIT, |l| l.contains(r#""event":"summary""#))
+        .unwrap();
+    let summary: Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["title"], WELCOME_TITLE);
+
+    // A reviewer rejects a task through REST: a live notification, critical.
+    let reviewer = f.rest_login("lisi", "review-123");
+    f.reject(&reviewer, "task-1006", "类别标签错误，请修正");
+    let first = f.wait_notify("first rejection", |c| c.body.contains("文本分类-0010"));
+    assert_eq!(first.summary, "任务审核结果");
+    assert_eq!(
+        first.body,
+        "你的任务《文本分类-0010》已驳回：类别标签错误，请修正"
+    );
+    assert!(first.is_critical(), "high priority → critical: {first:?}");
+    assert!(
+        first.actions.iter().any(|(k, _)| !k.is_empty()),
+        "an Open action for the task: {first:?}"
+    );
+
+    // The server dies and comes back on the same port; the client reconnects.
+    f.server.kill();
+    out.wait_for(WAIT, |l| l.contains(r#""event":"reconnecting""#))
+        .unwrap();
+    f.server.restart().expect("server restarts");
+    // A rejection made right after the restart arrives once, whether the
+    // client is still waiting to reconnect (catch-up) or already back (live).
+    let annotator = f.rest_login("zhangsan", "annotate-123");
+    let reviewer = f.rest_login("lisi", "review-123");
+    f.submit(&annotator, "task-1001");
+    f.reject(&reviewer, "task-1001", "漏标了两个行人");
+    let second = f.wait_notify("rejection after the restart", |c| {
+        c.body.contains("图像标注-0041")
+    });
+    assert_eq!(
+        second.body,
+        "你的任务《图像标注-0041》已驳回：漏标了两个行人"
+    );
+    out.wait_for_nth(WAIT, 2, |l| l.contains(r#""event":"connected""#))
+        .unwrap();
+    // One more live one after the reconnect proves the new socket is subscribed.
+    let annotator_again = f.rest_login("zhangsan", "annotate-123");
+    f.submit(&annotator_again, "task-1003");
+    f.reject(&reviewer, "task-1003", "请补充标签说明");
+    f.wait_notify("live rejection on the new socket", |c| {
+        c.body.contains("文本分类-0007")
+    });
+
+    // SIGTERM: a clean stop with exit code 0.
+    let status = run.terminate(WAIT).expect("taskbell run stops");
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        run.log()
+    );
+    out.wait_closed(WAIT).unwrap();
+    let all = events(&out.lines());
+    assert_eq!(all.last().unwrap()["event"], "stopped", "{all:?}");
+
+    // Nothing was shown twice.
+    let calls = f.notify_calls();
+    for needle in [
+        WELCOME_TITLE,
+        URGENT_TITLE,
+        "文本分类-0010",
+        "图像标注-0041",
+        "文本分类-0007",
+    ] {
+        let n = calls
+            .iter()
+            .filter(|c| c.summary == needle || c.body.contains(needle))
+            .count();
+        assert_eq!(n, 1, "{needle:?} shown {n} times: {calls:#?}");
+    }
+    assert_eq!(count_events(&out, "notification"), 3, "{all:#?}");
+    // dunst received them all, with the exact texts.
+    let history = f.desktop.dunst().unwrap().history().unwrap();
+    for (summary, body) in [
+        (WELCOME_TITLE, welcome.body.as_str()),
+        (URGENT_TITLE, urgent.body.as_str()),
+        ("任务审核结果", first.body.as_str()),
+        ("任务审核结果", second.body.as_str()),
+    ] {
+        assert!(
+            history
+                .iter()
+                .any(|e| e.summary == summary && e.body == body),
+            "dunst lacks {summary:?}/{body:?}: {history:#?}"
+        );
+    }
+
+    // `taskbell history --json` lists them, each once, newest first.
+    let listed = f.run_cmd(&["history", "--json"], None);
+    assert!(listed.status.success(), "{listed:?}");
+    let records: Vec<Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let contents: Vec<&str> = records
+        .iter()
+        .map(|r| r["notification"]["content"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        contents,
+        [
+            "你的任务《文本分类-0007》已驳回：请补充标签说明",
+            "你的任务《图像标注-0041》已驳回：漏标了两个行人",
+            "你的任务《文本分类-0010》已驳回：类别标签错误，请修正",
+        ],
+        "{records:#?}"
+    );
+    assert!(records.iter().all(|r| r["read"] == false));
+    let unread = f.run_cmd(&["history", "--unread", "--limit", "1"], None);
+    assert!(unread.status.success(), "{unread:?}");
+    assert_eq!(unread.stdout.lines().count(), 1, "{unread:?}");
+    assert!(unread.stdout.contains("文本分类-0007"), "{unread:?}");
+
+    // `taskbell status --json` tells the whole story.
+    let st = f.run_cmd(&["status", "--json"], None);
+    assert!(st.status.success(), "{st:?}");
+    let st: Value = serde_json::from_str(&st.stdout).unwrap();
+    assert_eq!(st["server"], f.server.base_url());
+    assert_eq!(st["username"], "zhangsan");
+    assert_eq!(st["signed_in"], true);
+    assert_eq!(st["keyring"], "Secret Service");
+    assert_eq!(st["notification_daemon"]["name"], "dunst");
+    assert_eq!(st["unread"], 3);
+    assert_eq!(st["last_state"]["running"], false);
+    assert_eq!(st["daemon_running"], false);
+    assert_eq!(st["last_state"]["status"]["user"]["username"], "zhangsan");
+    let human = f.run_cmd(&["status"], None);
+    assert!(human.status.success(), "{human:?}");
+    for needle in [
+        "zhangsan (signed in)",
+        "Secret Service",
+        "dunst",
+        "unread:        3 of 3",
+    ] {
+        assert!(
+            human.stdout.contains(needle),
+            "{needle:?} in {}",
+            human.stdout
+        );
+    }
+
+    // Logout removes the token from the keyring.
+    let out = f.run_cmd(&["logout"], None);
+    assert!(out.status.success(), "{out:?}");
+    let items = f.desktop.keyring().unwrap().items().unwrap();
+    assert!(items.iter().all(|i| i.secret != token), "{items:?}");
+    let st = f.run_cmd(&["status", "--json"], None);
+    let st: Value = serde_json::from_str(&st.stdout).unwrap();
+    assert_eq!(st["signed_in"], false);
+}
+
+#[test]
+fn run_without_a_notification_daemon_still_runs_and_logs() {
+    let f = Fixture::start(DesktopOptions {
+        notifications: false,
+        keyring: true,
+        tray: false,
+    });
+    let ok = f.login("lisi", "review-123");
+    assert!(ok.status.success(), "{ok:?}");
+    let mut run = f.start_run();
+    let out = run.stdout().unwrap().clone();
+    let toast = out
+        .wait_for(WAIT, |l| l.contains(r#""event":"toast""#))
+        .unwrap();
+    let toast: Value = serde_json::from_str(&toast).unwrap();
+    assert_eq!(toast["title"], WELCOME_TITLE);
+    out.wait_for(WAIT, |l| l.contains(r#""event":"connected""#))
+        .unwrap();
+    // A reviewer's summary: "有 N 个任务待审核" (two tasks are submitted in the demo data).
+    assert!(
+        toast["body"]
+            .as_str()
+            .unwrap()
+            .contains("有 2 个任务待审核"),
+        "{toast}"
+    );
+    let status = run.terminate(WAIT).unwrap();
+    assert!(status.success(), "{status}: {}", run.log());
+    let log = run.log();
+    assert!(
+        log.contains("no notification daemon"),
+        "the missing daemon is logged: {log}"
+    );
+}
+
+#[test]
+fn demo_runs_with_no_keyring_and_no_notification_daemon() {
+    // No session bus at all: the demo keeps its token in memory and prints
+    // toasts on the terminal.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(binary("taskbell").unwrap());
+    cmd.args(["demo", "--activity-secs", "1"])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("DISPLAY")
+        .env("LANG", "zh_CN.UTF-8")
+        .env("LC_ALL", "zh_CN.UTF-8")
+        .env("HOME", dir.path())
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .env_remove("RUST_LOG");
+    let mut demo =
+        ChildGuard::spawn("taskbell-demo", &mut cmd, dir.path(), Stdout::Collect).unwrap();
+    let out = demo.stdout().unwrap().clone();
+    out.wait_for(WAIT, |l| l.contains(WELCOME_TITLE)).unwrap();
+    out.wait_for(WAIT, |l| l.contains(URGENT_TITLE)).unwrap();
+    out.wait_for(WAIT, |l| l.contains("connected")).unwrap();
+    let status = demo.terminate(WAIT).unwrap();
+    assert!(status.success(), "{status}: {}", demo.log());
+    assert!(
+        demo.log().contains("toasts are printed here instead"),
+        "{}",
+        demo.log()
+    );
+    let text = out.lines().join("\n");
+    assert!(text.contains("zhangsan / annotate-123"), "{text}");
+}
