@@ -316,6 +316,12 @@ fn login_errors_print_one_clear_line_and_fail() {
 
     let not_signed_in = f.run_cmd(&["run"], None);
     assert_one_line_failure(&not_signed_in, "not signed in");
+    assert_eq!(
+        not_signed_in.status.code(),
+        Some(3),
+        "only the user can fix it"
+    );
+    assert_eq!(wrong.status.code(), Some(1));
 
     // Nothing was stored by the failures.
     let keyring = f.desktop.keyring().unwrap();

@@ -49,7 +49,27 @@ pub enum CliError {
     Demo(String),
 }
 
+/// Exit code of an error that needs the user (sign in again, access
+/// denied): the systemd unit does not restart on it
+/// (`RestartPreventExitStatus=3`).
+pub const EXIT_NEEDS_USER: u8 = 3;
+
+/// Exit code of every other error.
+pub const EXIT_FAILURE: u8 = 1;
+
 impl CliError {
+    /// The process exit code for this error: [`EXIT_NEEDS_USER`] when
+    /// restarting cannot help, else [`EXIT_FAILURE`].
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::NotSignedIn | CliError::SignedOut(_) | CliError::AccessDenied(_) => {
+                EXIT_NEEDS_USER
+            }
+            CliError::Engine(EngineError::NotSignedIn) => EXIT_NEEDS_USER,
+            _ => EXIT_FAILURE,
+        }
+    }
+
     /// The message as exactly one line (no newlines, no Debug dump).
     pub fn one_line(&self) -> String {
         let text = self.to_string();
@@ -72,6 +92,39 @@ impl CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restarting_cannot_fix_a_missing_sign_in() {
+        assert_eq!(CliError::NotSignedIn.exit_code(), EXIT_NEEDS_USER);
+        assert_eq!(CliError::SignedOut(None).exit_code(), EXIT_NEEDS_USER);
+        assert_eq!(
+            CliError::AccessDenied("no".into()).exit_code(),
+            EXIT_NEEDS_USER
+        );
+        assert_eq!(CliError::Failed("x".into()).exit_code(), EXIT_FAILURE);
+    }
+
+    /// The packaged systemd unit runs `taskbell run`, restarts on failure and
+    /// not on errors that need the user.
+    #[test]
+    fn the_systemd_unit_matches_the_exit_codes() {
+        let unit = include_str!("../../../packaging/systemd/taskbell.service");
+        let value = |key: &str| {
+            unit.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("{key} missing"))
+                .trim()
+                .to_string()
+        };
+        assert!(value("ExecStart").ends_with("taskbell run"), "{unit}");
+        assert_eq!(value("Restart"), "on-failure");
+        assert_eq!(
+            value("RestartPreventExitStatus"),
+            EXIT_NEEDS_USER.to_string()
+        );
+        assert_eq!(value("KillSignal"), "SIGTERM");
+        assert_eq!(value("WantedBy"), "default.target");
+    }
 
     #[test]
     fn messages_are_one_line() {

@@ -15,8 +15,9 @@
 //! - `info`: status and history.
 //! - `demo`: the in-process reference server plus `run`.
 //! - `error`: [`CliError`](error::CliError); every error is printed as one
-//!   line (`taskbell: …`) with exit code 1. Usage errors come from clap (exit
-//!   code 2).
+//!   line (`taskbell: …`) with exit code 1, or 3 when only the user can fix
+//!   it (not signed in, session ended, access denied). Usage errors come from
+//!   clap (exit code 2).
 
 mod account;
 mod cli;
@@ -106,7 +107,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("taskbell: {}", e.one_line());
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }
