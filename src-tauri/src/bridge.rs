@@ -1,34 +1,56 @@
 //! The bridge between the core and the shell: the only place that knows event names.
-//! Core status and events become the tray's icon, tooltip and menu, and `emit`s to the
-//! open windows; the windows' requests become core commands.
+//! Core [`Status`] and [`Event`]s become the tray's icon, tooltip and menu, and `emit`s to
+//! the open windows; the windows' and the menu's requests become core [`Command`]s.
+//!
+//! Engine life cycle: [`start`] boots (demo, or the configured account, or the login
+//! window); each engine run gets a generation number, and its three pump tasks (status,
+//! events, exit) ignore themselves once a newer engine replaced it.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
+use taskbell_core::api::ApiError;
+use taskbell_core::config::{Config, ConfigError, Paths, QuietHours};
+use taskbell_core::credentials::Credentials;
+use taskbell_core::delivery::{Toast, Urgency, task_url};
+use taskbell_core::history::{History, Query};
+use taskbell_core::i18n::Lang as CoreLang;
+use taskbell_core::notifier::{Notifier, open_in_browser};
+use taskbell_core::protocol::{Notification, NotificationKind, Role};
+use taskbell_core::supervisor::{
+    Command, Engine, EngineError, EngineHandle, EngineOptions, Event, ExitReason, SignInError,
+    State, Status, sign_in as core_sign_in,
+};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
+use time::{OffsetDateTime, UtcOffset};
+use tokio::sync::{mpsc, watch};
 
-use crate::Shared;
 use crate::commands::{CmdError, CmdResult, ErrorKind};
 use crate::model::{
-    HistoryFilter, Lang, ReconnectEntry, UiDiagnostics, UiNotification, UiSettings, UiStatus,
-    UiUser,
+    ConnState, HistoryFilter, Lang, ReconnectEntry, UiDiagnostics, UiNotification, UiSettings,
+    UiStatus, UiUser,
 };
-use crate::tray;
+use crate::windows::{self, WindowKind};
+use crate::{Shared, checks, tray};
 
 /// Event sent to the windows when the status changes; payload [`UiStatus`].
 pub const EVENT_STATUS: &str = "taskbell://status";
 /// Event sent when a notification arrives; payload [`UiNotification`].
 pub const EVENT_NOTIFICATION: &str = "taskbell://notification";
-/// Event sent when read state changed in bulk; payload: the unread count.
+/// Event sent when read state changed outside the window; payload: the unread count.
 pub const EVENT_HISTORY: &str = "taskbell://history";
-/// Event sent when a latency sample or reconnect was recorded; payload [`UiDiagnostics`].
+/// Event sent when a latency sample or reconnect was recorded; payload [`UiDiagnostics`]
+/// without the (slow) self-checks.
 pub const EVENT_DIAGNOSTICS: &str = "taskbell://diagnostics";
 
 /// Latency samples kept for the sparkline.
 pub const MAX_SAMPLES: usize = 60;
 /// Reconnects kept for the log.
 pub const MAX_RECONNECTS: usize = 50;
+/// How often the demo server makes something happen.
+pub const DEMO_ACTIVITY_EVERY: Duration = Duration::from_secs(20);
 
 /// Recent latencies and reconnects, for the diagnostics window.
 #[derive(Debug, Default)]
@@ -82,27 +104,235 @@ pub enum Action {
     TestNotification,
 }
 
-/// Where the running engine is reached (empty until it runs).
-#[derive(Debug, Default)]
+/// What the app needs from the machine: where files live, the keyring, the notifier.
+/// `main` uses the real ones; tests pass a temp dir, an in-memory keyring and a recorder.
+pub struct Deps {
+    /// Config and history locations of the real account.
+    pub paths: Paths,
+    /// The OS keyring, or why it could not be opened.
+    pub credentials: Result<Credentials, String>,
+    /// Shows toasts.
+    pub notifier: Arc<dyn Notifier>,
+    /// The local UTC offset (computed before threads start).
+    pub utc_offset: UtcOffset,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("paths", &self.paths)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deps {
+    /// The real machine: standard paths, the OS keyring, desktop notifications.
+    pub fn system() -> Result<Self, String> {
+        let paths = Paths::resolve(None, None).map_err(|e| e.to_string())?;
+        let credentials = Credentials::open().map_err(|e| e.to_string());
+        if let Err(e) = &credentials {
+            tracing::warn!("keyring unavailable: {e}");
+        }
+        Ok(Self {
+            paths,
+            credentials,
+            notifier: Arc::new(taskbell_core::notifier::DesktopNotifier::new()),
+            utc_offset: taskbell_core::supervisor::local_offset(),
+        })
+    }
+}
+
+/// The running engine (and the demo server, in demo mode).
+#[derive(Default)]
 pub struct EngineSlot {
-    inner: Mutex<Option<()>>,
+    inner: std::sync::Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u64,
+    commands: Option<mpsc::Sender<Command>>,
+    /// The paths of the account the engine runs for (demo or real).
+    paths: Option<Paths>,
+    summary_lines: Vec<String>,
+    demo: Option<taskbell_server::RunningServer>,
+    /// The user asked to sign out (so the login window is not pushed at them).
+    signing_out: bool,
+}
+
+impl std::fmt::Debug for EngineSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.lock();
+        f.debug_struct("EngineSlot")
+            .field("generation", &s.generation)
+            .field("running", &s.commands.is_some())
+            .field("demo", &s.demo.is_some())
+            .finish()
+    }
 }
 
 impl EngineSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Whether an engine runs.
     pub fn is_running(&self) -> bool {
-        self.inner.lock().map(|g| g.is_some()).unwrap_or(false)
+        self.lock().commands.is_some()
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<Command>> {
+        self.lock().commands.clone()
+    }
+}
+
+fn core_lang(lang: Lang) -> CoreLang {
+    match lang {
+        Lang::ZhCn => CoreLang::ZhCn,
+        Lang::En => CoreLang::En,
+    }
+}
+
+fn ui_lang(lang: CoreLang) -> Lang {
+    match lang {
+        CoreLang::ZhCn => Lang::ZhCn,
+        CoreLang::En => Lang::En,
     }
 }
 
 /// The system language (zh* → Chinese, else English).
 pub fn system_lang() -> Lang {
-    Lang::En
+    ui_lang(CoreLang::from_system())
 }
 
 fn emit<R: Runtime, S: Serialize + Clone>(app: &AppHandle<R>, event: &str, payload: S) {
     if let Err(e) = app.emit(event, payload) {
         tracing::debug!("emit {event}: {e}");
+    }
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// "HH:MM" when `ms` is today (local), else "MM-DD HH:MM".
+pub fn local_label(ms: i64, now_ms: i64, offset: UtcOffset) -> String {
+    let at = |ms: i64| {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            .to_offset(offset)
+    };
+    let (t, now) = (at(ms), at(now_ms));
+    if t.date() == now.date() {
+        format!("{:02}:{:02}", t.hour(), t.minute())
+    } else {
+        format!(
+            "{:02}-{:02} {:02}:{:02}",
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        )
+    }
+}
+
+/// Tomorrow 08:00 local time, in ms since the epoch.
+pub fn tomorrow_morning_ms(now_ms: i64, offset: UtcOffset) -> i64 {
+    let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .to_offset(offset);
+    let date = now.date().next_day().unwrap_or(now.date());
+    let at = date.with_hms(8, 0, 0).map(|dt| dt.assume_offset(offset));
+    match at {
+        Ok(t) => (t.unix_timestamp_nanos() / 1_000_000) as i64,
+        Err(_) => now_ms + 24 * 3600 * 1000,
+    }
+}
+
+/// The filter group of a notification kind.
+pub fn group_of(kind: &NotificationKind) -> &'static str {
+    match kind {
+        NotificationKind::TaskReviewed | NotificationKind::TaskAssigned => "reviews",
+        NotificationKind::TaskSubmitted | NotificationKind::SkipRequested => "submissions",
+        NotificationKind::Mention => "mentions",
+        NotificationKind::GroupMessage | NotificationKind::PrivateMessage => "chat",
+        NotificationKind::System | NotificationKind::Test | NotificationKind::Other(_) => "system",
+    }
+}
+
+fn role_name(role: &Role) -> &'static str {
+    match role {
+        Role::Annotator => "annotator",
+        Role::Reviewer => "reviewer",
+        Role::Admin => "admin",
+    }
+}
+
+/// The link a notification opens, if any: only on the platform's own origin.
+fn link_of(n: &Notification, config: &Config) -> Option<String> {
+    let server = config.server_url().ok()?;
+    let task = n.task_id.as_deref()?;
+    task_url(&config.task_url_template, &server, task)
+}
+
+/// A notification as the notification center shows it.
+pub fn ui_notification(n: &Notification, read: bool, config: &Config) -> UiNotification {
+    UiNotification {
+        key: n.key.clone(),
+        kind: n.kind.as_str().to_string(),
+        group: group_of(&n.kind).to_string(),
+        title: n.title.clone(),
+        content: n.content.clone(),
+        priority: n.priority.as_str().to_string(),
+        timestamp_ms: n.timestamp_ms,
+        read,
+        has_link: link_of(n, config).is_some(),
+    }
+}
+
+/// The core's status as the tray and the windows show it.
+pub fn ui_status(
+    s: &Status,
+    summary_lines: &[String],
+    demo: bool,
+    now_ms: i64,
+    offset: UtcOffset,
+) -> UiStatus {
+    let state = match &s.state {
+        State::SignedOut { reason } => ConnState::SignedOut {
+            reason: reason.clone(),
+        },
+        State::Connecting => ConnState::Connecting,
+        State::Connected { latency_ms } => ConnState::Connected {
+            latency_ms: latency_ms.or(s.latency_ms),
+        },
+        State::Reconnecting { in_secs, reason } => ConnState::Reconnecting {
+            in_secs: *in_secs,
+            reason: reason.clone(),
+        },
+        State::Offline { reason } => ConnState::Offline {
+            reason: reason.clone(),
+        },
+    };
+    let paused_until_ms = s.paused_until_ms.filter(|t| *t > now_ms);
+    UiStatus {
+        state,
+        paused_until_ms,
+        paused_label: paused_until_ms.map(|t| local_label(t, now_ms, offset)),
+        unread: s.unread,
+        user: s.user.as_ref().map(|u| UiUser {
+            username: u.username.clone(),
+            display_name: if u.real_name.is_empty() {
+                u.username.clone()
+            } else {
+                u.real_name.clone()
+            },
+            role: role_name(&u.role).to_string(),
+        }),
+        summary_lines: summary_lines.to_vec(),
+        server: (!s.server.is_empty()).then(|| s.server.clone()),
+        demo,
     }
 }
 
@@ -118,21 +348,336 @@ pub fn publish<R: Runtime>(app: &AppHandle<R>, status: UiStatus) {
     emit(app, EVENT_STATUS, status);
 }
 
-/// Starts the engine (or the demo) in the background.
+fn publish_signed_out<R: Runtime>(app: &AppHandle<R>, reason: Option<String>) {
+    let shared = app.state::<Shared>();
+    let mut s = shared.status();
+    s.state = ConnState::SignedOut { reason };
+    s.user = None;
+    s.summary_lines.clear();
+    s.demo = false;
+    publish(app, s);
+}
+
+/// Re-renders the tray (e.g. after the language changed).
+pub fn refresh_tray<R: Runtime>(app: &AppHandle<R>) {
+    let shared = app.state::<Shared>();
+    if let Err(e) = tray::apply(app, &shared.status(), shared.lang()) {
+        tracing::warn!("tray update failed: {e}");
+    }
+}
+
+/// Starts the engine in the background: the demo when asked or when no server is
+/// configured, else the configured account (signing in from the keyring); the login
+/// window when that is not possible.
 pub fn start<R: Runtime>(app: &AppHandle<R>) {
-    let _ = app;
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Err(e) = boot(&app).await {
+            tracing::warn!("{e}");
+            publish_signed_out(&app, Some(e.message.clone()));
+            open_login(&app);
+        }
+    });
 }
 
-/// Stops the engine; called once when the app exits.
+fn open_login<R: Runtime>(app: &AppHandle<R>) {
+    let lang = app.state::<Shared>().lang();
+    if let Err(e) = windows::open(app, WindowKind::Login, lang) {
+        tracing::warn!("could not open the login window: {e}");
+    }
+}
+
+async fn boot<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
+    let shared = app.state::<Shared>();
+    let paths = shared.deps.paths.clone();
+    let config = Config::load(&paths.config_file());
+    let demo = shared.options.demo || matches!(&config, Ok(c) if c.server.is_none());
+    if demo {
+        return start_demo(app).await;
+    }
+    let config = config.map_err(config_error)?;
+    let credentials = shared.deps.credentials.clone().map_err(keyring_error)?;
+    match start_engine(app, config, paths, credentials, false) {
+        Err(EngineError::NotSignedIn) => {
+            publish_signed_out(app, None);
+            open_login(app);
+            Ok(())
+        }
+        Err(e) => Err(CmdError::new(ErrorKind::Local, e.to_string())),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Starts the embedded reference server with demo activity and signs in as the demo
+/// annotator, in a demo data directory of its own (the real config stays untouched).
+async fn start_demo<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
+    let shared = app.state::<Shared>();
+    let server = taskbell_server::start(taskbell_server::ServerConfig {
+        demo_activity: Some(DEMO_ACTIVITY_EVERY),
+        ..taskbell_server::ServerConfig::default()
+    })
+    .await
+    .map_err(|e| {
+        CmdError::new(
+            ErrorKind::Local,
+            format!("the demo server did not start: {e}"),
+        )
+    })?;
+    let dir = shared.deps.paths.data_dir.join("demo");
+    // A fresh demo every time: the demo server's data starts afresh too.
+    let _ = std::fs::remove_dir_all(&dir);
+    let paths = Paths {
+        config_dir: dir.clone(),
+        data_dir: dir,
+    };
+    // The demo keeps its token in memory: it works without a keyring, and its tokens die
+    // with the demo server anyway.
+    let credentials = Credentials::in_memory();
+    let account = taskbell_server::DEMO_ANNOTATOR;
+    let base = server.base_url();
+    tracing::info!(
+        "demo: platform at {base}, signing in as {}",
+        account.username
+    );
+    let signed = core_sign_in(
+        &paths,
+        &credentials,
+        &base,
+        account.username,
+        account.password,
+        false,
+    )
+    .await
+    .map_err(sign_in_error)?;
+    shared.engine.lock().demo = Some(server);
+    start_engine(app, signed.config, paths, credentials, true)
+        .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))
+}
+
+fn start_engine<R: Runtime>(
+    app: &AppHandle<R>,
+    config: Config,
+    paths: Paths,
+    credentials: Credentials,
+    demo: bool,
+) -> Result<(), EngineError> {
+    let shared = app.state::<Shared>();
+    if let Some(lang) = config.language {
+        shared.set_lang(ui_lang(lang));
+    }
+    let mut opts = EngineOptions::new(
+        config,
+        paths.clone(),
+        shared.deps.notifier.clone(),
+        credentials,
+    );
+    opts.lang = core_lang(shared.lang());
+    opts.utc_offset = shared.deps.utc_offset;
+    let EngineHandle {
+        state,
+        events,
+        commands,
+        join,
+    } = Engine::start(opts)?;
+    let generation = {
+        let mut slot = shared.engine.lock();
+        if let Some(old) = slot.commands.take() {
+            let _ = old.try_send(Command::Shutdown);
+        }
+        if !demo && let Some(server) = slot.demo.take() {
+            tauri::async_runtime::spawn(server.shutdown());
+        }
+        slot.generation += 1;
+        slot.commands = Some(commands);
+        slot.paths = Some(paths);
+        slot.summary_lines.clear();
+        slot.signing_out = false;
+        slot.generation
+    };
+    tauri::async_runtime::spawn(pump_status(app.clone(), state, generation, demo));
+    tauri::async_runtime::spawn(pump_events(app.clone(), events, generation, demo));
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let reason = match join.await {
+            Ok(r) => r,
+            Err(e) => ExitReason::Failed(format!("engine task failed: {e}")),
+        };
+        on_exit(&app, generation, reason);
+    });
+    Ok(())
+}
+
+fn is_current<R: Runtime>(app: &AppHandle<R>, generation: u64) -> bool {
+    app.state::<Shared>().engine.lock().generation == generation
+}
+
+async fn pump_status<R: Runtime>(
+    app: AppHandle<R>,
+    mut state: watch::Receiver<Status>,
+    generation: u64,
+    demo: bool,
+) {
+    loop {
+        if !is_current(&app, generation) {
+            return;
+        }
+        let status = state.borrow_and_update().clone();
+        republish(&app, &status, demo);
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn republish<R: Runtime>(app: &AppHandle<R>, status: &Status, demo: bool) {
+    let shared = app.state::<Shared>();
+    let lines = shared.engine.lock().summary_lines.clone();
+    let ui = ui_status(status, &lines, demo, now_ms(), shared.deps.utc_offset);
+    shared.set_core_status(status.clone());
+    publish(app, ui);
+}
+
+async fn pump_events<R: Runtime>(
+    app: AppHandle<R>,
+    mut events: mpsc::Receiver<Event>,
+    generation: u64,
+    demo: bool,
+) {
+    while let Some(event) = events.recv().await {
+        if !is_current(&app, generation) {
+            return;
+        }
+        on_event(&app, event, demo);
+    }
+}
+
+/// Handles one core event: windows hear about notifications and diagnostics, the menu
+/// gets the summary lines.
+pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: Event, demo: bool) {
+    let shared = app.state::<Shared>();
+    match event {
+        Event::Notification(n) => {
+            let config = active_config(app).unwrap_or_default();
+            emit(app, EVENT_NOTIFICATION, ui_notification(&n, false, &config));
+        }
+        Event::Summary(s) => {
+            // The first line greets the user; the rest are the counts the menu lists.
+            let lines: Vec<String> = s.body_lines.iter().skip(1).cloned().collect();
+            shared.engine.lock().summary_lines = lines;
+            if let Some(core) = shared.core_status() {
+                republish(app, &core, demo);
+            }
+        }
+        Event::Latency { ms } => {
+            shared.with_diag(|d| d.latency(ms));
+            emit(app, EVENT_DIAGNOSTICS, live_diagnostics(app));
+        }
+        Event::Reconnecting { reason, delay_ms } => {
+            shared.with_diag(|d| {
+                d.reconnect(ReconnectEntry {
+                    at_ms: now_ms(),
+                    reason,
+                    delay_ms,
+                })
+            });
+            emit(app, EVENT_DIAGNOSTICS, live_diagnostics(app));
+        }
+        Event::Error { message } => tracing::warn!("engine: {message}"),
+        other => tracing::debug!(?other, "engine event"),
+    }
+}
+
+fn on_exit<R: Runtime>(app: &AppHandle<R>, generation: u64, reason: ExitReason) {
+    let shared = app.state::<Shared>();
+    let asked = {
+        let mut slot = shared.engine.lock();
+        if slot.generation != generation {
+            return;
+        }
+        slot.commands = None;
+        slot.summary_lines.clear();
+        std::mem::take(&mut slot.signing_out)
+    };
+    tracing::info!(?reason, "engine stopped");
+    let text = match &reason {
+        ExitReason::Shutdown => return,
+        ExitReason::SignedOut if asked => None,
+        ExitReason::SignedOut => Some("The session ended. Please sign in again.".to_string()),
+        ExitReason::AccessDenied(why) => Some(format!("Access denied: {why}")),
+        ExitReason::Failed(why) => Some(why.clone()),
+    };
+    let push_login = text.is_some();
+    publish_signed_out(app, text);
+    if push_login {
+        open_login(app);
+    }
+}
+
+/// Stops the engine (and the demo server); called once when the app exits. Waits a
+/// moment so the socket closes properly.
 pub fn shutdown<R: Runtime>(app: &AppHandle<R>) {
-    let _ = app;
+    let shared = app.state::<Shared>();
+    let (commands, demo) = {
+        let mut slot = shared.engine.lock();
+        slot.generation += 1;
+        (slot.commands.take(), slot.demo.take())
+    };
+    tauri::async_runtime::block_on(async move {
+        if let Some(c) = commands {
+            let _ = c.send(Command::Shutdown).await;
+            // The loop closes the socket with 1000; give it a moment, no more.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if let Some(server) = demo {
+            let _ = tokio::time::timeout(Duration::from_secs(3), server.shutdown()).await;
+        }
+    });
 }
 
-fn not_running() -> CmdError {
-    CmdError::new(ErrorKind::NotSignedIn, "TaskBell is not connected yet.")
+fn config_error(e: ConfigError) -> CmdError {
+    CmdError::new(ErrorKind::Local, e.to_string())
 }
 
-/// Signs in.
+fn keyring_error(e: String) -> CmdError {
+    CmdError::new(
+        ErrorKind::Local,
+        format!("The system keyring is not available: {e}"),
+    )
+}
+
+/// Maps a sign-in failure to words and a form field.
+pub fn sign_in_error(e: SignInError) -> CmdError {
+    match e {
+        SignInError::Api(api) => api_error(api),
+        SignInError::Config(
+            c
+            @ (ConfigError::Insecure { .. } | ConfigError::Invalid { .. } | ConfigError::NoServer),
+        ) => CmdError::new(ErrorKind::BadUrl, c.to_string()).on("server"),
+        SignInError::Config(c) => CmdError::new(ErrorKind::Local, c.to_string()),
+        SignInError::Credentials(c) => keyring_error(c.to_string()),
+        SignInError::NotSignedIn => CmdError::new(ErrorKind::NotSignedIn, "You are not signed in."),
+        SignInError::Invalid(why) => CmdError::new(ErrorKind::Invalid, why),
+    }
+}
+
+fn api_error(e: ApiError) -> CmdError {
+    let text = e.to_string();
+    match e {
+        ApiError::Unauthorized(_) => CmdError::new(ErrorKind::WrongPassword, text).on("password"),
+        ApiError::Network(_) | ApiError::Timeout => {
+            CmdError::new(ErrorKind::Unreachable, text).on("server")
+        }
+        ApiError::Tls(_) => CmdError::new(ErrorKind::Tls, text).on("server"),
+        ApiError::BadUrl(_) => CmdError::new(ErrorKind::BadUrl, text).on("server"),
+        ApiError::RateLimited { .. } => CmdError::new(ErrorKind::RateLimited, text),
+        ApiError::Forbidden(_) | ApiError::Server { .. } | ApiError::BadResponse(_) => {
+            CmdError::new(ErrorKind::Server, text)
+        }
+    }
+}
+
+/// Signs in from the login window, then runs the engine for that account (leaving demo
+/// mode if it was on).
 pub async fn sign_in<R: Runtime>(
     app: &AppHandle<R>,
     server: &str,
@@ -140,56 +685,233 @@ pub async fn sign_in<R: Runtime>(
     password: &str,
     remember: bool,
 ) -> CmdResult<UiUser> {
-    let _ = (app, server, username, password, remember);
-    Err(not_running())
+    let shared = app.state::<Shared>();
+    let paths = shared.deps.paths.clone();
+    let credentials = shared.deps.credentials.clone().map_err(keyring_error)?;
+    let signed = core_sign_in(&paths, &credentials, server, username, password, remember)
+        .await
+        .map_err(sign_in_error)?;
+    let user = UiUser {
+        username: signed.user.username.clone(),
+        display_name: if signed.user.real_name.is_empty() {
+            signed.user.username.clone()
+        } else {
+            signed.user.real_name.clone()
+        },
+        role: role_name(&signed.user.role).to_string(),
+    };
+    start_engine(app, signed.config, paths, credentials, false)
+        .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?;
+    Ok(user)
 }
 
-/// Lists the history.
+/// The paths of the account in use: the engine's, else the real account's.
+fn active_paths<R: Runtime>(app: &AppHandle<R>) -> Paths {
+    let shared = app.state::<Shared>();
+    let slot = shared.engine.lock().paths.clone();
+    slot.unwrap_or_else(|| shared.deps.paths.clone())
+}
+
+fn active_config<R: Runtime>(app: &AppHandle<R>) -> CmdResult<Config> {
+    Config::load(&active_paths(app).config_file()).map_err(config_error)
+}
+
+fn history<R: Runtime>(app: &AppHandle<R>) -> CmdResult<History> {
+    History::open(&active_paths(app).history_db()).map_err(|e| {
+        CmdError::new(
+            ErrorKind::Local,
+            format!("The notification history cannot be read: {e}"),
+        )
+    })
+}
+
+/// Lists the history, newest first, filtered.
 pub fn list_history<R: Runtime>(
     app: &AppHandle<R>,
     filter: &HistoryFilter,
 ) -> CmdResult<Vec<UiNotification>> {
-    let _ = (app, filter);
-    Err(not_running())
+    let config = active_config(app).unwrap_or_default();
+    let records = history(app)?
+        .list(&Query {
+            unread_only: filter.unread_only,
+            limit: filter.limit.unwrap_or(200).clamp(1, 5000),
+            ..Query::default()
+        })
+        .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?;
+    Ok(records
+        .iter()
+        .map(|r| ui_notification(&r.notification, r.read, &config))
+        .filter(|n| filter.groups.is_empty() || filter.groups.contains(&n.group))
+        .collect())
 }
 
-/// Marks `keys` (or all when `None`) read; returns the unread count after.
-pub fn mark_read<R: Runtime>(app: &AppHandle<R>, keys: Option<&[String]>) -> CmdResult<u64> {
-    let _ = (app, keys);
-    emit(app, EVENT_HISTORY, 0u64);
-    Err(not_running())
+/// Marks `keys` (or all when `None`) read: through the engine when it runs (it owns the
+/// unread count), else directly in the history.
+pub fn mark_read<R: Runtime>(app: &AppHandle<R>, keys: Option<&[String]>) -> CmdResult<()> {
+    let shared = app.state::<Shared>();
+    let command = match keys {
+        Some(k) => Command::MarkRead { keys: k.to_vec() },
+        None => Command::MarkAllRead,
+    };
+    if let Some(tx) = shared.engine.sender() {
+        return tx
+            .try_send(command)
+            .map_err(|e| CmdError::new(ErrorKind::Local, format!("TaskBell is busy: {e}")));
+    }
+    let h = history(app)?;
+    let done = match keys {
+        Some(k) => h.mark_read(k),
+        None => h.mark_all_read(),
+    };
+    done.map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?;
+    let unread = h.unread_count().unwrap_or(0);
+    let mut s = shared.status();
+    s.unread = unread;
+    publish(app, s);
+    emit(app, EVENT_HISTORY, unread);
+    Ok(())
 }
 
-/// Opens a notification's task.
+/// Opens a notification's task in the browser (its URL is built here, on the platform's
+/// own origin) and marks it read.
 pub fn open_notification<R: Runtime>(app: &AppHandle<R>, key: &str) -> CmdResult<()> {
-    let _ = (app, key);
-    Err(not_running())
+    let record = history(app)?
+        .get(key)
+        .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?
+        .ok_or_else(|| {
+            CmdError::new(
+                ErrorKind::Invalid,
+                "That notification is not in the history.",
+            )
+        })?;
+    let config = active_config(app)?;
+    let url = link_of(&record.notification, &config).ok_or_else(|| {
+        CmdError::new(ErrorKind::Invalid, "This notification has no task to open.")
+    })?;
+    open_in_browser(&url).map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?;
+    mark_read(app, Some(&[key.to_string()]))
 }
 
-/// Opens the platform's home page.
+/// Opens the platform's home page in the browser.
 pub fn open_platform<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
-    let _ = app;
-    Err(not_running())
+    let url = active_config(app)?.server_url().map_err(config_error)?;
+    open_in_browser(url.as_str()).map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))
+}
+
+/// The settings form from the config.
+pub fn settings_of(c: &Config) -> UiSettings {
+    let quiet = c.quiet_hours.clone().filter(|q| q.start != q.end);
+    UiSettings {
+        server: c.server.clone().unwrap_or_default(),
+        username: c.username.clone().unwrap_or_default(),
+        heartbeat_interval_secs: c.heartbeat_interval_secs,
+        quiet_hours_enabled: quiet.is_some(),
+        quiet_start: quiet
+            .as_ref()
+            .map_or_else(|| "22:00".into(), |q| q.start.clone()),
+        quiet_end: quiet
+            .as_ref()
+            .map_or_else(|| "08:00".into(), |q| q.end.clone()),
+        urgent_bypass: c.urgent_bypass,
+        language: c
+            .language
+            .map_or_else(|| "system".into(), |l| l.as_tag().to_string()),
+        autostart: c.autostart,
+        sound: c.sound,
+    }
+}
+
+/// Applies the form to `c`, checking every field; errors name the field.
+pub fn apply_settings(mut c: Config, s: &UiSettings) -> CmdResult<Config> {
+    let server = s.server.trim();
+    c.server = if server.is_empty() {
+        None
+    } else {
+        let url = taskbell_core::config::parse_server_url(server, c.allow_insecure)
+            .map_err(|e| CmdError::new(ErrorKind::BadUrl, e.to_string()).on("server"))?;
+        Some(url.as_str().trim_end_matches('/').to_string())
+    };
+    if !(5..=300).contains(&s.heartbeat_interval_secs) {
+        return Err(CmdError::new(
+            ErrorKind::Invalid,
+            "The heartbeat interval must be between 5 and 300 seconds.",
+        )
+        .on("heartbeat_interval_secs"));
+    }
+    c.heartbeat_interval_secs = s.heartbeat_interval_secs;
+    c.quiet_hours = if s.quiet_hours_enabled {
+        let q = QuietHours {
+            start: s.quiet_start.clone(),
+            end: s.quiet_end.clone(),
+        };
+        q.minutes()
+            .map_err(|e| CmdError::new(ErrorKind::Invalid, e.to_string()).on("quiet_start"))?;
+        Some(q)
+    } else {
+        None
+    };
+    c.urgent_bypass = s.urgent_bypass;
+    c.language = match s.language.as_str() {
+        "system" | "" => None,
+        other => Some(CoreLang::parse(other).ok_or_else(|| {
+            CmdError::new(ErrorKind::Invalid, format!("Unknown language {other:?}.")).on("language")
+        })?),
+    };
+    c.autostart = s.autostart;
+    c.sound = s.sound;
+    c.validate()
+        .map_err(|e| CmdError::new(ErrorKind::Invalid, e.to_string()))?;
+    Ok(c)
 }
 
 /// The settings form.
 pub fn get_settings<R: Runtime>(app: &AppHandle<R>) -> CmdResult<UiSettings> {
-    let _ = app;
-    Err(not_running())
+    Ok(settings_of(&active_config(app)?))
 }
 
-/// Saves settings.
+/// Checks and saves settings; the engine applies them (a new server means a new sign-in).
 pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult<UiSettings> {
-    let _ = (app, s);
-    Err(not_running())
+    let shared = app.state::<Shared>();
+    let paths = active_paths(app);
+    let old = Config::load(&paths.config_file()).map_err(config_error)?;
+    let new = apply_settings(old.clone(), &s)?;
+    new.save(&paths.config_file()).map_err(config_error)?;
+    shared.set_lang(new.language.map_or_else(system_lang, ui_lang));
+    refresh_tray(app);
+    set_autostart(app, new.autostart);
+    if new.server != old.server {
+        // The token belongs to the old server: stop, and ask for a sign-in on the new one.
+        if let Some(tx) = shared.engine.sender() {
+            shared.engine.lock().signing_out = true;
+            let _ = tx.try_send(Command::Shutdown);
+        }
+        shared.engine.lock().generation += 1;
+        shared.engine.lock().commands = None;
+        publish_signed_out(app, None);
+        open_login(app);
+    } else if let Some(tx) = shared.engine.sender() {
+        let _ = tx.try_send(Command::SetConfig(Box::new(new.clone())));
+    }
+    Ok(settings_of(&new))
 }
 
-/// Diagnostics data.
-pub fn diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
+fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) {
+    let Some(manager) = app.try_state::<tauri_plugin_autostart::AutoLaunchManager>() else {
+        return;
+    };
+    let done = if on {
+        manager.enable()
+    } else {
+        manager.disable()
+    };
+    if let Err(e) = done {
+        tracing::warn!("autostart: {e}");
+    }
+}
+
+fn live_diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
     let shared = app.state::<Shared>();
     let (latency_ms, reconnects) = shared.with_diag(|d| (d.samples(), d.reconnects()));
-    emit(app, EVENT_DIAGNOSTICS, ());
-    let _ = EVENT_NOTIFICATION;
     UiDiagnostics {
         latency_ms,
         reconnects,
@@ -197,8 +919,203 @@ pub fn diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
     }
 }
 
-/// Sends `action` to the engine.
+/// Diagnostics data with the self-checks (blocking: D-Bus and X11 round trips).
+pub fn diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
+    let shared = app.state::<Shared>();
+    let lang = shared.lang();
+    let keyring = shared
+        .deps
+        .credentials
+        .as_ref()
+        .map(|c| c.backend().to_string())
+        .map_err(Clone::clone);
+    let mut d = live_diagnostics(app);
+    d.checks = vec![
+        checks::keyring(&keyring, lang),
+        checks::notifications(lang),
+        checks::tray(lang),
+    ];
+    d
+}
+
+fn test_toast(lang: Lang) -> Toast {
+    let (title, body) = match lang {
+        Lang::ZhCn => ("TaskBell 测试通知", "通知工作正常。"),
+        Lang::En => ("TaskBell test notification", "Notifications work."),
+    };
+    Toast {
+        title: title.into(),
+        body: body.into(),
+        urgency: Urgency::Normal,
+        open_url: None,
+        keys: Vec::new(),
+        folded: 1,
+        timeout_ms: None,
+    }
+}
+
+/// Sends `action` to the engine. A test notification works without one too.
 pub fn send<R: Runtime>(app: &AppHandle<R>, action: Action) -> CmdResult<()> {
-    let _ = (app, action);
-    Err(not_running())
+    let shared = app.state::<Shared>();
+    let Some(tx) = shared.engine.sender() else {
+        if action == Action::TestNotification {
+            return shared
+                .deps
+                .notifier
+                .show(&test_toast(shared.lang()))
+                .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()));
+        }
+        return Err(CmdError::new(
+            ErrorKind::NotSignedIn,
+            "You are not signed in.",
+        ));
+    };
+    let command = match action {
+        Action::ReconnectNow => Command::ReconnectNow,
+        Action::PauseFor(secs) => Command::Pause {
+            until_ms: now_ms() + secs * 1000,
+        },
+        Action::PauseUntilTomorrow => Command::Pause {
+            until_ms: tomorrow_morning_ms(now_ms(), shared.deps.utc_offset),
+        },
+        Action::Resume => Command::Resume,
+        Action::SignOut => {
+            shared.engine.lock().signing_out = true;
+            Command::SignOut
+        }
+        Action::TestNotification => Command::TestNotification,
+    };
+    tx.try_send(command)
+        .map_err(|e| CmdError::new(ErrorKind::Local, format!("TaskBell is busy: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_fall_into_the_five_filter_groups() {
+        assert_eq!(group_of(&NotificationKind::TaskReviewed), "reviews");
+        assert_eq!(group_of(&NotificationKind::TaskSubmitted), "submissions");
+        assert_eq!(group_of(&NotificationKind::SkipRequested), "submissions");
+        assert_eq!(group_of(&NotificationKind::Mention), "mentions");
+        assert_eq!(group_of(&NotificationKind::GroupMessage), "chat");
+        assert_eq!(group_of(&NotificationKind::Other("x".into())), "system");
+    }
+
+    #[test]
+    fn pause_labels_and_tomorrow_morning_use_local_time() {
+        let cst = UtcOffset::from_hms(8, 0, 0).unwrap();
+        // 2026-11-21 10:00 UTC = 18:00 in UTC+8.
+        let now = 1_763_719_200_000;
+        assert_eq!(local_label(now + 30 * 60 * 1000, now, cst), "18:30");
+        assert_eq!(local_label(now + 24 * 3600 * 1000, now, cst), "11-22 18:00");
+        let t = tomorrow_morning_ms(now, cst);
+        assert_eq!(local_label(t, now, cst), "11-22 08:00");
+        assert!(t > now && t - now < 24 * 3600 * 1000);
+    }
+
+    #[test]
+    fn status_maps_user_pause_and_drops_a_pause_in_the_past() {
+        let user: taskbell_core::protocol::User = serde_json::from_value(serde_json::json!({
+            "id": 1, "username": "zhangsan", "real_name": "张三", "role": "annotator"
+        }))
+        .unwrap();
+        let now = 1_763_719_200_000;
+        let mut s = Status {
+            state: State::Connected {
+                latency_ms: Some(38),
+            },
+            paused_until_ms: Some(now + 60_000),
+            unread: 2,
+            user: Some(user),
+            server: "http://127.0.0.1:1".into(),
+            keyring: "Memory".into(),
+            latency_ms: Some(38),
+            reconnects: 0,
+        };
+        let ui = ui_status(&s, &["a".into()], true, now, UtcOffset::UTC);
+        assert_eq!(
+            ui.state,
+            ConnState::Connected {
+                latency_ms: Some(38)
+            }
+        );
+        assert_eq!(ui.paused_label.as_deref(), Some("10:01"));
+        assert_eq!(
+            ui.user.as_ref().map(|u| u.display_name.as_str()),
+            Some("张三")
+        );
+        assert_eq!(ui.user.as_ref().map(|u| u.role.as_str()), Some("annotator"));
+        assert!(ui.demo && ui.summary_lines == ["a"]);
+        s.paused_until_ms = Some(now - 1);
+        assert_eq!(
+            ui_status(&s, &[], false, now, UtcOffset::UTC).paused_until_ms,
+            None
+        );
+    }
+
+    #[test]
+    fn settings_round_trip_and_refuse_bad_values_naming_the_field() {
+        let c = Config {
+            server: Some("http://127.0.0.1:8080".into()),
+            ..Config::default()
+        };
+        let mut s = settings_of(&c);
+        assert_eq!(s.language, "system");
+        s.heartbeat_interval_secs = 45;
+        s.quiet_hours_enabled = true;
+        s.quiet_start = "21:30".into();
+        s.quiet_end = "07:15".into();
+        s.language = "zh-CN".into();
+        let c2 = apply_settings(c.clone(), &s).unwrap();
+        assert_eq!(settings_of(&c2), s);
+
+        let bad = |f: &dyn Fn(&mut UiSettings)| {
+            let mut b = s.clone();
+            f(&mut b);
+            apply_settings(c.clone(), &b).unwrap_err()
+        };
+        assert_eq!(
+            bad(&|b| b.heartbeat_interval_secs = 2).field.as_deref(),
+            Some("heartbeat_interval_secs")
+        );
+        assert_eq!(
+            bad(&|b| b.server = "not a url".into()).field.as_deref(),
+            Some("server")
+        );
+        let insecure = bad(&|b| b.server = "http://label.example.com".into());
+        assert_eq!(
+            (insecure.kind, insecure.field.as_deref()),
+            (ErrorKind::BadUrl, Some("server"))
+        );
+        assert_eq!(
+            bad(&|b| b.quiet_start = "25:00".into()).field.as_deref(),
+            Some("quiet_start")
+        );
+        assert_eq!(
+            bad(&|b| b.language = "fr".into()).field.as_deref(),
+            Some("language")
+        );
+    }
+
+    #[test]
+    fn sign_in_failures_become_plain_kinds_on_the_right_field() {
+        let e = sign_in_error(SignInError::Api(ApiError::Unauthorized("bad".into())));
+        assert_eq!(
+            (e.kind, e.field.as_deref()),
+            (ErrorKind::WrongPassword, Some("password"))
+        );
+        let e = sign_in_error(SignInError::Api(ApiError::Network("refused".into())));
+        assert_eq!(
+            (e.kind, e.field.as_deref()),
+            (ErrorKind::Unreachable, Some("server"))
+        );
+        let e = sign_in_error(SignInError::Api(ApiError::Tls("UnknownIssuer".into())));
+        assert_eq!(e.kind, ErrorKind::Tls);
+        let e = sign_in_error(SignInError::Api(ApiError::RateLimited {
+            retry_after: None,
+        }));
+        assert_eq!(e.kind, ErrorKind::RateLimited);
+    }
 }

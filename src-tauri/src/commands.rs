@@ -116,7 +116,7 @@ pub async fn sign_in<R: Runtime>(
 
 /// The history, newest first, filtered.
 #[tauri::command]
-pub fn list_history<R: Runtime>(
+pub async fn list_history<R: Runtime>(
     app: AppHandle<R>,
     filter: Option<HistoryFilter>,
 ) -> CmdResult<Vec<UiNotification>> {
@@ -125,7 +125,7 @@ pub fn list_history<R: Runtime>(
 
 /// Marks these notifications read.
 #[tauri::command]
-pub fn mark_read<R: Runtime>(app: AppHandle<R>, keys: Vec<String>) -> CmdResult<u64> {
+pub async fn mark_read<R: Runtime>(app: AppHandle<R>, keys: Vec<String>) -> CmdResult<()> {
     if keys.is_empty() {
         return Err(CmdError::new(ErrorKind::Invalid, "No notification given."));
     }
@@ -134,14 +134,14 @@ pub fn mark_read<R: Runtime>(app: AppHandle<R>, keys: Vec<String>) -> CmdResult<
 
 /// Marks every notification read.
 #[tauri::command]
-pub fn mark_all_read<R: Runtime>(app: AppHandle<R>) -> CmdResult<u64> {
+pub async fn mark_all_read<R: Runtime>(app: AppHandle<R>) -> CmdResult<()> {
     bridge::mark_read(&app, None)
 }
 
 /// Opens the task of a notification in the browser (only on the platform's own origin)
 /// and marks it read. The URL is looked up here, never taken from the window.
 #[tauri::command]
-pub fn open_notification<R: Runtime>(app: AppHandle<R>, key: String) -> CmdResult<()> {
+pub async fn open_notification<R: Runtime>(app: AppHandle<R>, key: String) -> CmdResult<()> {
     bridge::open_notification(&app, &key)
 }
 
@@ -157,15 +157,18 @@ pub fn save_settings<R: Runtime>(app: AppHandle<R>, settings: UiSettings) -> Cmd
     bridge::save_settings(&app, settings)
 }
 
-/// Latency samples, reconnect log and self-checks.
+/// Latency samples, reconnect log and self-checks (D-Bus and X11 round trips, so off the
+/// main thread).
 #[tauri::command]
-pub fn get_diagnostics<R: Runtime>(app: AppHandle<R>) -> UiDiagnostics {
-    bridge::diagnostics(&app)
+pub async fn get_diagnostics<R: Runtime>(app: AppHandle<R>) -> CmdResult<UiDiagnostics> {
+    tauri::async_runtime::spawn_blocking(move || bridge::diagnostics(&app))
+        .await
+        .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))
 }
 
 /// Sends a test notification through the whole path (core → daemon).
 #[tauri::command]
-pub fn send_test_notification<R: Runtime>(app: AppHandle<R>) -> CmdResult<()> {
+pub async fn send_test_notification<R: Runtime>(app: AppHandle<R>) -> CmdResult<()> {
     bridge::send(&app, bridge::Action::TestNotification)
 }
 
@@ -187,15 +190,18 @@ pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     let shared = app.state::<Shared>();
     let lang = shared.lang();
     let open = |kind: WindowKind| {
-        if let Err(e) = windows::open(app, kind, lang) {
-            tracing::warn!("could not open the {} window: {e}", kind.label());
-        }
+        windows::open(app, kind, lang).map_err(|e| {
+            CmdError::new(
+                ErrorKind::Local,
+                format!("could not open the {} window: {e}", kind.label()),
+            )
+        })
     };
     let result = match MenuId::parse(id) {
-        Some(MenuId::Notifications) => Ok(open(WindowKind::Center)),
-        Some(MenuId::Settings) => Ok(open(WindowKind::Settings)),
-        Some(MenuId::Diagnostics) => Ok(open(WindowKind::Diagnostics)),
-        Some(MenuId::SignIn) => Ok(open(WindowKind::Login)),
+        Some(MenuId::Notifications) => open(WindowKind::Center),
+        Some(MenuId::Settings) => open(WindowKind::Settings),
+        Some(MenuId::Diagnostics) => open(WindowKind::Diagnostics),
+        Some(MenuId::SignIn) => open(WindowKind::Login),
         Some(MenuId::Summary) => bridge::open_platform(app),
         Some(MenuId::Pause30m) => bridge::send(app, bridge::Action::PauseFor(30 * 60)),
         Some(MenuId::Pause1h) => bridge::send(app, bridge::Action::PauseFor(60 * 60)),

@@ -18,6 +18,7 @@
 //! quits, "Quit" does**; **the token never leaves the core**.
 
 pub mod bridge;
+pub mod checks;
 pub mod commands;
 pub mod model;
 pub mod tray;
@@ -126,6 +127,8 @@ impl Options {
 pub struct Shared {
     /// How the app was started.
     pub options: Options,
+    /// Paths, keyring, notifier.
+    pub deps: bridge::Deps,
     inner: Mutex<Inner>,
     /// The link to the core engine, once it runs.
     pub engine: bridge::EngineSlot,
@@ -135,21 +138,34 @@ pub struct Shared {
 struct Inner {
     lang: Lang,
     status: UiStatus,
+    core: Option<taskbell_core::supervisor::Status>,
     diag: bridge::DiagLog,
 }
 
 impl Shared {
     /// New state: signed out, in `lang`.
-    pub fn new(options: Options, lang: Lang) -> Self {
+    pub fn new(options: Options, lang: Lang, deps: bridge::Deps) -> Self {
         Self {
             options,
+            deps,
             inner: Mutex::new(Inner {
                 lang,
                 status: UiStatus::signed_out(),
+                core: None,
                 diag: bridge::DiagLog::default(),
             }),
             engine: bridge::EngineSlot::default(),
         }
+    }
+
+    /// The engine's last status, as the core sent it.
+    pub fn core_status(&self) -> Option<taskbell_core::supervisor::Status> {
+        self.lock().core.clone()
+    }
+
+    /// Keeps the engine's last status.
+    pub fn set_core_status(&self, status: taskbell_core::supervisor::Status) {
+        self.lock().core = Some(status);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -249,6 +265,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before any thread starts: the `time` crate refuses to read the local offset after.
+    let deps = match bridge::Deps::system() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("taskbell-app: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -256,8 +280,21 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let lang = options.lang.unwrap_or_else(bridge::system_lang);
-    let shared = Shared::new(options, lang);
+    let configured = taskbell_core::config::Config::load(&deps.paths.config_file())
+        .ok()
+        .and_then(|c| c.language)
+        .map(|l| {
+            if l == taskbell_core::i18n::Lang::ZhCn {
+                Lang::ZhCn
+            } else {
+                Lang::En
+            }
+        });
+    let lang = options
+        .lang
+        .or(configured)
+        .unwrap_or_else(bridge::system_lang);
+    let shared = Shared::new(options, lang, deps);
     let builder = Builder::default()
         // First, so a second launch is caught before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {

@@ -69,6 +69,13 @@ impl WindowKind {
     }
 }
 
+fn lang_tag(lang: Lang) -> &'static str {
+    match lang {
+        Lang::ZhCn => "zh-CN",
+        Lang::En => "en",
+    }
+}
+
 /// Shows the window of `kind`: focuses it when it is open, creates it otherwise.
 pub fn open<R: Runtime>(app: &AppHandle<R>, kind: WindowKind, lang: Lang) -> tauri::Result<()> {
     if let Some(w) = app.get_webview_window(kind.label()) {
@@ -79,6 +86,11 @@ pub fn open<R: Runtime>(app: &AppHandle<R>, kind: WindowKind, lang: Lang) -> tau
     let (w, h) = kind.size();
     let win = WebviewWindowBuilder::new(app, kind.label(), WebviewUrl::App(kind.page().into()))
         .title(kind.title(lang))
+        // The page's language; a user script, so the CSP (no inline scripts) is not bent.
+        .initialization_script(format!(
+            "window.__TASKBELL_LANG__ = {};",
+            serde_json::Value::from(lang_tag(lang))
+        ))
         .inner_size(w, h)
         .min_inner_size(360.0, 400.0)
         .center()
