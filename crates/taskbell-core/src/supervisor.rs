@@ -390,6 +390,7 @@ impl Engine {
             commands: cmd_rx,
             toasts,
             summary_done: false,
+            auth_failures: 0,
             clock: ClockWatch::new(),
             config: opts.config,
             paths: opts.paths,
@@ -538,6 +539,7 @@ struct Core {
     commands: mpsc::Receiver<Command>,
     toasts: ToastWorker,
     summary_done: bool,
+    auth_failures: u32,
     clock: ClockWatch,
     config: Config,
     paths: Paths,
@@ -611,6 +613,14 @@ impl Core {
                     let (s, u) = (self.server.clone(), self.username.clone());
                     let _ = blocking(move || creds.clear_token(&s, &u)).await;
                     self.bump_reconnects();
+                    // A server that keeps refusing fresh tokens must not get a tight loop
+                    // of logins: after the first refusal, back off like any failure.
+                    self.auth_failures = self.auth_failures.saturating_add(1);
+                    if self.auth_failures > 1 {
+                        if let Some(e) = self.wait_before_retry(why, None, false).await {
+                            return e;
+                        }
+                    }
                     continue;
                 }
                 Ended::Denied(why) => {
@@ -1003,6 +1013,8 @@ impl Core {
                             match protocol::decode(&text) {
                                 Ok(Inbound::Pong { timestamp, .. }) => {
                                     if let Some(lat) = hb.pong_received(timestamp, Instant::now().into_std()) {
+                                        // An answered ping proves the token was accepted.
+                                        self.auth_failures = 0;
                                         let ms = u64::try_from(lat.as_millis()).unwrap_or(u64::MAX);
                                         self.status.send_modify(|s| {
                                             s.latency_ms = Some(ms);

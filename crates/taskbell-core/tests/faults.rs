@@ -134,6 +134,9 @@ async fn revoked_token_with_remember_me_signs_in_again_silently() {
     // Revocation cuts off tokens issued before now (ms); make sure the new one is later.
     tokio::time::sleep(Duration::from_millis(5)).await;
     revoke(&base, DEMO_ANNOTATOR.id).await;
+    // The 4001 ends the connection; the next `Connected` is after the silent sign-in.
+    zs.wait_event("connected again", |e| matches!(e, Event::Connected))
+        .await;
     zs.wait_synced().await;
     let after = zs
         .creds

@@ -263,12 +263,37 @@ impl Client {
     }
 
     /// Waits for the socket to be up and subscribed: `Connected`, then a heartbeat answered
-    /// (the server subscribes a socket before it answers its first ping).
+    /// (the server subscribes a socket before it answers its first ping). Events already
+    /// read count: a `Connected` not followed by `Reconnecting` is the current connection.
     pub async fn wait_synced(&mut self) {
-        self.wait_event("connected", |e| matches!(e, Event::Connected))
-            .await;
-        self.wait_event("first pong", |e| matches!(e, Event::Latency { .. }))
-            .await;
+        let last_connected = self
+            .seen
+            .iter()
+            .rposition(|e| matches!(e, Event::Connected));
+        let last_reconnecting = self
+            .seen
+            .iter()
+            .rposition(|e| matches!(e, Event::Reconnecting { .. }));
+        let current = match (last_connected, last_reconnecting) {
+            (Some(c), Some(r)) if c > r => Some(c),
+            (Some(c), None) => Some(c),
+            _ => None,
+        };
+        let after = match current {
+            Some(c) => c,
+            None => {
+                self.wait_event("connected", |e| matches!(e, Event::Connected))
+                    .await;
+                self.seen.len() - 1
+            }
+        };
+        if !self.seen[after..]
+            .iter()
+            .any(|e| matches!(e, Event::Latency { .. }))
+        {
+            self.wait_event("first pong", |e| matches!(e, Event::Latency { .. }))
+                .await;
+        }
     }
 
     /// Waits for a new notification whose content contains `needle`.
