@@ -356,6 +356,11 @@ pub struct NotifyCall {
     pub hint_names: Vec<String>,
     /// `expire_timeout` in ms (-1: server default, 0: never).
     pub expire_timeout: i32,
+    /// When the recorder saw the call (monotonic; for intervals).
+    pub seen: Instant,
+    /// When the recorder saw the call (wall clock, ms since the epoch; for
+    /// latencies against server timestamps).
+    pub seen_at_ms: i64,
 }
 
 impl NotifyCall {
@@ -409,6 +414,11 @@ impl NotificationRecorder {
             .spawn(move || {
                 for msg in iter {
                     let Ok(msg) = msg else { break };
+                    let seen = Instant::now();
+                    let seen_at_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                        .unwrap_or(0);
                     let header = msg.header();
                     if header.member().map(|m| m.as_str()) != Some("Notify") {
                         continue;
@@ -436,6 +446,8 @@ impl NotificationRecorder {
                         urgency,
                         hint_names,
                         expire_timeout: timeout,
+                        seen,
+                        seen_at_ms,
                     };
                     let (lock, cvar) = &*reader;
                     lock.lock()

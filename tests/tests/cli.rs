@@ -380,6 +380,12 @@ fn login_run_live_notifications_reconnect_and_history() {
     assert_eq!(urgent.body, "您有 1 个任务被驳回，请尽快修订并重新提交！");
     assert!(urgent.is_critical(), "{urgent:?}");
     assert_ne!(welcome.urgency, Some(2), "{welcome:?}");
+    // "3 s later" (a lower bound: load can only delay it further).
+    let gap = urgent.seen.duration_since(welcome.seen);
+    assert!(
+        gap >= Duration::from_millis(2500),
+        "urgent toast after {gap:?}"
+    );
     out.wait_for(WAIT, |l| l.contains(r#""event":"connected""#))
         .unwrap();
     let summary = out
@@ -525,6 +531,28 @@ fn login_run_live_notifications_reconnect_and_history() {
         );
     }
 
+    // The directory flags win over the environment variables.
+    let other = f.dir.path().join("other");
+    let flagged = f.run_cmd(
+        &[
+            "--config-dir",
+            other.join("c").to_str().unwrap(),
+            "--data-dir",
+            other.join("d").to_str().unwrap(),
+            "status",
+            "--json",
+        ],
+        None,
+    );
+    assert!(flagged.status.success(), "{flagged:?}");
+    let flagged: Value = serde_json::from_str(&flagged.stdout).unwrap();
+    assert_eq!(flagged["signed_in"], false);
+    assert_eq!(flagged["total"], 0);
+    assert_eq!(
+        flagged["config_file"],
+        other.join("c").join("config.toml").to_str().unwrap()
+    );
+
     // Logout removes the token from the keyring.
     let out = f.run_cmd(&["logout"], None);
     assert!(out.status.success(), "{out:?}");
@@ -561,8 +589,12 @@ fn run_without_a_notification_daemon_still_runs_and_logs() {
             .contains("有 2 个任务待审核"),
         "{toast}"
     );
-    let status = run.terminate(WAIT).unwrap();
+    // SIGINT (Ctrl-C) stops it as cleanly as SIGTERM.
+    run.signal("INT").unwrap();
+    let status = run.wait_timeout(WAIT).unwrap();
     assert!(status.success(), "{status}: {}", run.log());
+    out.wait_closed(WAIT).unwrap();
+    assert_eq!(events(&out.lines()).last().unwrap()["event"], "stopped");
     let log = run.log();
     assert!(
         log.contains("no notification daemon"),
