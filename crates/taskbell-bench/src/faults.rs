@@ -1,0 +1,412 @@
+//! The fault stream: notifications published one after another while faults hit the engine —
+//! server killed and restarted (Redis keeps history and the signing secret), the connection
+//! black-holed, the token revoked with remember-me on — then a check that every notification
+//! was shown exactly once and stored exactly once. Used by the fault harness
+//! (`tests/faults.rs`) and by `taskbell-bench soak`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use taskbell_core::history::{History, Query};
+use taskbell_e2e::Redis;
+use taskbell_server::DEMO_ANNOTATOR;
+
+use crate::Result;
+use crate::agent::{Agent, AgentMode, Line};
+use crate::platform::Platform;
+use crate::procfs;
+use crate::proxy::Proxy;
+use crate::scenarios::{Bench, ready_agent};
+use crate::stats::{fmt_duration, fmt_kib};
+
+/// One fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The server process dies (sockets cut, no close frame) and comes back after this long.
+    Restart(Duration),
+    /// Bytes stop flowing both ways until the engine notices and reconnects.
+    BlackHole,
+    /// Every token of the user is revoked (4001); the engine signs in again with the
+    /// remembered password.
+    Revoke,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Notifications to publish.
+    pub notifications: usize,
+    /// Faults, by the index of the notification they come before.
+    pub faults: Vec<(usize, Fault)>,
+    /// Pause between notifications (`None`: as fast as the server takes them).
+    pub pace: Option<Duration>,
+    /// Short heartbeat (1 s + 1 s) and backoff (100 ms .. 2 s) instead of production values.
+    pub fast_timing: bool,
+    /// Print RSS every this many notifications.
+    pub rss_every: Option<usize>,
+    /// The seed the faults were drawn with (printed).
+    pub seed: u64,
+}
+
+impl Plan {
+    /// `faults` random faults at random positions among `notifications`, from `seed`.
+    pub fn random(notifications: usize, faults: usize, seed: u64) -> Plan {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut list: Vec<(usize, Fault)> = (0..faults)
+            .map(|_| {
+                let at = rng.random_range(0..notifications.max(1));
+                let fault = match rng.random_range(0..3u8) {
+                    0 => Fault::Restart(Duration::from_millis(rng.random_range(100..1500u64))),
+                    1 => Fault::BlackHole,
+                    _ => Fault::Revoke,
+                };
+                (at, fault)
+            })
+            .collect();
+        list.sort_by_key(|(at, _)| *at);
+        Plan {
+            notifications,
+            faults: list,
+            pace: None,
+            fast_timing: true,
+            rss_every: None,
+            seed,
+        }
+    }
+
+    /// The soak run: one notification a second for `minutes`, a fault every 5 minutes (in
+    /// turn restart after 5 s, black hole, revocation), production timings.
+    pub fn soak(minutes: u64, seed: u64) -> Plan {
+        let n = usize::try_from(minutes * 60).unwrap_or(usize::MAX);
+        let kinds = [
+            Fault::Restart(Duration::from_secs(5)),
+            Fault::BlackHole,
+            Fault::Revoke,
+        ];
+        let faults = (1..)
+            .map(|k| k * 300)
+            .take_while(|at| *at < n)
+            .enumerate()
+            .map(|(i, at)| (at, kinds[i % kinds.len()]))
+            .collect();
+        Plan {
+            notifications: n,
+            faults,
+            pace: Some(Duration::from_secs(1)),
+            fast_timing: false,
+            rss_every: Some(60),
+            seed,
+        }
+    }
+}
+
+/// What came out.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Notifications published.
+    pub published: usize,
+    /// Faults applied, by kind.
+    pub faults: HashMap<&'static str, usize>,
+    /// Distinct notifications the engine announced.
+    pub announced: usize,
+    /// Toasts the engine handed to the notifier / `Notify` calls our daemon got from it.
+    pub toasts: usize,
+    /// `Notify` calls from the engine.
+    pub notify_calls: usize,
+    /// Rows in the engine's history.
+    pub history_rows: usize,
+    /// RSS samples: (elapsed, KiB).
+    pub rss: Vec<(Duration, u64)>,
+    /// Everything that broke "exactly once" (empty when all is well).
+    pub problems: Vec<String>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// A few lines for humans.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "published {}, faults {:?}, announced {}, toasts {} (Notify calls {}), history rows {}, took {}\n",
+            self.published,
+            self.faults,
+            self.announced,
+            self.toasts,
+            self.notify_calls,
+            self.history_rows,
+            fmt_duration(self.elapsed)
+        );
+        for (t, kib) in &self.rss {
+            s.push_str(&format!(
+                "  rss at {:>6.1} min: {}\n",
+                t.as_secs_f64() / 60.0,
+                fmt_kib(*kib)
+            ));
+        }
+        if self.problems.is_empty() {
+            s.push_str("every notification shown exactly once and stored exactly once\n");
+        } else {
+            s.push_str(&format!("{} PROBLEMS:\n", self.problems.len()));
+            for p in self.problems.iter().take(50) {
+                s.push_str(&format!("  {p}\n"));
+            }
+        }
+        s
+    }
+}
+
+const TITLE: &str = "fs-";
+
+fn last_state(agent: &Agent) -> Option<String> {
+    agent
+        .since(0)
+        .iter()
+        .rev()
+        .map(Line::kind)
+        .find(|k| matches!(*k, "connected" | "reconnecting"))
+        .map(str::to_string)
+}
+
+async fn wait_connected(agent: &Agent) -> Result<()> {
+    if last_state(agent).as_deref() == Some("connected") {
+        return Ok(());
+    }
+    let from = agent.len();
+    // Re-check after taking the mark: it may have connected in between.
+    if last_state(agent).as_deref() == Some("connected") {
+        return Ok(());
+    }
+    agent
+        .wait_for(from, Duration::from_secs(300), "connected", |l| {
+            l.kind() == "connected"
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Runs `plan` against an engine agent on `bench`'s bus.
+pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome> {
+    eprintln!(
+        "fault stream: {} notifications, {} faults, seed {} (set TASKBELL_FAULT_SEED={} to repeat)",
+        plan.notifications,
+        plan.faults.len(),
+        plan.seed,
+        plan.seed
+    );
+    let started = Instant::now();
+    let redis = tokio::task::spawn_blocking(Redis::start).await??;
+    let mut p = Platform::demo(Some(redis.url())).await?;
+    let proxy = Proxy::start(p.addr()).await?;
+    let (tok, uid) = p.token(DEMO_ANNOTATOR.username).await?;
+    let mut o = bench.agent(
+        AgentMode::Engine,
+        &proxy.base_url(),
+        DEMO_ANNOTATOR.username,
+        &tok,
+    );
+    o.password = Some(DEMO_ANNOTATOR.password.to_string());
+    if plan.fast_timing {
+        o.heartbeat = 1;
+        o.pong_timeout = 1;
+        o.backoff_ms = (100, 2000);
+    }
+    let calls_before = bench.calls().len();
+    let (agent, _) = ready_agent(&o).await?;
+    let mut out = Outcome::default();
+    let mut faults = plan.faults.iter().peekable();
+    for i in 0..plan.notifications {
+        while let Some((_, fault)) = faults.next_if(|(at, _)| *at <= i) {
+            match fault {
+                Fault::Restart(outage) => {
+                    p.kill();
+                    tokio::time::sleep(*outage).await;
+                    p.restart().await?;
+                    *out.faults.entry("restart").or_default() += 1;
+                }
+                Fault::BlackHole => {
+                    wait_connected(&agent).await?;
+                    let mark = agent.len();
+                    proxy.black_hole();
+                    agent
+                        .wait_for(
+                            mark,
+                            Duration::from_secs(300),
+                            "reconnecting after a black hole",
+                            |l| l.kind() == "reconnecting",
+                        )
+                        .await?;
+                    proxy.heal();
+                    *out.faults.entry("black_hole").or_default() += 1;
+                }
+                Fault::Revoke => {
+                    wait_connected(&agent).await?;
+                    p.revoke(&uid).await?;
+                    *out.faults.entry("revoke").or_default() += 1;
+                }
+            }
+        }
+        p.notify_user(&uid, &format!("{TITLE}{i}"), 1).await?;
+        out.published += 1;
+        if let Some(every) = plan.rss_every {
+            if i % every == 0 {
+                let s = procfs::sample(agent.pid())?;
+                eprintln!(
+                    "  {:>6.1} min: {i} published, engine RSS {}",
+                    started.elapsed().as_secs_f64() / 60.0,
+                    fmt_kib(s.rss_kib)
+                );
+                out.rss.push((started.elapsed(), s.rss_kib));
+            }
+        }
+        if let Some(pace) = plan.pace {
+            tokio::time::sleep(pace).await;
+        }
+    }
+    // Everything published: wait until the engine has announced all of them, then for the
+    // folds to flush.
+    let n = plan.notifications;
+    let waited = agent
+        .wait_count(0, n, Duration::from_secs(600), |l| {
+            l.kind() == "notification"
+                && l.value["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(TITLE))
+        })
+        .await;
+    if let Err(e) = waited {
+        out.problems
+            .push(format!("not every notification arrived: {e}"));
+    }
+    bench
+        .calls()
+        .wait_quiet(Duration::from_secs(4), Duration::from_secs(60))
+        .await;
+    let rss = procfs::sample(agent.pid())?;
+    out.rss.push((started.elapsed(), rss.rss_kib));
+    let db: PathBuf = agent.history_db();
+    let lines = agent.since(0);
+    agent.stop(Duration::from_secs(20));
+    check(&mut out, &lines, n);
+    out.notify_calls = bench
+        .calls()
+        .since(calls_before)
+        .iter()
+        .filter(|c| c.app == "TaskBell")
+        .count();
+    if out.notify_calls != out.toasts {
+        out.problems.push(format!(
+            "{} toasts were handed to the notifier but the daemon got {} Notify calls",
+            out.toasts, out.notify_calls
+        ));
+    }
+    let rows = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
+        let h = History::open(&db)?;
+        let q = Query {
+            limit: 1_000_000,
+            ..Query::default()
+        };
+        Ok(h.list(&q)?
+            .into_iter()
+            .map(|r| r.notification.title)
+            .collect())
+    })
+    .await??;
+    out.history_rows = rows.len();
+    let mut per_title: HashMap<String, usize> = HashMap::new();
+    for t in rows {
+        *per_title.entry(t).or_default() += 1;
+    }
+    for i in 0..n {
+        let t = format!("{TITLE}{i}");
+        match per_title.get(&t).copied().unwrap_or(0) {
+            1 => {}
+            k => out
+                .problems
+                .push(format!("{t} is in the history {k} times")),
+        }
+    }
+    if out.history_rows != n {
+        out.problems.push(format!(
+            "{} history rows for {n} notifications",
+            out.history_rows
+        ));
+    }
+    out.elapsed = started.elapsed();
+    drop(proxy);
+    drop(p);
+    drop(redis);
+    Ok(out)
+}
+
+/// Checks the engine's events: each notification announced once, each key in exactly one
+/// toast.
+fn check(out: &mut Outcome, lines: &[Line], n: usize) {
+    let mut titles: HashMap<String, usize> = HashMap::new();
+    let mut key_title: HashMap<String, String> = HashMap::new();
+    let mut shown: HashMap<String, usize> = HashMap::new();
+    for l in lines {
+        match l.kind() {
+            "notification" => {
+                let title = l.value["title"].as_str().unwrap_or_default().to_string();
+                if let Some(k) = l.value["key"].as_str() {
+                    key_title.insert(k.to_string(), title.clone());
+                }
+                *titles.entry(title).or_default() += 1;
+            }
+            "toast" => {
+                out.toasts += 1;
+                if let Some(keys) = l.value["keys"].as_array() {
+                    for k in keys.iter().filter_map(|k| k.as_str()) {
+                        *shown.entry(k.to_string()).or_default() += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out.announced = titles.keys().filter(|t| t.starts_with(TITLE)).count();
+    for i in 0..n {
+        let t = format!("{TITLE}{i}");
+        match titles.get(&t).copied().unwrap_or(0) {
+            1 => {}
+            k => out.problems.push(format!("{t} was announced {k} times")),
+        }
+    }
+    for (key, title) in &key_title {
+        if !title.starts_with(TITLE) {
+            continue;
+        }
+        match shown.get(key).copied().unwrap_or(0) {
+            1 => {}
+            k => out
+                .problems
+                .push(format!("{title} (key {key}) was in {k} toasts")),
+        }
+    }
+}
+
+/// A seed from `TASKBELL_FAULT_SEED`, else from the clock.
+pub fn seed_from_env() -> u64 {
+    std::env::var("TASKBELL_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        })
+}
+
+/// Fails with the outcome's summary when something broke.
+pub fn ensure_clean(out: &Outcome) -> Result<()> {
+    if out.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("{}", out.summary()))
+    }
+}

@@ -1,0 +1,157 @@
+//! `taskbell-bench`: prints TaskBell's figures beside their floors, measured in one run.
+//!
+//! ```text
+//! cargo run --release -p taskbell-bench -- all            # every figure (≈ 10 minutes)
+//! cargo run --release -p taskbell-bench -- all --quick    # a smoke run (seconds)
+//! cargo run --release -p taskbell-bench -- latency        # one figure
+//! cargo run --release -p taskbell-bench -- soak --minutes 60
+//! ```
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use taskbell_bench::agent::{AgentArgs, run_agent};
+use taskbell_bench::scenarios::{self, Bench, Sizes};
+use taskbell_bench::stats::Report;
+use taskbell_bench::{faults, fleet, procfs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "taskbell-bench",
+    about = "TaskBell benchmarks: each figure beside its floor"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, clap::Args, Clone, Copy)]
+struct Common {
+    /// Small sizes: a smoke run of seconds instead of the figures of issue 5.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Every figure, one table.
+    All(Common),
+    /// Delivery latency, engine vs a bare read loop.
+    Latency(Common),
+    /// A burst of 10,000 frames.
+    Burst(Common),
+    /// Recovery after 1 s, 5 s and 30 s outages.
+    Recovery(Common),
+    /// Dead-connection detection through a black-holing proxy.
+    Dead(Common),
+    /// Idle CPU, wake-ups and RSS over 60 s.
+    Idle(Common),
+    /// 2,000 clients against one instance and two on Redis.
+    Fleet(Common),
+    /// A notification a second and a fault every 5 minutes, RSS over time.
+    Soak {
+        /// How long.
+        #[arg(long, default_value_t = 60)]
+        minutes: u64,
+    },
+    /// The fault harness's stream from the command line (N notifications, F faults).
+    Faults {
+        /// Notifications.
+        #[arg(long, default_value_t = 2000)]
+        notifications: usize,
+        /// Faults.
+        #[arg(long, default_value_t = 100)]
+        faults: usize,
+    },
+    /// (internal) the client under test, started by the benchmarks.
+    #[command(hide = true)]
+    Agent(AgentArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Cmd::Agent(args) = cli.command {
+        // Before any thread starts: the local UTC offset is only readable single-threaded.
+        let _ = taskbell_core::supervisor::local_offset();
+        let rt = tokio::runtime::Runtime::new()?;
+        return rt.block_on(run_agent(args));
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(run(cli.command))
+}
+
+async fn run(cmd: Cmd) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating taskbell-bench")?;
+    let sizes = |c: Common| {
+        if c.quick {
+            Sizes::quick()
+        } else {
+            Sizes::full()
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut report = Report::default();
+    match cmd {
+        Cmd::All(c) => {
+            let b = Bench::start(exe, sizes(c)).await?;
+            report = scenarios::all(&b).await?;
+        }
+        Cmd::Latency(c) => {
+            let b = Bench::start(exe, sizes(c)).await?;
+            report = scenarios::latency(&b).await?;
+        }
+        Cmd::Burst(c) => {
+            let b = Bench::start(exe, sizes(c)).await?;
+            report = scenarios::burst(&b).await?.0;
+        }
+        Cmd::Recovery(c) => {
+            let b = Bench::start(exe, sizes(c)).await?;
+            report = scenarios::recovery(&b).await?;
+        }
+        Cmd::Dead(c) => {
+            let b = Bench::start(exe, sizes(c)).await?;
+            report = scenarios::dead(&b).await?;
+        }
+        Cmd::Idle(c) => {
+            let b = Bench::start(exe, sizes(c)).await?;
+            report = scenarios::idle(&b).await?;
+        }
+        Cmd::Fleet(c) => {
+            report = fleet::fleet(sizes(c).fleet).await?;
+        }
+        Cmd::Soak { minutes } => {
+            let b = Bench::start(exe, Sizes::full()).await?;
+            let plan = faults::Plan::soak(minutes, faults::seed_from_env());
+            let out = faults::run(&b, &plan).await?;
+            println!("soak, {minutes} min:\n{}", out.summary());
+            return faults::ensure_clean(&out);
+        }
+        Cmd::Faults {
+            notifications,
+            faults: n,
+        } => {
+            let b = Bench::start(exe, Sizes::full()).await?;
+            let plan = faults::Plan::random(notifications, n, faults::seed_from_env());
+            let out = faults::run(&b, &plan).await?;
+            println!("fault stream (seed {}):\n{}", plan.seed, out.summary());
+            return faults::ensure_clean(&out);
+        }
+        Cmd::Agent(_) => {}
+    }
+    report.note(format!(
+        "machine: {}; run took {:.0} s",
+        procfs::machine(),
+        started.elapsed().as_secs_f64()
+    ));
+    let _ = Duration::ZERO;
+    println!("{}", report.render());
+    Ok(())
+}
