@@ -208,6 +208,29 @@ impl Xvfb {
         env
     }
 
+    /// Saves a screenshot of the whole screen to `path` (PNG, with
+    /// ImageMagick's `import`).
+    pub fn screenshot(&self, path: &Path) -> Result<()> {
+        let out = self
+            .env()
+            .command("import")
+            .args(["-window", "root"])
+            .arg(path)
+            .output()
+            .map_err(|source| HarnessError::Spawn {
+                program: "import".into(),
+                source,
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(HarnessError::Parse {
+                program: "import -window root".into(),
+                detail: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+    }
+
     /// The X server's process guard.
     pub fn process(&mut self) -> &mut ChildGuard {
         &mut self.child

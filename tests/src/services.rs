@@ -349,6 +349,11 @@ fn build_binaries() -> Result<PathBuf> {
             what: "the workspace binaries".into(),
             detail: "no workspace root".into(),
         })?;
+    eprintln!(
+        "taskbell-e2e: building the binaries under test (cargo build --bins -p taskbell-server \
+         -p taskbell-cli) into {}",
+        target.display()
+    );
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
         .arg("--manifest-path")

@@ -447,6 +447,10 @@ fn login_run_live_notifications_reconnect_and_history() {
     out.wait_closed(WAIT).unwrap();
     let all = events(&out.lines());
     assert_eq!(all.last().unwrap()["event"], "stopped", "{all:?}");
+    assert!(
+        !run.log().contains(token_tail) && !out.lines().join("\n").contains(token_tail),
+        "the token is never logged"
+    );
 
     // Nothing was shown twice.
     let calls = f.notify_calls();

@@ -136,6 +136,10 @@ fn two_desktops_are_independent_and_gone_after_drop() {
         b.xvfb().map(|x| x.display().to_owned())
     );
     assert!(a.tray().is_some());
+    let shot = a.dir().join("screen.png");
+    a.xvfb().unwrap().screenshot(&shot).expect("screenshot");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG file");
     gdbus_notify(&a, "only in a", "x", 1);
     a.recorder()
         .expect("recorder")
