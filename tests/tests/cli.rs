@@ -636,3 +636,70 @@ fn demo_runs_with_no_keyring_and_no_notification_daemon() {
     let text = out.lines().join("\n");
     assert!(text.contains("zhangsan / annotate-123"), "{text}");
 }
+
+#[test]
+fn login_prompts_for_the_password_without_echo() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    let f = Fixture::start(DesktopOptions {
+        notifications: false,
+        keyring: true,
+        tray: false,
+    });
+    // `script` gives the command a terminal, as an interactive shell would.
+    let inner = format!(
+        "{} login --server {} --username zhangsan",
+        binary("taskbell").unwrap().display(),
+        f.server.base_url()
+    );
+    let cmd = f.taskbell();
+    let mut script = Command::new("script");
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let output = Arc::clone(&output);
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                output.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    // Type the password only once the prompt is there (echo is off by then).
+    taskbell_e2e::wait_until("the password prompt", WAIT, || {
+        String::from_utf8_lossy(&output.lock().unwrap())
+            .contains("Password:")
+            .then_some(())
+    })
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"annotate-123\n").unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let text = String::from_utf8_lossy(&output.lock().unwrap()).into_owned();
+    assert!(status.success(), "{status}: {text}");
+    assert!(text.contains("Signed in to"), "{text}");
+    assert!(text.contains("Secret Service"), "{text}");
+    assert!(
+        !text.contains("annotate-123"),
+        "the password was echoed: {text}"
+    );
+}
