@@ -423,21 +423,49 @@ fn classify(e: reqwest::Error) -> ApiError {
     }
     let chain = error_chain(&e);
     let lower = chain.to_lowercase();
-    if lower.contains("certificate")
-        || lower.contains("tls")
-        || lower.contains("handshake")
-        || lower.contains("unknownissuer")
-        || lower.contains("invalid peer")
-    {
-        return ApiError::Tls(chain);
+    // What the user reads: the innermost cause, and where ("connection refused (host:port)").
+    let cause = innermost(&e);
+    let place = e
+        .url()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+        })
+        .unwrap_or_default();
+    let told = if place.is_empty() {
+        cause
+    } else {
+        format!("{cause} ({place})")
+    };
+    tracing::debug!(error = %chain, "request failed");
+    // rustls is not named in the error types reqwest exposes; its messages are stable.
+    const TLS_WORDS: [&str; 9] = [
+        "certificate",
+        "tls",
+        "handshake",
+        "unknownissuer",
+        "invalid peer",
+        "peer misbehaved",
+        "corrupt message",
+        "invalidcontenttype",
+        "received fatal alert",
+    ];
+    if TLS_WORDS.iter().any(|w| lower.contains(w)) {
+        return ApiError::Tls(told);
     }
     if e.is_decode() {
-        return ApiError::BadResponse(chain);
+        return ApiError::BadResponse(told);
     }
-    if e.is_connect() || e.is_request() || e.is_body() {
-        return ApiError::Network(chain);
+    ApiError::Network(told)
+}
+
+/// The innermost source's message (the actual cause).
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
     }
-    ApiError::Network(chain)
+    cur.to_string()
 }
 
 /// The error and its sources, innermost last, without repeats.
