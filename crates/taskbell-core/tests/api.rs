@@ -246,3 +246,105 @@ async fn non_json_answers_and_silent_servers() {
     assert_eq!(a.login("a", "b").await.unwrap_err(), ApiError::Timeout);
     hold.abort();
 }
+
+#[tokio::test]
+async fn sign_in_and_sign_out_keep_secrets_in_the_keyring_only() {
+    use taskbell_core::config::{Config, Paths};
+    use taskbell_core::credentials::Credentials;
+    use taskbell_core::supervisor::{SignInError, sign_in, sign_out};
+
+    let s = server().await;
+    let base = s.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths {
+        config_dir: dir.path().join("c"),
+        data_dir: dir.path().join("d"),
+    };
+    let creds = Credentials::in_memory();
+
+    // Wrong password: a clear error, nothing stored.
+    let e = sign_in(
+        &paths,
+        &creds,
+        &base,
+        DEMO_ANNOTATOR.username,
+        "wrong",
+        true,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, SignInError::Api(ApiError::Unauthorized(_))),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), "wrong user name or password");
+    assert!(
+        creds
+            .load_password(&base, DEMO_ANNOTATOR.username)
+            .unwrap()
+            .is_none()
+    );
+    // Plain http to a remote host is refused before any request.
+    let e = sign_in(
+        &paths,
+        &creds,
+        "http://annotate.example.com",
+        "u",
+        "p",
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, SignInError::Config(_)), "{e:?}");
+    let e = sign_in(&paths, &creds, &base, " ", "p", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SignInError::Invalid(_)), "{e:?}");
+
+    // Success with remember-me: token and password in the keyring, never in the config file.
+    let ok = sign_in(
+        &paths,
+        &creds,
+        &base,
+        DEMO_ANNOTATOR.username,
+        DEMO_ANNOTATOR.password,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.user.real_name, DEMO_ANNOTATOR.real_name);
+    let token = creds
+        .load_token(&ok.server, DEMO_ANNOTATOR.username)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        creds
+            .load_password(&ok.server, DEMO_ANNOTATOR.username)
+            .unwrap()
+            .as_deref(),
+        Some(DEMO_ANNOTATOR.password)
+    );
+    let file = std::fs::read_to_string(paths.config_file()).unwrap();
+    assert!(!file.contains(token.expose()) && !file.contains(DEMO_ANNOTATOR.password));
+    let cfg = Config::load(&paths.config_file()).unwrap();
+    assert_eq!(cfg.username.as_deref(), Some(DEMO_ANNOTATOR.username));
+    assert!(cfg.remember_me);
+
+    // Sign-out revokes the token on the server and clears the keyring.
+    sign_out(&paths, &creds).await.unwrap();
+    assert!(
+        creds
+            .load_token(&ok.server, DEMO_ANNOTATOR.username)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        creds
+            .load_password(&ok.server, DEMO_ANNOTATOR.username)
+            .unwrap()
+            .is_none()
+    );
+    let e = api(&base).with_token(token).me().await.unwrap_err();
+    assert!(matches!(e, ApiError::Unauthorized(_)), "revoked: {e:?}");
+    assert!(!Config::load(&paths.config_file()).unwrap().remember_me);
+}
