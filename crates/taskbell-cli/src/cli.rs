@@ -8,11 +8,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "taskbell", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Where config.toml lives (default: ~/.config/taskbell).
-    #[arg(long, global = true, env = "TASKBELL_CONFIG_DIR", value_name = "DIR")]
+    /// Where config.toml lives [default: $TASKBELL_CONFIG_DIR, else ~/.config/taskbell].
+    // The environment variables are read by `Paths::resolve` (which ignores
+    // empty values), not by clap (which would reject them).
+    #[arg(long, global = true, value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
-    /// Where the notification history lives (default: ~/.local/share/taskbell).
-    #[arg(long, global = true, env = "TASKBELL_DATA_DIR", value_name = "DIR")]
+    /// Where the notification history lives [default: $TASKBELL_DATA_DIR, else
+    /// ~/.local/share/taskbell].
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
@@ -101,4 +104,68 @@ pub struct DemoArgs {
     /// Print events for scripts instead of human-readable lines.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub events: Option<EventFormat>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_the_documented_forms() {
+        let cli = Cli::try_parse_from([
+            "taskbell",
+            "login",
+            "--server",
+            "https://a.example",
+            "--username",
+            "zhangsan",
+            "--password-stdin",
+            "--remember",
+            "--config-dir",
+            "/c",
+        ])
+        .unwrap();
+        assert_eq!(cli.config_dir.as_deref(), Some(std::path::Path::new("/c")));
+        match cli.command {
+            Command::Login(a) => {
+                assert_eq!(a.server, "https://a.example");
+                assert!(a.password_stdin && a.remember);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["taskbell", "run", "--events", "json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Run(RunArgs {
+                events: Some(EventFormat::Json)
+            })
+        ));
+        let cli = Cli::try_parse_from(["taskbell", "history", "--unread", "--limit", "5"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::History(HistoryArgs {
+                unread: true,
+                limit: 5,
+                json: false
+            })
+        ));
+    }
+
+    #[test]
+    fn refuses_bad_usage() {
+        for args in [
+            &["taskbell", "history", "--limit", "0"][..],
+            &["taskbell", "run", "--events", "xml"],
+            &["taskbell", "login", "--username", "x"],
+            &["taskbell", "demo", "--activity-secs", "0"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
 }
