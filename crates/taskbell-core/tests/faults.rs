@@ -614,3 +614,75 @@ async fn server_without_history_falls_back_to_live_and_summary() {
     zs.wait_notification("无历史").await;
     zs.stop().await;
 }
+
+/// A burst of 10,000 notifications: every one is stored once, the toasts are folded (each
+/// notification is represented in exactly one toast), and the socket survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_ten_thousand_is_stored_and_folded() {
+    const N: usize = 10_000;
+    let s = server().await;
+    let base = s.base_url();
+    // A generous pong timeout: on a slow debug build the burst may hold a pong back for
+    // seconds, which is not what this test is about.
+    let mut zs = Client::start(
+        &base,
+        DEMO_ANNOTATOR,
+        Setup {
+            tweak_config: Box::new(|c| c.pong_timeout_secs = 60),
+            ..Setup::default()
+        },
+    )
+    .await;
+    zs.wait_synced().await;
+    zs.wait_event("caught up", |e| matches!(e, Event::CaughtUp { .. }))
+        .await;
+    let start = std::time::Instant::now();
+    let (st, body) = post(
+        &base,
+        "/api/test/notify",
+        None,
+        json!({"user_id": DEMO_ANNOTATOR.id, "content": "洪水", "count": N}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    // Keep draining events (a consumer that keeps up), until the last one is in.
+    zs.wait_notification(&format!("洪水 #{N}")).await;
+    let elapsed = start.elapsed();
+    let flood: Vec<_> = zs
+        .notifications()
+        .into_iter()
+        .filter(|n| n.content.starts_with("洪水"))
+        .collect();
+    let mut keys: Vec<&str> = flood.iter().map(|n| n.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), N, "each notification announced once");
+    // Toasts: held ones are flushed one fold window after the first; wait for the last key.
+    let last_key = flood.last().unwrap().key.clone();
+    zs.notifier
+        .wait_for(WAIT, |t| t.keys.contains(&last_key))
+        .await
+        .expect("the last one is in a toast");
+    let toasts: Vec<_> = zs
+        .notifier
+        .toasts()
+        .into_iter()
+        .filter(|t| {
+            t.keys
+                .iter()
+                .any(|k| keys.binary_search(&k.as_str()).is_ok())
+        })
+        .collect();
+    let represented: usize = toasts.iter().map(|t| t.keys.len()).sum();
+    assert_eq!(represented, N, "every notification is in exactly one toast");
+    assert!(toasts.len() < 100, "folded: {} toasts", toasts.len());
+    println!(
+        "burst of {N}: all announced after {elapsed:?} ({:.0}/s), {} toasts",
+        N as f64 / elapsed.as_secs_f64(),
+        toasts.len()
+    );
+    assert_eq!(zs.state.borrow().reconnects, 0);
+    zs.stop().await;
+    let h = taskbell_core::history::History::open(&zs.paths.history_db()).unwrap();
+    assert!(h.len().unwrap() >= N as u64);
+}
