@@ -202,6 +202,12 @@ impl Shared {
     }
 }
 
+/// The app's generated context: tauri.conf.json, the embedded ui/, icons and the
+/// capabilities. Generic, so tests run the real capabilities on the mock runtime.
+pub fn context<R: Runtime>() -> Context<R> {
+    tauri::generate_context!()
+}
+
 /// Registers everything the app needs on `builder` and builds it with `context`.
 /// Generic over the runtime: `main` passes Wry, tests pass `tauri::test::mock_builder()`.
 pub fn run_app<R: Runtime>(
@@ -225,19 +231,23 @@ pub fn run_app<R: Runtime>(
             commands::reconnect_now,
             commands::open_window,
         ])
-        .setup(|app| {
-            let handle = app.handle().clone();
-            let shared = handle.state::<Shared>();
-            if shared.options.tray {
-                tray::install(&handle, &shared.status(), shared.lang())?;
-            }
-            bridge::start(&handle);
-            if let Some(kind) = shared.options.open {
-                windows::open(&handle, kind, shared.lang())?;
-            }
-            Ok(())
-        })
+        .setup(|app| Ok(init(app.handle())?))
         .build(context)
+}
+
+/// Starts what the app runs: the tray (unless disabled), the engine (or demo, or the login
+/// window), and the window asked for with `--open`. `run_app` calls it when the event loop is
+/// ready; tests on the mock runtime, which do not run the loop, call it themselves.
+pub fn init<R: Runtime>(app: &tauri::AppHandle<R>) -> tauri::Result<()> {
+    let shared = app.state::<Shared>();
+    if shared.options.tray {
+        tray::install(app, &shared.status(), shared.lang())?;
+    }
+    bridge::start(app);
+    if let Some(kind) = shared.options.open {
+        windows::open(app, kind, shared.lang())?;
+    }
+    Ok(())
 }
 
 /// What to do on a run event: live on in the tray when the last window closes; leave when
@@ -311,7 +321,7 @@ pub fn main() -> ExitCode {
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             Some(vec!["--minimized"]),
         ));
-    match run_app(builder, tauri::generate_context!(), shared) {
+    match run_app(builder, context(), shared) {
         Ok(app) => {
             app.run(|handle, event| on_run_event(handle, &event));
             ExitCode::SUCCESS

@@ -1,0 +1,450 @@
+//! The app on Tauri's mock runtime, with its real context (config, capabilities), the real
+//! core and the real reference server in-process on a free port. Only the desktop is
+//! replaced: an in-memory keyring and a notifier that records toasts.
+//!
+//! These tests drive the IPC commands exactly as a window would (through the ACL), and
+//! watch the bridge's events as a window would hear them.
+
+// Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use taskbell_app::bridge::{self, Deps, EVENT_NOTIFICATION, EVENT_STATUS};
+use taskbell_app::model::{ConnState, Lang, UiStatus};
+use taskbell_app::windows::WindowKind;
+use taskbell_app::{Options, Shared, run_app};
+use taskbell_core::config::{Config, Paths};
+use taskbell_core::credentials::Credentials;
+use taskbell_core::notifier::RecordingNotifier;
+use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
+use tauri::webview::InvokeRequest;
+use tauri::{App, Listener, Manager, WebviewWindow};
+
+/// Bounds every wait; a hang fails the test instead of stalling CI.
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Fixture {
+    app: App<MockRuntime>,
+    toasts: RecordingNotifier,
+    _dir: tempfile::TempDir,
+    statuses: mpsc::Receiver<UiStatus>,
+    notifications: mpsc::Receiver<Value>,
+}
+
+fn start_app(options: Options, config: Option<Config>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths {
+        config_dir: dir.path().join("config"),
+        data_dir: dir.path().join("data"),
+    };
+    if let Some(c) = config {
+        std::fs::create_dir_all(&paths.config_dir).unwrap();
+        c.save(&paths.config_file()).unwrap();
+    }
+    let toasts = RecordingNotifier::new();
+    let deps = Deps {
+        paths,
+        credentials: Ok(Credentials::in_memory()),
+        notifier: Arc::new(toasts.clone()),
+        utc_offset: time::UtcOffset::UTC,
+    };
+    let shared = Shared::new(
+        Options {
+            tray: false,
+            ..options
+        },
+        Lang::En,
+        deps,
+    );
+    let app = run_app(mock_builder(), taskbell_app::context(), shared).unwrap();
+    // The mock runtime's event loop does not run here, so start what setup would.
+    taskbell_app::init(app.handle()).unwrap();
+    let (tx, statuses) = mpsc::channel();
+    app.listen_any(EVENT_STATUS, move |e| {
+        let _ = tx.send(serde_json::from_str::<UiStatus>(e.payload()).unwrap());
+    });
+    let (tx, notifications) = mpsc::channel();
+    app.listen_any(EVENT_NOTIFICATION, move |e| {
+        let _ = tx.send(serde_json::from_str::<Value>(e.payload()).unwrap());
+    });
+    Fixture {
+        app,
+        toasts,
+        _dir: dir,
+        statuses,
+        notifications,
+    }
+}
+
+impl Fixture {
+    fn status(&self) -> UiStatus {
+        self.app.state::<Shared>().status()
+    }
+
+    /// Waits until the published status satisfies `ok` (checks the current one first).
+    fn wait_status(&self, what: &str, ok: impl Fn(&UiStatus) -> bool) -> UiStatus {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let now = self.status();
+            if ok(&now) {
+                return now;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self
+                .statuses
+                .recv_timeout(left.min(Duration::from_millis(500)))
+            {
+                Ok(s) if ok(&s) => return s,
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(e) => panic!("status channel: {e}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {now:?}"
+            );
+        }
+    }
+
+    fn window(&self, kind: WindowKind) -> Option<WebviewWindow<MockRuntime>> {
+        self.app.get_webview_window(kind.label())
+    }
+
+    fn open(&self, kind: WindowKind) -> WebviewWindow<MockRuntime> {
+        taskbell_app::windows::open(self.app.handle(), kind, Lang::En).unwrap();
+        self.window(kind).unwrap()
+    }
+}
+
+/// Calls `cmd` from `window` as its page would; `Err` carries the command's error JSON
+/// (or the ACL's refusal as a string).
+fn invoke(window: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    let request = InvokeRequest {
+        cmd: cmd.into(),
+        callback: tauri::ipc::CallbackFn(0),
+        error: tauri::ipc::CallbackFn(1),
+        url: "tauri://localhost".parse().unwrap(),
+        body: tauri::ipc::InvokeBody::Json(args),
+        headers: Default::default(),
+        invoke_key: INVOKE_KEY.to_string(),
+    };
+    get_ipc_response(window, request).map(|b| b.deserialize::<Value>().unwrap())
+}
+
+struct Server {
+    rt: tokio::runtime::Runtime,
+    server: Option<taskbell_server::RunningServer>,
+    base: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt
+            .block_on(taskbell_server::start(taskbell_server::ServerConfig {
+                test_controls: true,
+                ..Default::default()
+            }))
+            .unwrap();
+        let base = server.base_url();
+        Server {
+            rt,
+            server: Some(server),
+            base,
+        }
+    }
+
+    /// Makes the server push a notification to the demo annotator (user 1).
+    fn notify(&self, body: Value) {
+        let url = format!("{}/api/test/notify", self.base);
+        let resp = self
+            .rt
+            .block_on(async { reqwest::Client::new().post(url).json(&body).send().await })
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.rt.block_on(s.shutdown());
+        }
+    }
+}
+
+#[test]
+fn starts_with_no_window_and_in_demo_mode_when_no_server_is_configured() {
+    let f = start_app(Options::default(), None);
+    assert!(
+        f.app.webview_windows().is_empty(),
+        "no window (so no webview) at start"
+    );
+    let s = f.wait_status("demo connected", |s| {
+        matches!(s.state, ConnState::Connected { .. })
+    });
+    assert!(s.demo, "{s:?}");
+    let user = s.user.unwrap();
+    assert_eq!(
+        (user.username.as_str(), user.role.as_str()),
+        ("zhangsan", "annotator")
+    );
+    assert!(s.server.unwrap().starts_with("http://127.0.0.1:"));
+    // The login summary reached the notifier and the menu.
+    let toasts =
+        tauri::async_runtime::block_on(f.toasts.wait_for_count(WAIT, 1)).expect("summary toast");
+    assert!(
+        toasts[0].title == "Signed in" || toasts[0].title == "登录成功",
+        "{:?}",
+        toasts[0]
+    );
+    let s = f.wait_status("summary lines", |s| !s.summary_lines.is_empty());
+    assert!(
+        toasts[0].body.contains(&s.summary_lines[0]),
+        "{s:?} vs {:?}",
+        toasts[0]
+    );
+    assert!(
+        f.app.webview_windows().is_empty(),
+        "still no window after signing in"
+    );
+    bridge::shutdown(f.app.handle());
+}
+
+#[test]
+fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_center() {
+    let server = Server::start();
+    // Configured but never signed in: no token, so the login window opens by itself.
+    let config = Config {
+        server: Some(server.base.clone()),
+        username: Some("zhangsan".into()),
+        ..Config::default()
+    };
+    let f = start_app(Options::default(), Some(config));
+    f.wait_status("signed out", |s| {
+        matches!(s.state, ConnState::SignedOut { .. })
+    });
+    let deadline = std::time::Instant::now() + WAIT;
+    while f.window(WindowKind::Login).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "login window never opened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let login = f.window(WindowKind::Login).unwrap();
+
+    // The login window may not read the history (capabilities/login.json).
+    let denied = invoke(&login, "list_history", json!({})).unwrap_err();
+    assert!(denied.to_string().contains("not allowed"), "{denied}");
+
+    let sign_in = |server: &str, password: &str| {
+        invoke(
+            &login,
+            "sign_in",
+            json!({"server": server, "username": "zhangsan", "password": password, "remember": false}),
+        )
+    };
+    let e = sign_in(&server.base, "wrong-password").unwrap_err();
+    assert_eq!(
+        (e["kind"].as_str(), e["field"].as_str()),
+        (Some("wrong_password"), Some("password")),
+        "{e}"
+    );
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let e = sign_in(&format!("http://127.0.0.1:{closed}"), "x").unwrap_err();
+    assert_eq!(e["kind"], "unreachable", "{e}");
+    let e = sign_in("http://label.example.com", "x").unwrap_err();
+    assert_eq!(
+        (e["kind"].as_str(), e["field"].as_str()),
+        (Some("bad_url"), Some("server")),
+        "{e}"
+    );
+    let e = sign_in("", "x").unwrap_err();
+    assert_eq!(e["field"], "server", "{e}");
+
+    let user = sign_in(&server.base, "annotate-123").unwrap();
+    assert_eq!(user["display_name"], "张三");
+    assert!(
+        user.get("token").is_none(),
+        "no token in what the window gets: {user}"
+    );
+    let s = f.wait_status("connected", |s| {
+        matches!(s.state, ConnState::Connected { .. })
+    });
+    assert!(!s.demo);
+    // (The login window is destroyed after this; the mock runtime only forgets a window in
+    // its event loop, which does not run here, so the desktop test checks that part.)
+
+    // A live notification: pushed to the center, stored, and toasted.
+    let center = f.open(WindowKind::Center);
+    let before = f.status().unread;
+    server.notify(json!({"user_id": "1", "type": "task_reviewed", "title": "任务被驳回", "content": "街景 #12：框不准", "priority": "high", "data": {"task_id": "12"}}));
+    let n = f
+        .notifications
+        .recv_timeout(WAIT)
+        .expect("live notification event");
+    assert_eq!(
+        (n["title"].as_str(), n["group"].as_str()),
+        (Some("任务被驳回"), Some("reviews"))
+    );
+    assert_eq!(
+        (n["read"].as_bool(), n["has_link"].as_bool()),
+        (Some(false), Some(true)),
+        "{n}"
+    );
+    let key = n["key"].as_str().unwrap().to_string();
+    f.wait_status("one more unread", |s| s.unread == before + 1);
+
+    let list = invoke(
+        &center,
+        "list_history",
+        json!({"filter": {"groups": ["reviews"]}}),
+    )
+    .unwrap();
+    let first = &list.as_array().unwrap()[0];
+    assert_eq!(
+        (first["key"].as_str(), first["read"].as_bool()),
+        (Some(key.as_str()), Some(false))
+    );
+    let none = invoke(
+        &center,
+        "list_history",
+        json!({"filter": {"groups": ["chat"]}}),
+    )
+    .unwrap();
+    assert!(
+        none.as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["group"] == "chat")
+    );
+
+    invoke(&center, "mark_read", json!({"keys": [key]})).unwrap();
+    f.wait_status("unread back down", |s| s.unread == before);
+    let list = invoke(&center, "list_history", json!({})).unwrap();
+    let item = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["key"] == key.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(item["read"], true);
+    let e = invoke(&center, "mark_read", json!({"keys": []})).unwrap_err();
+    assert_eq!(e["kind"], "invalid");
+
+    let toasts = f.toasts.toasts();
+    assert!(
+        toasts.iter().any(|t| t.title.contains("任务被驳回")),
+        "{toasts:?}"
+    );
+
+    // Settings: a bad value is refused with the field named; a good one round-trips.
+    let settings_w = f.open(WindowKind::Settings);
+    let mut settings = invoke(&settings_w, "get_settings", json!({})).unwrap();
+    assert_eq!(settings["username"], "zhangsan");
+    settings["heartbeat_interval_secs"] = json!(1);
+    let e = invoke(&settings_w, "save_settings", json!({"settings": settings})).unwrap_err();
+    assert_eq!(e["field"], "heartbeat_interval_secs", "{e}");
+    settings["heartbeat_interval_secs"] = json!(45);
+    settings["quiet_hours_enabled"] = json!(true);
+    settings["quiet_start"] = json!("21:30");
+    let saved = invoke(&settings_w, "save_settings", json!({"settings": settings})).unwrap();
+    assert_eq!(saved, settings);
+    assert_eq!(
+        invoke(&settings_w, "get_settings", json!({})).unwrap(),
+        settings
+    );
+
+    // Sign out from the menu: signed out with no reason to show (the user asked), which is
+    // also what keeps the login window from being pushed at them; the engine stops.
+    taskbell_app::commands::on_menu(f.app.handle(), "sign-out");
+    f.wait_status("signed out", |s| {
+        matches!(s.state, ConnState::SignedOut { reason: None }) && s.user.is_none()
+    });
+    let deadline = std::time::Instant::now() + WAIT;
+    while f.app.state::<Shared>().engine.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(f.status().state, ConnState::SignedOut { reason: None });
+    let e = invoke(&center, "reconnect_now", json!({}));
+    assert!(
+        e.is_err(),
+        "center may not reconnect (capability) and nobody is signed in"
+    );
+    bridge::shutdown(f.app.handle());
+}
+
+#[test]
+fn diagnostics_window_gets_checks_and_can_send_a_test_notification_while_signed_out() {
+    let server = Server::start();
+    let config = Config {
+        server: Some(server.base.clone()),
+        username: Some("nobody".into()),
+        ..Config::default()
+    };
+    let f = start_app(
+        Options {
+            open: Some(WindowKind::Diagnostics),
+            ..Options::default()
+        },
+        Some(config),
+    );
+    let diag = f
+        .window(WindowKind::Diagnostics)
+        .expect("--open diagnostics");
+    // No token for "nobody": the engine ends and the app is signed out.
+    f.wait_status("signed out", |s| {
+        matches!(s.state, ConnState::SignedOut { reason: Some(_) })
+    });
+    let d = invoke(&diag, "get_diagnostics", json!({})).unwrap();
+    let ids: Vec<&str> = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["keyring", "notifications", "tray"]);
+    for c in d["checks"].as_array().unwrap() {
+        assert!(
+            c["ok"].as_bool().unwrap() || !c["fix"].as_str().unwrap().is_empty(),
+            "a failing check says what to do: {c}"
+        );
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while f.app.state::<Shared>().engine.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    invoke(&diag, "send_test_notification", json!({})).unwrap();
+    let toasts = tauri::async_runtime::block_on(f.toasts.wait_for_count(WAIT, 1)).unwrap();
+    assert_eq!(toasts.last().unwrap().title, "TaskBell test notification");
+    let e = invoke(&diag, "reconnect_now", json!({})).unwrap_err();
+    assert_eq!(e["kind"], "not_signed_in", "{e}");
+    // The diagnostics window may not sign in or read history.
+    assert!(
+        invoke(&diag, "sign_in", json!({}))
+            .unwrap_err()
+            .to_string()
+            .contains("not allowed")
+    );
+    bridge::shutdown(f.app.handle());
+}
