@@ -205,6 +205,11 @@ impl ServerProcess {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// The log (stderr) of the current run; empty when stopped.
+    pub fn current_log(&self) -> String {
+        self.child.as_ref().map(ChildGuard::log).unwrap_or_default()
+    }
+
     /// The logs of every run so far.
     pub fn logs(&self) -> String {
         let mut out = String::new();

@@ -437,12 +437,26 @@ fn login_run_live_notifications_reconnect_and_history() {
         c.body.contains("文本分类-0007")
     });
 
-    // SIGTERM: a clean stop with exit code 0.
+    // SIGTERM: a clean stop with exit code 0, after a closing handshake
+    // (the server logs "socket closed" for a Close frame, "socket read
+    // error" for a connection dropped without one).
     let status = run.terminate(WAIT).expect("taskbell run stops");
     assert!(
         status.success(),
         "exit status {status}; log:\n{}",
         run.log()
+    );
+    taskbell_e2e::wait_until("the server to see the close", WAIT, || {
+        let log = f.server.current_log();
+        log.lines()
+            .any(|l| l.contains("socket closed") && l.contains("zhangsan"))
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", f.server.current_log()));
+    assert!(
+        !f.server.current_log().contains("socket read error"),
+        "{}",
+        f.server.current_log()
     );
     out.wait_closed(WAIT).unwrap();
     let all = events(&out.lines());
