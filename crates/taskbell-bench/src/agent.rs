@@ -463,7 +463,7 @@ impl Agent {
     }
 
     /// Closes stdin (the child shuts down cleanly) and waits up to `timeout`, then kills.
-    pub fn stop(mut self, timeout: Duration) {
+    pub fn stop(&mut self, timeout: Duration) {
         drop(self.child.stdin.take());
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {

@@ -215,7 +215,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome> {
         o.backoff_ms = (100, 2000);
     }
     let calls_before = bench.calls().len();
-    let (agent, _) = ready_agent(&o).await?;
+    let (mut agent, _) = ready_agent(&o).await?;
     let mut out = Outcome::default();
     let mut faults = plan.faults.iter().peekable();
     for i in 0..plan.notifications {
@@ -336,6 +336,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome> {
         ));
     }
     out.elapsed = started.elapsed();
+    drop(agent);
     drop(proxy);
     drop(p);
     drop(redis);
