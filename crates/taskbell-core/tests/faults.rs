@@ -551,7 +551,7 @@ async fn foreign_cursor_is_dropped_and_nothing_repeats() {
     let mut zs = zs.restart();
     zs.wait_notification("新的").await;
     let e = zs
-        .wait_event("caught up", |e| matches!(e, Event::CaughtUp { .. }))
+        .wait_seen("caught up", |e| matches!(e, Event::CaughtUp { .. }))
         .await;
     assert!(
         matches!(
@@ -634,7 +634,7 @@ async fn a_burst_of_ten_thousand_is_stored_and_folded() {
     )
     .await;
     zs.wait_synced().await;
-    zs.wait_event("caught up", |e| matches!(e, Event::CaughtUp { .. }))
+    zs.wait_seen("caught up", |e| matches!(e, Event::CaughtUp { .. }))
         .await;
     let start = std::time::Instant::now();
     let (st, body) = post(

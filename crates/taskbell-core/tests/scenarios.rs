@@ -183,7 +183,7 @@ async fn scenario_2_offline_summary_shows_rejected_and_urgent_toast_later() {
         )
         .await;
     assert!(matches!(reviewed, Event::Notification(_)));
-    zs.wait_event("caught up", |e| matches!(e, Event::CaughtUp { .. }))
+    zs.wait_seen("caught up", |e| matches!(e, Event::CaughtUp { .. }))
         .await;
     let n = zs
         .notifications()

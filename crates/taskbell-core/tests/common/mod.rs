@@ -262,6 +262,14 @@ impl Client {
         }
     }
 
+    /// Like `wait_event`, but an event already read counts too.
+    pub async fn wait_seen(&mut self, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
+        if let Some(e) = self.seen.iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        self.wait_event(what, pred).await
+    }
+
     /// Waits for the socket to be up and subscribed: `Connected`, then a heartbeat answered
     /// (the server subscribes a socket before it answers its first ping). Events already
     /// read count: a `Connected` not followed by `Reconnecting` is the current connection.
