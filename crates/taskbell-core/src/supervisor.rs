@@ -212,6 +212,8 @@ pub struct Timing {
     pub clock_jump: Duration,
     /// How often the clock is compared.
     pub clock_check_every: Duration,
+    /// The wall clock (tests put a fake one here to simulate a resume from sleep).
+    pub wall_clock: fn() -> SystemTime,
     /// Delay of the urgent summary toast after the welcome toast.
     pub urgent_delay: Duration,
     /// Retry delay after a failed catch-up.
@@ -227,6 +229,7 @@ impl Default for Timing {
             policy_close_floor: Duration::from_secs(30),
             clock_jump: Duration::from_secs(10),
             clock_check_every: Duration::from_secs(5),
+            wall_clock: SystemTime::now,
             urgent_delay: summary::URGENT_DELAY,
             catchup_retry: Duration::from_secs(5),
         }
@@ -391,7 +394,7 @@ impl Engine {
             toasts,
             summary_done: false,
             auth_failures: 0,
-            clock: ClockWatch::new(),
+            clock: ClockWatch::new(opts.timing.wall_clock),
             config: opts.config,
             paths: opts.paths,
             credentials: opts.credentials,
@@ -462,20 +465,22 @@ impl ToastWorker {
 struct ClockWatch {
     mono: Instant,
     wall: SystemTime,
+    wall_clock: fn() -> SystemTime,
 }
 
 impl ClockWatch {
-    fn new() -> ClockWatch {
+    fn new(wall_clock: fn() -> SystemTime) -> ClockWatch {
         ClockWatch {
             mono: Instant::now(),
-            wall: SystemTime::now(),
+            wall: wall_clock(),
+            wall_clock,
         }
     }
 
     /// How far the wall clock ran ahead since the last check (zero when not).
     fn check(&mut self) -> Duration {
         let mono_now = Instant::now();
-        let wall_now = SystemTime::now();
+        let wall_now = (self.wall_clock)();
         let mono_elapsed = mono_now.saturating_duration_since(self.mono);
         let wall_elapsed = wall_now.duration_since(self.wall).unwrap_or(Duration::ZERO);
         self.mono = mono_now;
@@ -1680,7 +1685,7 @@ mod tests {
 
     #[test]
     fn clock_watch_sees_no_jump_without_sleep() {
-        let mut c = ClockWatch::new();
+        let mut c = ClockWatch::new(SystemTime::now);
         assert!(c.check() < Duration::from_secs(1));
         // A wall clock that was behind (as after a resume, seen from the last check) jumps.
         c.wall -= Duration::from_secs(120);

@@ -686,3 +686,45 @@ async fn a_burst_of_ten_thousand_is_stored_and_folded() {
     let h = taskbell_core::history::History::open(&zs.paths.history_db()).unwrap();
     assert!(h.len().unwrap() >= N as u64);
 }
+
+static WALL_OFFSET_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn shifted_wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+        + Duration::from_secs(WALL_OFFSET_SECS.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// The wall clock jumping ahead of the monotonic clock (what a resume from suspend looks
+/// like) makes the engine drop the connection and connect again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_from_sleep_reconnects_at_once() {
+    let s = server().await;
+    let base = s.base_url();
+    let mut zs = Client::start(
+        &base,
+        DEMO_ANNOTATOR,
+        Setup {
+            tweak_options: Box::new(|o| {
+                o.timing.wall_clock = shifted_wall_clock;
+                o.timing.clock_jump = Duration::from_secs(10);
+                o.timing.clock_check_every = Duration::from_millis(200);
+            }),
+            ..Setup::default()
+        },
+    )
+    .await;
+    zs.wait_synced().await;
+    assert_eq!(zs.state.borrow().reconnects, 0);
+    WALL_OFFSET_SECS.fetch_add(600, std::sync::atomic::Ordering::SeqCst);
+    zs.wait_event("connected again", |e| matches!(e, Event::Connected))
+        .await;
+    assert!(zs.state.borrow().reconnects >= 1);
+    assert!(
+        !zs.seen
+            .iter()
+            .any(|e| matches!(e, Event::Reconnecting { .. })),
+        "no backoff wait: {:?}",
+        zs.seen
+    );
+    zs.stop().await;
+}
