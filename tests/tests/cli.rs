@@ -396,8 +396,14 @@ fn login_run_live_notifications_reconnect_and_history() {
 
     // A reviewer rejects a task through REST: a live notification, critical.
     let reviewer = f.rest_login("lisi", "review-123");
+    let before_reject = std::time::Instant::now();
     f.reject(&reviewer, "task-1006", "类别标签错误，请修正");
     let first = f.wait_notify("first rejection", |c| c.body.contains("文本分类-0010"));
+    // A figure, not a limit.
+    eprintln!(
+        "REST reject → D-Bus Notify: {:?}",
+        first.seen.saturating_duration_since(before_reject)
+    );
     assert_eq!(first.summary, "任务审核结果");
     assert_eq!(
         first.body,
