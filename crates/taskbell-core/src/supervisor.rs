@@ -15,6 +15,33 @@
 //!
 //! Toasts are shown on a worker thread (a D-Bus round trip must not stall the
 //! loop); keyring calls run on the blocking pool.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use taskbell_core::config::{Config, Paths};
+//! use taskbell_core::credentials::Credentials;
+//! use taskbell_core::notifier::DesktopNotifier;
+//! use taskbell_core::supervisor::{Command, Engine, EngineOptions, Event, sign_in};
+//!
+//! let paths = Paths::resolve(None, None)?;
+//! let creds = tokio::task::spawn_blocking(Credentials::open).await??;
+//! let me = sign_in(&paths, &creds, "https://annotate.example.com", "zhangsan", "secret", true).await?;
+//! println!("signed in as {}, token kept in {}", me.user.real_name, me.keyring);
+//! let config = Config::load(&paths.config_file())?;
+//! let notifier = Arc::new(DesktopNotifier::new());
+//! let mut engine = Engine::start(EngineOptions::new(config, paths, notifier, creds))?;
+//! while let Some(event) = engine.events.recv().await {
+//!     match event {
+//!         Event::Notification(n) => println!("{}: {}", n.title, n.content),
+//!         Event::SignedOut { .. } => break,
+//!         _ => {}
+//!     }
+//! }
+//! engine.commands.send(Command::Shutdown).await?;
+//! println!("stopped: {:?}", engine.join.await?);
+//! # Ok(()) }
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;
