@@ -728,3 +728,92 @@ async fn resume_from_sleep_reconnects_at_once() {
     );
     zs.stop().await;
 }
+
+/// The socket request carries the token both in the query and as `Authorization: Bearer`
+/// (checked with a raw stub server that records the upgrade request and refuses it with 403).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_request_carries_the_token_in_query_and_header() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
+    tokio::spawn(async move {
+        while let Ok((c, _)) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = c.into_split();
+                let mut r = BufReader::new(r);
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end().to_string();
+                    if line.is_empty() {
+                        break;
+                    }
+                    head.push(line);
+                }
+                let first = head.first().cloned().unwrap_or_default();
+                let (status, body) = if first.starts_with("GET /api/auth/me") {
+                    (
+                        "200 OK",
+                        r#"{"success":true,"data":{"id":7,"username":"u","role":"annotator"}}"#,
+                    )
+                } else if first.starts_with("GET /ws/notifications") {
+                    let _ = tx.send(head.clone());
+                    ("403 Forbidden", "blocked")
+                } else {
+                    ("404 Not Found", r#"{"success":false,"message":"no"}"#)
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = w.write_all(resp.as_bytes()).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    let base = format!("http://{addr}");
+    let dir = tempfile::tempdir().unwrap();
+    let paths = taskbell_core::config::Paths {
+        config_dir: dir.path().join("c"),
+        data_dir: dir.path().join("d"),
+    };
+    std::fs::create_dir_all(&paths.data_dir).unwrap();
+    let creds = taskbell_core::credentials::Credentials::in_memory();
+    creds
+        .store_token(
+            &base,
+            "u",
+            &taskbell_core::api::SecretToken::new("tok-123".into()),
+        )
+        .unwrap();
+    let config = taskbell_core::config::Config {
+        server: Some(base.clone()),
+        username: Some("u".into()),
+        ..Default::default()
+    };
+    let mut opts = taskbell_core::supervisor::EngineOptions::new(
+        config,
+        paths,
+        std::sync::Arc::new(taskbell_core::notifier::RecordingNotifier::new()),
+        creds,
+    );
+    opts.timing = test_timing();
+    let h = taskbell_core::supervisor::Engine::start(opts).unwrap();
+    let head = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(head[0].contains("token=tok-123"), "{head:?}");
+    assert!(
+        head.iter()
+            .any(|l| l.eq_ignore_ascii_case("authorization: Bearer tok-123")),
+        "{head:?}"
+    );
+    let exit = tokio::time::timeout(WAIT, h.join).await.unwrap().unwrap();
+    assert_eq!(exit, ExitReason::AccessDenied("blocked".into()));
+}
