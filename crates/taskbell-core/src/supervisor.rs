@@ -1599,12 +1599,7 @@ fn classify_ws_error(e: tungstenite::Error, token: &str) -> Ended {
     match e {
         E::Http(resp) => {
             let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get(tungstenite::http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = crate::api::parse_retry_after(resp.headers());
             let body = resp
                 .body()
                 .as_ref()
