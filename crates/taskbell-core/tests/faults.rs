@@ -490,12 +490,18 @@ async fn dropped_sockets_lose_and_repeat_nothing() {
     zs.stop().await;
 }
 
-/// Pause, test notification, mark all read and sign out through the command channel.
+/// Reconnect now, pause, test notification, mark all read and sign out through the command
+/// channel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_pause_test_mark_read_and_sign_out() {
     let s = server().await;
     let base = s.base_url();
     let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+    zs.wait_synced().await;
+    zs.command(Command::ReconnectNow).await;
+    zs.wait_event("connected again", |e| matches!(e, Event::Connected))
+        .await;
+    assert_eq!(zs.state.borrow().reconnects, 1);
     zs.wait_synced().await;
     let until = taskbell_core::protocol::now_ms() + 3_600_000;
     zs.command(Command::Pause { until_ms: until }).await;
