@@ -12,6 +12,9 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== cargo build (the binaries the end-to-end tests run)"
+cargo build --workspace --bins --locked
+
 echo "== cargo nextest (unit, integration, end-to-end)"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
