@@ -846,6 +846,20 @@ impl Core {
         let events = self.events.clone();
         let toasts = self.toasts.tx.clone();
         let urgent_delay = self.timing.urgent_delay;
+        // Pause and quiet hours apply to the summary toasts too (urgent ones may bypass).
+        let policy = self.delivery.policy().clone();
+        let offset = self.utc_offset;
+        let show = move |t: Toast| {
+            let now = time::OffsetDateTime::now_utc().to_offset(offset);
+            let minute = u16::from(now.hour()) * 60 + u16::from(now.minute());
+            if let Some(why) = policy.suppression(t.urgency, minute, protocol::now_ms()) {
+                tracing::info!(title = %t.title, reason = ?why, "summary toast suppressed");
+                return;
+            }
+            let _ = toasts.send(t.clone());
+            send_event(&events, Event::Toast(t));
+        };
+        let events = self.events.clone();
         tokio::spawn(async move {
             let counts = match api.summary_counts(&user).await {
                 Ok(c) => Some(c),
@@ -862,12 +876,10 @@ impl Core {
                 t
             });
             send_event(&events, Event::Summary(s));
-            let _ = toasts.send(welcome.clone());
-            send_event(&events, Event::Toast(welcome));
+            show(welcome);
             if let Some(t) = urgent {
                 tokio::time::sleep(urgent_delay).await;
-                let _ = toasts.send(t.clone());
-                send_event(&events, Event::Toast(t));
+                show(t);
             }
         });
     }

@@ -823,3 +823,39 @@ async fn socket_request_carries_the_token_in_query_and_header() {
     let exit = tokio::time::timeout(WAIT, h.join).await.unwrap().unwrap();
     assert_eq!(exit, ExitReason::AccessDenied("blocked".into()));
 }
+
+/// A pause also holds back the welcome toast; the urgent summary toast comes through (urgent
+/// bypass, the default). The summary itself is still published as an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_holds_the_welcome_but_not_the_urgent_toast() {
+    let s = server().await;
+    let base = s.base_url();
+    let until = taskbell_core::protocol::now_ms() + 3_600_000;
+    let mut zs = Client::start(
+        &base,
+        DEMO_ANNOTATOR,
+        Setup {
+            tweak_config: Box::new(move |c| c.paused_until_ms = Some(until)),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let e = zs
+        .wait_seen("summary", |e| matches!(e, Event::Summary(_)))
+        .await;
+    assert!(matches!(e, Event::Summary(s) if s.urgent.is_some()));
+    let urgent = zs
+        .notifier
+        .wait_for(WAIT, |t| {
+            t.urgency == taskbell_core::delivery::Urgency::Critical
+        })
+        .await
+        .expect("the urgent toast bypasses the pause");
+    assert!(urgent.title.contains("驳回"), "{urgent:?}");
+    assert!(
+        !zs.notifier.toasts().iter().any(|t| t.title == "登录成功"),
+        "{:?}",
+        zs.notifier.toasts()
+    );
+    zs.stop().await;
+}
