@@ -1,0 +1,424 @@
+//! The real `taskbell-app` binary on a private desktop (harness: `taskbell-e2e`): Xvfb, a
+//! session D-Bus, dunst, gnome-keyring and, for the tray, trayer. Screenshots go to
+//! `target/screenshots/` for people to look at.
+//!
+//! - In the tray: starts without any WebKit process, its icon shows in the tray host, the
+//!   login summary reaches dunst, a second launch opens the window of the first (and only
+//!   then does a WebKit process start).
+//! - Through WebKitWebDriver (what `tauri-driver` wraps; the app allows automation when
+//!   `TAURI_WEBVIEW_AUTOMATION=true`): the login window shows a wrong password inline,
+//!   then signs in and keeps the token in the keyring; a second start signs in from the
+//!   keyring by itself, and a live notification appears in the notification center.
+
+// Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use taskbell_e2e::{ChildGuard, Desktop, DesktopOptions, Stdout, free_port, wait_until};
+
+const APP: &str = env!("CARGO_BIN_EXE_taskbell-app");
+/// Bounds every wait (the machine is small and busy); it measures nothing.
+const WAIT: Duration = Duration::from_secs(90);
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `(pid, name)` of every descendant of `root`.
+fn descendants(root: u32) -> Vec<(u32, String)> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid, comm));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (pid, ppid, comm) in &parent_of {
+            if *ppid == p {
+                out.push((*pid, comm.clone()));
+                frontier.push(*pid);
+            }
+        }
+    }
+    out
+}
+
+fn webkit_processes(root: u32) -> Vec<(u32, String)> {
+    descendants(root)
+        .into_iter()
+        .filter(|(_, c)| c.starts_with("WebKitWebProces"))
+        .collect()
+}
+
+/// Pixels in the top `rows` rows of a screenshot close to `rgb`.
+fn count_colour(png: &Path, rows: u32, rgb: [u8; 3]) -> usize {
+    let bytes = std::fs::read(png).unwrap();
+    let img = tauri::image::Image::from_bytes(&bytes).unwrap();
+    let (w, h) = (img.width(), img.height());
+    let px = img.rgba();
+    let mut n = 0;
+    for y in 0..rows.min(h) {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            if (0..3).all(|c| px[i + c].abs_diff(rgb[c]) <= 24) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn app_command(desktop: &Desktop, dirs: &Path) -> Command {
+    let mut cmd = desktop.command(APP);
+    cmd.env("TASKBELL_CONFIG_DIR", dirs.join("config"))
+        .env("TASKBELL_DATA_DIR", dirs.join("data"))
+        .env("RUST_LOG", "info,taskbell_server=warn");
+    cmd
+}
+
+#[test]
+fn demo_lives_in_the_tray_without_a_webview_until_a_window_is_opened() {
+    let desktop = Desktop::start_with(DesktopOptions {
+        notifications: true,
+        keyring: true,
+        tray: true,
+    })
+    .unwrap();
+    let dirs = desktop.dir().join("app");
+    let mut app = ChildGuard::spawn(
+        "taskbell-app",
+        app_command(&desktop, &dirs).args(["--demo", "--lang", "en"]),
+        &desktop.log_dir(),
+        Stdout::Log,
+    )
+    .unwrap();
+    let recorder = desktop.recorder().unwrap();
+
+    // The login summary reaches the notification daemon.
+    let welcome = recorder
+        .wait_for(WAIT, |c| c.summary == "Signed in")
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", app.log(), desktop.logs()));
+    assert_eq!(welcome.app_name, "TaskBell");
+    assert!(welcome.body.contains("张三"), "{welcome:?}");
+    let dunst = desktop.dunst().unwrap();
+    wait_until("the welcome toast in dunst's history", WAIT, || {
+        dunst
+            .history()
+            .ok()?
+            .into_iter()
+            .find(|e| e.summary == "Signed in")
+    })
+    .unwrap();
+
+    // The tray icon (the green "connected" bell) shows in trayer at the top of the screen.
+    let shot = screenshots().join("tray-connected.png");
+    let xvfb = desktop.xvfb().unwrap();
+    wait_until("the green tray icon in a screenshot", WAIT, || {
+        xvfb.screenshot(&shot).ok()?;
+        (count_colour(&shot, 40, [0x1f, 0x9d, 0x55]) > 100).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}; see {}\n{}", shot.display(), app.log()));
+
+    // Idle in the tray: no web content process at all.
+    app.ensure_running().unwrap();
+    assert_eq!(
+        webkit_processes(app.id()),
+        vec![],
+        "no webview while only the tray runs"
+    );
+
+    // A second launch hands over to the first instance, which opens its window.
+    let second = app_command(&desktop, &dirs).output().unwrap();
+    assert!(second.status.success(), "second launch: {second:?}");
+    wait_until("a WebKit process for the opened window", WAIT, || {
+        (!webkit_processes(app.id()).is_empty()).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.log()));
+    let window_shot = screenshots().join("center-window.png");
+    // Give the page a moment to paint before the picture (a picture for people, not a check).
+    std::thread::sleep(Duration::from_secs(2));
+    xvfb.screenshot(&window_shot).unwrap();
+    app.ensure_running().unwrap();
+    app.terminate(Duration::from_secs(10)).unwrap();
+}
+
+/// A minimal W3C WebDriver client for WebKitWebDriver.
+struct Driver {
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    base: String,
+    session: Option<String>,
+    _process: ChildGuard,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Driver {
+    fn start(desktop: &Desktop, env: &[(&str, String)]) -> Driver {
+        let port = free_port().unwrap();
+        let mut cmd = desktop.command("WebKitWebDriver");
+        cmd.arg(format!("--port={port}"))
+            .env("TAURI_WEBVIEW_AUTOMATION", "true");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let process =
+            ChildGuard::spawn("WebKitWebDriver", &mut cmd, &desktop.log_dir(), Stdout::Log)
+                .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let driver = Driver {
+            rt,
+            http: reqwest::Client::new(),
+            base: format!("http://127.0.0.1:{port}"),
+            session: None,
+            _process: process,
+        };
+        wait_until("WebKitWebDriver", WAIT, || {
+            driver.call("GET", "/status", None).ok()
+        })
+        .unwrap();
+        driver
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base);
+        self.rt.block_on(async {
+            let req = match method {
+                "GET" => self.http.get(url),
+                "DELETE" => self.http.delete(url),
+                _ => self.http.post(url).json(&body.unwrap_or(json!({}))),
+            };
+            let resp = req.timeout(WAIT).send().await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+            if status.is_success() {
+                Ok(v["value"].clone())
+            } else {
+                Err(v["value"].to_string())
+            }
+        })
+    }
+
+    /// Starts the app with `args` under automation; its first window is the session's.
+    fn launch(&mut self, args: &[&str]) {
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "webkitgtk:browserOptions": {"binary": APP, "args": args}
+        }}});
+        let v = self.call("POST", "/session", Some(caps)).unwrap();
+        self.session = Some(v["sessionId"].as_str().unwrap().to_string());
+    }
+
+    fn s(&self) -> String {
+        format!("/session/{}", self.session.as_deref().unwrap())
+    }
+
+    fn find(&self, css: &str) -> Result<String, String> {
+        let v = self.call(
+            "POST",
+            &format!("{}/element", self.s()),
+            Some(json!({"using": "css selector", "value": css})),
+        )?;
+        Ok(v[ELEMENT].as_str().ok_or("no element id")?.to_string())
+    }
+
+    fn wait_find(&self, css: &str) -> String {
+        wait_until(css, WAIT, || self.find(css).ok()).unwrap()
+    }
+
+    fn text(&self, css: &str) -> Result<String, String> {
+        let e = self.find(css)?;
+        Ok(self
+            .call("GET", &format!("{}/element/{e}/text", self.s()), None)?
+            .as_str()
+            .unwrap_or("")
+            .to_string())
+    }
+
+    fn value(&self, css: &str) -> String {
+        let e = self.wait_find(css);
+        self.call(
+            "GET",
+            &format!("{}/element/{e}/property/value", self.s()),
+            None,
+        )
+        .unwrap()
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.wait_find(css);
+        self.call("POST", &format!("{}/element/{e}/clear", self.s()), None)
+            .unwrap();
+        self.call(
+            "POST",
+            &format!("{}/element/{e}/value", self.s()),
+            Some(json!({"text": text})),
+        )
+        .unwrap();
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.wait_find(css);
+        self.call("POST", &format!("{}/element/{e}/click", self.s()), None)
+            .unwrap();
+    }
+
+    fn quit(&mut self) {
+        if self.session.is_some() {
+            let _ = self.call("DELETE", &self.s(), None);
+            self.session = None;
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.quit();
+    }
+}
+
+#[test]
+fn login_window_then_keyring_sign_in_and_a_live_notification_in_the_center() {
+    let desktop = Desktop::start_with(DesktopOptions {
+        notifications: true,
+        keyring: true,
+        tray: true,
+    })
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(taskbell_server::start(taskbell_server::ServerConfig {
+            test_controls: true,
+            ..Default::default()
+        }))
+        .unwrap();
+    let base = server.base_url();
+    // A configured platform but no sign-in yet: the app asks for one.
+    let dirs = desktop.dir().join("app");
+    std::fs::create_dir_all(dirs.join("config")).unwrap();
+    std::fs::write(
+        dirs.join("config/config.toml"),
+        format!("server = {:?}\n", base),
+    )
+    .unwrap();
+    let env = [
+        (
+            "TASKBELL_CONFIG_DIR",
+            dirs.join("config").display().to_string(),
+        ),
+        ("TASKBELL_DATA_DIR", dirs.join("data").display().to_string()),
+        ("RUST_LOG", "info".to_string()),
+    ];
+    let mut driver = Driver::start(&desktop, &env);
+    let xvfb = desktop.xvfb().unwrap();
+
+    // 1. Sign in through the login window.
+    driver.launch(&["--open", "login", "--lang", "en"]);
+    wait_until("the server prefilled", WAIT, || {
+        (driver.value("#server") == base).then_some(())
+    })
+    .unwrap();
+    driver.type_into("#username", "zhangsan");
+    driver.type_into("#password", "not-the-password");
+    driver.click("#submit");
+    wait_until("the inline error", WAIT, || {
+        driver
+            .text("#error")
+            .ok()
+            .filter(|t| t == "The user name or password is wrong.")
+    })
+    .unwrap();
+    xvfb.screenshot(&screenshots().join("login-wrong-password.png"))
+        .unwrap();
+    driver.type_into("#password", "annotate-123");
+    driver.click("#submit");
+    let recorder = desktop.recorder().unwrap();
+    recorder
+        .wait_for(WAIT, |c| c.summary == "Signed in")
+        .unwrap();
+    // The token went to the keyring, nowhere else.
+    let keyring = desktop.keyring().unwrap();
+    let items = wait_until("a keyring item", WAIT, || {
+        keyring.items().ok().filter(|i| !i.is_empty())
+    })
+    .unwrap();
+    assert!(
+        items
+            .iter()
+            .any(|i| i.attributes.values().any(|v| v.contains("zhangsan"))),
+        "{items:?}"
+    );
+    let config = std::fs::read_to_string(dirs.join("config/config.toml")).unwrap();
+    assert!(config.contains("zhangsan"), "{config}");
+    for item in &items {
+        assert!(
+            !config.contains(&item.secret),
+            "a secret leaked into the config file"
+        );
+    }
+    driver.quit();
+
+    // 2. Start again: signed in from the keyring, the center lists a live notification.
+    let relaunched = std::time::Instant::now();
+    driver.launch(&["--open", "center", "--lang", "en"]);
+    recorder
+        .wait_for(WAIT, |c| c.summary == "Signed in" && c.seen >= relaunched)
+        .unwrap();
+    driver.wait_find("body[data-ready=true]");
+    let post = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{base}/api/test/notify"))
+            .json(&json!({"user_id": "1", "type": "task_reviewed", "title": "Task rejected: street view #12",
+                          "content": "The boxes are off.", "priority": "high", "data": {"task_id": "12"}}))
+            .send()
+            .await
+    });
+    assert!(post.unwrap().status().is_success());
+    wait_until("the live notification in the center", WAIT, || {
+        driver
+            .text("#list li.unread .title")
+            .ok()
+            .filter(|t| t == "Task rejected: street view #12")
+    })
+    .unwrap();
+    recorder
+        .wait_for(WAIT, |c| c.summary == "Task rejected: street view #12")
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    xvfb.screenshot(&screenshots().join("center-live.png"))
+        .unwrap();
+    driver.quit();
+    rt.block_on(server.shutdown());
+}
