@@ -161,8 +161,66 @@ fn demo_lives_in_the_tray_without_a_webview_until_a_window_is_opened() {
     // Give the page a moment to paint before the picture (a picture for people, not a check).
     std::thread::sleep(Duration::from_secs(2));
     xvfb.screenshot(&window_shot).unwrap();
-    app.ensure_running().unwrap();
+
+    // Close the window as a window manager does (WM_DELETE_WINDOW): the window and its web
+    // process go away, the app stays in the tray.
+    let display = desktop
+        .env()
+        .get("DISPLAY")
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let ids = desktop
+        .command("xdotool")
+        .args(["search", "--name", "TaskBell notifications"])
+        .output()
+        .unwrap();
+    let ids: Vec<u32> = String::from_utf8_lossy(&ids.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert!(!ids.is_empty(), "the notification center's X window");
+    for id in ids {
+        close_window(&display, id);
+    }
+    wait_until("the web process to end with the window", WAIT, || {
+        webkit_processes(app.id()).is_empty().then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", webkit_processes(app.id()), app.log()));
+    app.ensure_running()
+        .expect("closing the window must not quit the app");
+    let after = screenshots().join("tray-after-close.png");
+    xvfb.screenshot(&after).unwrap();
+    assert!(
+        count_colour(&after, 40, [0x1f, 0x9d, 0x55]) > 100,
+        "still in the tray"
+    );
     app.terminate(Duration::from_secs(10)).unwrap();
+}
+
+/// Asks a window to close the way a window manager does: a `WM_PROTOCOLS` client message
+/// carrying `WM_DELETE_WINDOW`.
+fn close_window(display: &str, window: u32) {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt as _, EventMask};
+    let (conn, _) = x11rb::connect(Some(display)).unwrap();
+    let atom = |name: &str| {
+        conn.intern_atom(false, name.as_bytes())
+            .unwrap()
+            .reply()
+            .unwrap()
+            .atom
+    };
+    let (protocols, delete) = (atom("WM_PROTOCOLS"), atom("WM_DELETE_WINDOW"));
+    let event = ClientMessageEvent::new(
+        32,
+        window,
+        protocols,
+        [delete, x11rb::CURRENT_TIME, 0, 0, 0],
+    );
+    conn.send_event(false, window, EventMask::NO_EVENT, event)
+        .unwrap();
+    conn.flush().unwrap();
 }
 
 /// A minimal W3C WebDriver client for WebKitWebDriver.
