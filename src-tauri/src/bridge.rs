@@ -129,6 +129,9 @@ impl std::fmt::Debug for Deps {
 impl Deps {
     /// The real machine: standard paths, the OS keyring, desktop notifications.
     pub fn system() -> Result<Self, String> {
+        // First: the `time` crate reads the local offset only while one thread runs, and
+        // opening the keyring may start D-Bus threads.
+        let utc_offset = taskbell_core::supervisor::local_offset();
         let paths = Paths::resolve(None, None).map_err(|e| e.to_string())?;
         let credentials = Credentials::open().map_err(|e| e.to_string());
         if let Err(e) = &credentials {
@@ -138,7 +141,7 @@ impl Deps {
             paths,
             credentials,
             notifier: Arc::new(taskbell_core::notifier::DesktopNotifier::new()),
-            utc_offset: taskbell_core::supervisor::local_offset(),
+            utc_offset,
         })
     }
 }

@@ -344,6 +344,20 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
     let e = invoke(&center, "mark_read", json!({"keys": []})).unwrap_err();
     assert_eq!(e["kind"], "invalid");
 
+    // Pause from the menu: the state says until when, the icon turns to "paused"; resume.
+    taskbell_app::commands::on_menu(f.app.handle(), "pause-30m");
+    let paused = f.wait_status("paused", |s| s.paused_until_ms.is_some());
+    assert_eq!(
+        taskbell_app::tray::IconState::of(&paused),
+        taskbell_app::tray::IconState::Paused
+    );
+    assert!(
+        taskbell_app::tray::tooltip(&paused, Lang::En).contains("paused until"),
+        "{paused:?}"
+    );
+    taskbell_app::commands::on_menu(f.app.handle(), "resume");
+    f.wait_status("resumed", |s| s.paused_until_ms.is_none());
+
     let toasts = f.toasts.toasts();
     assert!(
         toasts.iter().any(|t| t.title.contains("任务被驳回")),
