@@ -100,7 +100,7 @@ async fn run_engine(
     use taskbell_core::credentials::Credentials;
     use taskbell_core::i18n::Lang;
     use taskbell_core::notifier::DesktopNotifier;
-    use taskbell_core::supervisor::{Engine, EngineOptions};
+    use taskbell_core::supervisor::{Command, Engine, EngineOptions, ExitReason};
 
     let config = Config {
         server: Some(args.server.clone()),
@@ -129,16 +129,24 @@ async fn run_engine(
         ..BackoffPolicy::default()
     };
     let mut handle = Engine::start(opts)?;
+    let mut stopping = false;
     loop {
         tokio::select! {
             ev = handle.events.recv() => match ev {
                 Some(ev) => emit(&serde_json::to_string(&ev)?),
                 None => break,
             },
-            _ = stop.changed() => break,
+            _ = stop.changed(), if !stopping => {
+                // Shut down, but keep printing: toasts flushed on the way out are events too.
+                stopping = true;
+                let _ = handle.commands.send(Command::Shutdown).await;
+            }
         }
     }
-    let reason = handle.shutdown().await;
+    let reason = match handle.join.await {
+        Ok(r) => r,
+        Err(e) => ExitReason::Failed(e.to_string()),
+    };
     emit(&json!({"event": "exit", "reason": reason}).to_string());
     Ok(())
 }
