@@ -231,6 +231,15 @@ pub fn run_app<R: Runtime>(
             commands::reconnect_now,
             commands::open_window,
         ])
+        .on_window_event(|window, event| match event {
+            tauri::WindowEvent::CloseRequested { .. } => {
+                tracing::info!(window = window.label(), "close requested");
+            }
+            tauri::WindowEvent::Destroyed => {
+                tracing::info!(window = window.label(), "window destroyed")
+            }
+            _ => {}
+        })
         .setup(|app| Ok(init(app.handle())?))
         .build(context)
 }
@@ -289,6 +298,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let configured = taskbell_core::config::Config::load(&deps.paths.config_file())
         .ok()
