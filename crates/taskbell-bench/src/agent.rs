@@ -415,6 +415,31 @@ impl Agent {
         }
     }
 
+    /// Waits until `cond` holds for all lines read so far.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        cond: impl Fn(&[Line]) -> bool,
+    ) -> Result<()> {
+        let mut rx = self.count.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if cond(&self.lines.lock().unwrap_or_else(PoisonError::into_inner)) {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    return Err(anyhow!(
+                        "agent: no {what} within {timeout:?}; its log:\n{}",
+                        tail(&self.log(), 3000)
+                    ));
+                }
+            }
+        }
+    }
+
     /// Waits until `n` lines at index ≥ `from` match `pred`; returns the time of the n-th.
     pub async fn wait_count(
         &self,

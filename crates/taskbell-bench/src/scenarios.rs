@@ -251,16 +251,39 @@ pub async fn burst(b: &Bench) -> Result<(Report, Option<ProcSample>)> {
                 .map_or_else(Instant::now, |l| l.at)
         }
     };
-    let shown = b
-        .calls()
-        .wait_quiet(Duration::from_millis(3000), Duration::from_secs(60))
-        .await
-        - before;
-    let toast_events = engine
-        .since(next)
-        .iter()
-        .filter(|l| l.kind() == "toast")
-        .count();
+    // Every notification ends up in exactly one toast (shown at once or folded): wait until the
+    // toasts cover all of them, then until the daemon got every one of those toasts.
+    let burst_toasts = |lines: &[Line]| -> (usize, usize) {
+        let toasts: Vec<&Line> = lines
+            .iter()
+            .filter(|l| l.kind() == "toast" && l.at >= t0)
+            .collect();
+        let keys = toasts
+            .iter()
+            .map(|l| l.value["keys"].as_array().map_or(0, Vec::len))
+            .sum();
+        (toasts.len(), keys)
+    };
+    let covered = engine
+        .wait_until(
+            Duration::from_secs(120),
+            "toasts covering the burst",
+            |lines| burst_toasts(lines).1 >= n as usize,
+        )
+        .await;
+    if let Err(e) = covered {
+        r.note(format!(
+            "burst: toasts did not cover every notification: {e}"
+        ));
+    }
+    let (toast_events, _) = burst_toasts(&engine.since(next));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b.calls().len() < before + toast_events && Instant::now() < deadline {
+        b.calls()
+            .wait_quiet(Duration::from_millis(200), Duration::from_secs(1))
+            .await;
+    }
+    let shown = b.calls().len() - before;
     let mem = procfs::sample(engine.pid())?;
     let db = engine.history_db();
     let rows = tokio::task::spawn_blocking(move || -> Result<u64> {
