@@ -366,6 +366,7 @@ pub async fn recovery(b: &Bench) -> Result<Report> {
         &tok,
     );
     let (engine, mut next) = ready_agent(&eo).await?;
+    let mut trail = Vec::new();
     for outage in b.sizes.outages.clone() {
         let mut samples = Vec::new();
         let mut connects = Vec::new();
@@ -399,6 +400,22 @@ pub async fn recovery(b: &Bench) -> Result<Report> {
                 })
                 .await?;
             let done = caught.at.max(t_all);
+            // The attempts of this outage: how many, and the delay drawn last (the wait that
+            // was running when the server came back).
+            let attempts: Vec<Line> = engine
+                .since(i)
+                .into_iter()
+                .take_while(|l| l.kind() != "connected")
+                .filter(|l| l.kind() == "reconnecting")
+                .collect();
+            if let Some(last) = attempts.last() {
+                trail.push(format!(
+                    "{outage} s #{rep}: {} attempts, last delay {} ms ({})",
+                    attempts.len(),
+                    last.value["delay_ms"],
+                    last.value["reason"].as_str().unwrap_or_default()
+                ));
+            }
             samples.push(done.saturating_duration_since(t_up));
             connects.push(conn.at.saturating_duration_since(t_up));
             next = engine.len().max(cu + 1);
@@ -423,6 +440,7 @@ pub async fn recovery(b: &Bench) -> Result<Report> {
     drop(engine);
     drop(p);
     drop(redis);
+    r.note(format!("recovery attempts: {}", trail.join("; ")));
     Ok(r)
 }
 
