@@ -140,6 +140,20 @@ struct Inner {
     status: UiStatus,
     core: Option<taskbell_core::supervisor::Status>,
     diag: bridge::DiagLog,
+    opening: Vec<String>,
+}
+
+/// While alive, a window is being created (see [`Shared::begin_opening`]).
+#[derive(Debug)]
+pub struct OpeningGuard<'a> {
+    shared: &'a Shared,
+    label: String,
+}
+
+impl Drop for OpeningGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().opening.retain(|l| *l != self.label);
+    }
 }
 
 impl Shared {
@@ -153,9 +167,25 @@ impl Shared {
                 status: UiStatus::signed_out(),
                 core: None,
                 diag: bridge::DiagLog::default(),
+                opening: Vec::new(),
             }),
             engine: bridge::EngineSlot::default(),
         }
+    }
+
+    /// Marks the window `label` as being created; `None` when another thread already is
+    /// creating it (its label is only registered once the window exists, so two callers
+    /// could otherwise make two windows).
+    pub fn begin_opening(&self, label: &str) -> Option<OpeningGuard<'_>> {
+        let mut g = self.lock();
+        if g.opening.iter().any(|l| l == label) {
+            return None;
+        }
+        g.opening.push(label.to_string());
+        Some(OpeningGuard {
+            shared: self,
+            label: label.to_string(),
+        })
     }
 
     /// The engine's last status, as the core sent it.
@@ -364,6 +394,36 @@ mod tests {
                 tray: true,
                 ..Options::default()
             }
+        );
+    }
+
+    #[test]
+    fn a_window_is_created_by_one_caller_at_a_time() {
+        let deps = bridge::Deps {
+            paths: taskbell_core::config::Paths {
+                config_dir: "/nonexistent".into(),
+                data_dir: "/nonexistent".into(),
+            },
+            credentials: Err("none".into()),
+            notifier: std::sync::Arc::new(taskbell_core::notifier::RecordingNotifier::new()),
+            utc_offset: time::UtcOffset::UTC,
+        };
+        let shared = Shared::new(Options::default(), Lang::En, deps);
+        let first = shared
+            .begin_opening("login")
+            .expect("first caller creates it");
+        assert!(
+            shared.begin_opening("login").is_none(),
+            "second caller backs off"
+        );
+        assert!(
+            shared.begin_opening("center").is_some(),
+            "other windows are independent"
+        );
+        drop(first);
+        assert!(
+            shared.begin_opening("login").is_some(),
+            "free again once created"
         );
     }
 

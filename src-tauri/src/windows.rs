@@ -83,6 +83,15 @@ pub fn open<R: Runtime>(app: &AppHandle<R>, kind: WindowKind, lang: Lang) -> tau
         w.show()?;
         return w.set_focus();
     }
+    let shared = app.try_state::<crate::Shared>();
+    let _opening = match &shared {
+        Some(s) => match s.begin_opening(kind.label()) {
+            Some(guard) => Some(guard),
+            // Someone else is creating this very window right now.
+            None => return Ok(()),
+        },
+        None => None,
+    };
     let (w, h) = kind.size();
     let win = WebviewWindowBuilder::new(app, kind.label(), WebviewUrl::App(kind.page().into()))
         .title(kind.title(lang))

@@ -402,13 +402,27 @@ impl Driver {
             let _ = self.call("DELETE", &self.s(), None);
             self.session = None;
             let driver = self.process.id();
-            let _ = wait_until("the app to exit after the session", WAIT, || {
-                let apps = descendants(driver)
+            let apps = || -> Vec<u32> {
+                descendants(driver)
                     .into_iter()
                     .filter(|(_, c)| c.starts_with("taskbell-app"))
-                    .count();
-                (apps == 0).then_some(())
-            });
+                    .map(|(p, _)| p)
+                    .collect()
+            };
+            // A tray app whose window is gone outlives its session: end the one we started.
+            let gone = || apps().is_empty().then_some(());
+            if wait_until(
+                "the app to exit after the session",
+                Duration::from_secs(5),
+                gone,
+            )
+            .is_err()
+            {
+                for pid in apps() {
+                    let _ = Command::new("kill").arg(pid.to_string()).status();
+                }
+                wait_until("the app to exit after SIGTERM", WAIT, gone).unwrap();
+            }
         }
     }
 }
