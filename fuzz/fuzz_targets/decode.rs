@@ -15,7 +15,15 @@ fuzz_target!(|data: &[u8]| {
         let c = decode_at(text, 4_102_444_800_000);
         // Whether a frame is valid must not depend on the clock.
         assert_eq!(a.is_ok(), b.is_ok(), "decode vs decode_at(0) on {text:?}");
-        assert_eq!(b.is_ok(), c.is_ok(), "decode_at(0) vs decode_at(2100) on {text:?}");
-        assert_eq!(from_bytes.is_ok(), a.is_ok(), "decode_bytes vs decode on {text:?}");
+        assert_eq!(
+            b.is_ok(),
+            c.is_ok(),
+            "decode_at(0) vs decode_at(2100) on {text:?}"
+        );
+        assert_eq!(
+            from_bytes.is_ok(),
+            a.is_ok(),
+            "decode_bytes vs decode on {text:?}"
+        );
     }
 });
