@@ -878,7 +878,7 @@ pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult
     let paths = active_paths(app);
     let old = Config::load(&paths.config_file()).map_err(config_error)?;
     let new = apply_settings(old.clone(), &s)?;
-    new.save(&paths.config_file()).map_err(config_error)?;
+    save_config(&new, &paths)?;
     shared.set_lang(new.language.map_or_else(system_lang, ui_lang));
     refresh_tray(app);
     set_autostart(app, new.autostart);
@@ -896,6 +896,23 @@ pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult
         let _ = tx.try_send(Command::SetConfig(Box::new(new.clone())));
     }
     Ok(settings_of(&new))
+}
+
+/// Saves the config. The engine, in this same process, saves the pause into the same file
+/// and `write_atomic`'s temporary name is per process, so two saves at the same moment can
+/// collide (one rename finds its temporary file gone): try again a few times.
+fn save_config(config: &Config, paths: &Paths) -> CmdResult<()> {
+    let mut attempt = 0;
+    loop {
+        match config.save(&paths.config_file()) {
+            Ok(()) => return Ok(()),
+            Err(ConfigError::Io { .. }) if attempt < 3 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(50 * attempt));
+            }
+            Err(e) => return Err(config_error(e)),
+        }
+    }
 }
 
 fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) {
