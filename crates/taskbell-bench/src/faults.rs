@@ -50,6 +50,8 @@ pub struct Plan {
     pub rss_every: Option<usize>,
     /// The seed the faults were drawn with (printed).
     pub seed: u64,
+    /// Print each fault with its time (for post-mortems).
+    pub log_faults: bool,
 }
 
 impl Plan {
@@ -75,6 +77,7 @@ impl Plan {
             fast_timing: true,
             rss_every: None,
             seed,
+            log_faults: true,
         }
     }
 
@@ -100,6 +103,7 @@ impl Plan {
             fast_timing: false,
             rss_every: Some(60),
             seed,
+            log_faults: true,
         }
     }
 }
@@ -123,6 +127,10 @@ pub struct Outcome {
     pub rss: Vec<(Duration, u64)>,
     /// Everything that broke "exactly once" (empty when all is well).
     pub problems: Vec<String>,
+    /// Indices of notifications never announced, as ranges ("184-232").
+    pub missing: Vec<String>,
+    /// Where the engine's events were written when something broke.
+    pub events_file: Option<PathBuf>,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -150,6 +158,10 @@ impl Outcome {
         if self.problems.is_empty() {
             s.push_str("every notification shown exactly once and stored exactly once\n");
         } else {
+            s.push_str(&format!("never announced: {}\n", self.missing.join(", ")));
+            if let Some(f) = &self.events_file {
+                s.push_str(&format!("the engine's events: {}\n", f.display()));
+            }
             s.push_str(&format!("{} PROBLEMS:\n", self.problems.len()));
             for p in self.problems.iter().take(50) {
                 s.push_str(&format!("  {p}\n"));
@@ -220,6 +232,12 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome> {
     let mut faults = plan.faults.iter().peekable();
     for i in 0..plan.notifications {
         while let Some((_, fault)) = faults.next_if(|(at, _)| *at <= i) {
+            if plan.log_faults {
+                eprintln!(
+                    "  {:8.3} s: {fault:?} before {TITLE}{i}",
+                    started.elapsed().as_secs_f64()
+                );
+            }
             match fault {
                 Fault::Restart(outage) => {
                     p.kill();
@@ -251,6 +269,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome> {
         }
         p.notify_user(&uid, &format!("{TITLE}{i}"), 1).await?;
         out.published += 1;
+        tracing::debug!(i, at = started.elapsed().as_secs_f64(), "published");
         if let Some(every) = plan.rss_every {
             if i % every == 0 {
                 let s = procfs::sample(agent.pid())?;
@@ -336,6 +355,24 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome> {
         ));
     }
     out.elapsed = started.elapsed();
+    if !out.problems.is_empty() {
+        let path = std::env::temp_dir().join(format!("taskbell-fault-events-{}.jsonl", plan.seed));
+        let text: String = lines
+            .iter()
+            .map(|l| {
+                format!(
+                    "{:.3} {}\n",
+                    l.at.duration_since(started).as_secs_f64(),
+                    l.value
+                )
+            })
+            .collect();
+        if std::fs::write(&path, text).is_ok() {
+            out.events_file = Some(path);
+        }
+        let log = std::env::temp_dir().join(format!("taskbell-fault-agent-{}.log", plan.seed));
+        let _ = std::fs::write(&log, agent.log());
+    }
     drop(agent);
     drop(proxy);
     drop(p);
@@ -370,6 +407,23 @@ fn check(out: &mut Outcome, lines: &[Line], n: usize) {
         }
     }
     out.announced = titles.keys().filter(|t| t.starts_with(TITLE)).count();
+    let mut run: Option<(usize, usize)> = None;
+    for i in 0..n {
+        if titles.contains_key(&format!("{TITLE}{i}")) {
+            continue;
+        }
+        run = match run {
+            Some((a, b)) if b + 1 == i => Some((a, i)),
+            Some((a, b)) => {
+                out.missing.push(format!("{a}-{b}"));
+                Some((i, i))
+            }
+            None => Some((i, i)),
+        };
+    }
+    if let Some((a, b)) = run {
+        out.missing.push(format!("{a}-{b}"));
+    }
     for i in 0..n {
         let t = format!("{TITLE}{i}");
         match titles.get(&t).copied().unwrap_or(0) {

@@ -55,6 +55,7 @@ async fn a_short_stream_with_each_fault_once_loses_and_repeats_nothing() {
         fast_timing: true,
         rss_every: None,
         seed: 0,
+        log_faults: true,
     };
     let out = faults::run(&bench, &plan).await.unwrap();
     assert!(out.problems.is_empty(), "{}", out.summary());
