@@ -36,6 +36,9 @@ pub struct Sizes {
     pub idle: Duration,
     /// Fleet clients.
     pub fleet: usize,
+    /// How long the engine stays connected before each recovery outage (the backoff resets
+    /// after 30 s of stable connection).
+    pub stable: Duration,
 }
 
 impl Sizes {
@@ -50,6 +53,7 @@ impl Sizes {
             dead_production: true,
             idle: Duration::from_secs(60),
             fleet: 2000,
+            stable: Duration::from_secs(31),
         }
     }
 
@@ -64,6 +68,7 @@ impl Sizes {
             dead_production: false,
             idle: Duration::from_secs(3),
             fleet: 20,
+            stable: Duration::from_millis(500),
         }
     }
 }
@@ -371,6 +376,9 @@ pub async fn recovery(b: &Bench) -> Result<Report> {
         let mut samples = Vec::new();
         let mut connects = Vec::new();
         for rep in 0..b.sizes.recovery_repeats {
+            // Stay connected past the backoff's reset period (30 s) first, so that every
+            // outage starts from a fresh backoff instead of inheriting the previous one's.
+            tokio::time::sleep(b.sizes.stable).await;
             p.kill();
             let (i, _) = engine
                 .wait_for(next, Duration::from_secs(60), "reconnecting", |l| {
