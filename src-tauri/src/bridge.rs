@@ -898,21 +898,10 @@ pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult
     Ok(settings_of(&new))
 }
 
-/// Saves the config. The engine, in this same process, saves the pause into the same file
-/// and `write_atomic`'s temporary name is per process, so two saves at the same moment can
-/// collide (one rename finds its temporary file gone): try again a few times.
+/// Saves the config (each save has a temporary file of its own, so the engine saving
+/// the pause at the same moment is harmless).
 fn save_config(config: &Config, paths: &Paths) -> CmdResult<()> {
-    let mut attempt = 0;
-    loop {
-        match config.save(&paths.config_file()) {
-            Ok(()) => return Ok(()),
-            Err(ConfigError::Io { .. }) if attempt < 3 => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(50 * attempt));
-            }
-            Err(e) => return Err(config_error(e)),
-        }
-    }
+    config.save(&paths.config_file()).map_err(config_error)
 }
 
 fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) {

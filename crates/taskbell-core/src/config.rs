@@ -391,19 +391,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
-    let mut tmp_name = path.file_name().map(OsString::from).unwrap_or_default();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io("write", &tmp))?;
-        f.write_all(bytes).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("write", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(io("write", path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    // A temporary file of its own per call (not per process): the tray app saves from
+    // two threads at once (the engine's pause, the settings window).
+    let mut prefix = OsString::from(".");
+    prefix.push(path.file_name().unwrap_or_default());
+    prefix.push(".tmp-");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .tempfile_in(&dir)
+        .map_err(io("write", &dir))?;
+    tmp.write_all(bytes).map_err(io("write", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io("write", path))?;
+    // On failure the temporary file is removed when `persist`'s error is dropped.
+    tmp.persist(path).map_err(|e| io("write", path)(e.error))?;
+    Ok(())
 }
 
 /// Where TaskBell keeps its files.
@@ -509,26 +510,62 @@ mod tests {
             ..Config::default()
         };
         old.save(&path).unwrap();
-        // Block the temp file's name with a directory so the write fails.
-        let tmp = dir
-            .path()
-            .join(format!("config.toml.tmp-{}", std::process::id()));
-        std::fs::create_dir(&tmp).unwrap();
         let new = Config {
             server: Some("https://new.example".into()),
             ..Config::default()
         };
-        let e = new.save(&path).unwrap_err();
+        // A save whose directory cannot be created fails before touching anything.
+        let blocked = dir.path().join("config.toml").join("nested.toml");
+        let e = new.save(&blocked).unwrap_err();
         assert!(matches!(e, ConfigError::Io { .. }), "{e}");
         assert_eq!(Config::load(&path).unwrap(), old);
+        // A save whose final rename fails (the target is a non-empty directory)
+        // leaves no temporary file behind.
+        let target = dir.path().join("taken.toml");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("keep"), b"x").unwrap();
+        let e = new.save(&target).unwrap_err();
+        assert!(matches!(e, ConfigError::Io { .. }), "{e}");
+        assert!(target.join("keep").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
         // An invalid config is never written.
-        std::fs::remove_dir(&tmp).unwrap();
         let bad = Config {
             heartbeat_interval_secs: 0,
             ..Config::default()
         };
         assert!(bad.save(&path).is_err());
         assert_eq!(Config::load(&path).unwrap(), old);
+    }
+
+    #[test]
+    fn concurrent_saves_from_threads_of_one_process_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let handles: Vec<_> = (0..8u64)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for j in 0..25u64 {
+                        let c = Config {
+                            heartbeat_interval_secs: 10 + i * 100 + j,
+                            ..Config::default()
+                        };
+                        c.save(&path).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        // The file holds one whole config written by one of the savers.
+        let last = Config::load(&path).unwrap();
+        assert!(last.heartbeat_interval_secs >= 10, "{last:?}");
     }
 
     #[test]
