@@ -52,6 +52,8 @@ pub struct Plan {
     pub seed: u64,
     /// Print each fault with its time (for post-mortems).
     pub log_faults: bool,
+    /// Before each fault, wait until the engine has caught up after the previous one.
+    pub settle: bool,
 }
 
 impl Plan {
@@ -78,6 +80,7 @@ impl Plan {
             rss_every: None,
             seed,
             log_faults: true,
+            settle: true,
         }
     }
 
@@ -104,6 +107,7 @@ impl Plan {
             rss_every: Some(60),
             seed,
             log_faults: true,
+            settle: true,
         }
     }
 }
@@ -200,6 +204,25 @@ async fn wait_connected(agent: &Agent) -> Result<()> {
         .map(|_| ())
 }
 
+/// Waits until the engine's last connection event is a finished catch-up: it is connected
+/// and has everything the server kept.
+async fn wait_caught_up(agent: &Agent) -> Result<()> {
+    agent
+        .wait_until(
+            Duration::from_secs(300),
+            "caught_up after the last reconnect",
+            |lines| {
+                lines
+                    .iter()
+                    .rev()
+                    .map(Line::kind)
+                    .find(|k| matches!(*k, "connected" | "reconnecting" | "caught_up"))
+                    == Some("caught_up")
+            },
+        )
+        .await
+}
+
 /// Runs `plan` against an engine agent on `bench`'s bus.
 pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome> {
     eprintln!(
@@ -232,6 +255,12 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome> {
     let mut faults = plan.faults.iter().peekable();
     for i in 0..plan.notifications {
         while let Some((_, fault)) = faults.next_if(|(at, _)| *at <= i) {
+            // Faults come no faster than the engine recovers from them: the server keeps a
+            // capped history (1,000 per user), so a client that never gets to finish a catch-up
+            // while the stream runs on would lose the oldest (see docs/benchmarks.md).
+            if plan.settle {
+                wait_caught_up(&agent).await?;
+            }
             if plan.log_faults {
                 eprintln!(
                     "  {:8.3} s: {fault:?} before {TITLE}{i}",

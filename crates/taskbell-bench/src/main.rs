@@ -63,6 +63,9 @@ enum Cmd {
         /// Faults.
         #[arg(long, default_value_t = 100)]
         faults: usize,
+        /// Do not wait for the engine to catch up between faults (faults as fast as they come).
+        #[arg(long)]
+        no_settle: bool,
     },
     /// (internal) the client under test, started by the benchmarks.
     #[command(hide = true)]
@@ -137,9 +140,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Faults {
             notifications,
             faults: n,
+            no_settle,
         } => {
             let b = Bench::start(exe, Sizes::full()).await?;
-            let plan = faults::Plan::random(notifications, n, faults::seed_from_env());
+            let mut plan = faults::Plan::random(notifications, n, faults::seed_from_env());
+            plan.settle = !no_settle;
             let out = faults::run(&b, &plan).await?;
             println!("fault stream (seed {}):\n{}", plan.seed, out.summary());
             return faults::ensure_clean(&out);

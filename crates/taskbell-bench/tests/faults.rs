@@ -56,6 +56,7 @@ async fn a_short_stream_with_each_fault_once_loses_and_repeats_nothing() {
         rss_every: None,
         seed: 0,
         log_faults: true,
+        settle: true,
     };
     let out = faults::run(&bench, &plan).await.unwrap();
     assert!(out.problems.is_empty(), "{}", out.summary());
