@@ -291,7 +291,18 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome> {
                 }
                 Fault::Revoke => {
                     wait_connected(&agent).await?;
+                    let mark = agent.len();
                     p.revoke(&uid).await?;
+                    // 4001 → signed in again with the remembered password → a new connection
+                    // (a 4001 emits no `reconnecting`, so wait for the `connected`).
+                    agent
+                        .wait_for(
+                            mark,
+                            Duration::from_secs(300),
+                            "connected after a revocation",
+                            |l| l.kind() == "connected",
+                        )
+                        .await?;
                     *out.faults.entry("revoke").or_default() += 1;
                 }
             }
