@@ -553,8 +553,36 @@ enum Flow {
     Exit(ExitReason),
 }
 
-type CatchUp =
-    Pin<Box<dyn Future<Output = Result<Option<Vec<NotificationPage>>, ApiError>> + Send>>;
+/// One catch-up request in flight: a page of history (`None`: the server keeps none).
+type CatchUp = Pin<Box<dyn Future<Output = Result<Option<CatchUpPage>, ApiError>> + Send>>;
+
+/// One page of missed notifications and whether the server has more after it.
+struct CatchUpPage {
+    page: NotificationPage,
+    /// The cursor the page was asked with (`None` after a refused cursor was dropped).
+    asked_with: Option<String>,
+}
+
+impl CatchUpPage {
+    /// Where the next page starts, when there is one and it is further on.
+    fn next_cursor(&self) -> Option<String> {
+        let full = self.page.list.len() >= CATCHUP_LIMIT as usize;
+        let next = self
+            .page
+            .next_cursor
+            .clone()
+            .or_else(|| self.page.last_id.clone());
+        next.filter(|n| full && Some(n) != self.asked_with.as_ref())
+    }
+}
+
+/// What one connection's catch-up has done so far.
+#[derive(Default)]
+struct CatchUpProgress {
+    pages: usize,
+    fetched: usize,
+    new: usize,
+}
 
 struct Core {
     server: String,
@@ -952,7 +980,11 @@ impl Core {
         }
     }
 
-    fn start_catch_up(&self) -> CatchUp {
+    /// Asks for the page of history after the stored cursor. Each page is stored and
+    /// moves the cursor as soon as it arrives, so a catch-up cut short by the next
+    /// disconnect still makes progress. `first`: the first page of this connection's
+    /// catch-up, the only one where a refused cursor means "start from the beginning".
+    fn start_catch_up(&self, first: bool) -> CatchUp {
         let api = self.api.clone();
         let cursor = match self.history.cursor() {
             Ok(c) => c,
@@ -962,39 +994,31 @@ impl Core {
             }
         };
         Box::pin(async move {
-            let mut pages = Vec::new();
-            let mut cursor = cursor;
-            for _ in 0..CATCHUP_MAX_PAGES {
-                let answer = match api
-                    .notifications_since(cursor.as_deref(), CATCHUP_LIMIT)
-                    .await
-                {
-                    // A cursor this server does not understand (another server, a reset
-                    // history): start from the beginning; dedupe keeps repeats away.
-                    Err(ApiError::Server {
-                        status: 400 | 422,
-                        message,
-                    }) if cursor.is_some() && pages.is_empty() => {
-                        tracing::warn!(%message, "the server refused the catch-up cursor; fetching all history");
-                        cursor = None;
-                        api.notifications_since(None, CATCHUP_LIMIT).await?
-                    }
-                    other => other?,
-                };
-                let page = match answer {
-                    Some(p) => p,
-                    None => return Ok(None),
-                };
-                let more = page.list.len() >= CATCHUP_LIMIT as usize;
-                let next = page.next_cursor.clone().or_else(|| page.last_id.clone());
-                let advanced = next.is_some() && next != cursor;
-                pages.push(page);
-                if !more || !advanced {
-                    break;
+            let answer = match api
+                .notifications_since(cursor.as_deref(), CATCHUP_LIMIT)
+                .await
+            {
+                // A cursor this server does not understand (another server, a reset
+                // history): start from the beginning; dedupe keeps repeats away.
+                Err(ApiError::Server {
+                    status: 400 | 422,
+                    message,
+                }) if first && cursor.is_some() => {
+                    tracing::warn!(%message, "the server refused the catch-up cursor; fetching all history");
+                    return Ok(api
+                        .notifications_since(None, CATCHUP_LIMIT)
+                        .await?
+                        .map(|page| CatchUpPage {
+                            page,
+                            asked_with: None,
+                        }));
                 }
-                cursor = next;
-            }
-            Ok(Some(pages))
+                other => other?,
+            };
+            Ok(answer.map(|page| CatchUpPage {
+                page,
+                asked_with: cursor,
+            }))
         })
     }
 
@@ -1011,9 +1035,10 @@ impl Core {
         self.emit(Event::Connected);
         tracing::info!(server = %self.server, user = %self.username, "connected");
 
-        let mut catch_up: Option<CatchUp> = Some(self.start_catch_up());
+        let mut catch_up: Option<CatchUp> = Some(self.start_catch_up(true));
         let mut catch_up_retry: Option<Instant> = None;
         let mut catch_up_failures: u32 = 0;
+        let mut progress = CatchUpProgress::default();
         let mut caught_up = false;
         let mut clock_tick = tokio::time::interval(self.timing.clock_check_every);
         clock_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1114,9 +1139,34 @@ impl Core {
                 r = poll_opt(&mut catch_up) => {
                     catch_up = None;
                     match r {
-                        Ok(pages) => {
+                        Ok(None) => {
                             caught_up = true;
-                            self.finish_catch_up(pages);
+                            self.no_history();
+                        }
+                        Ok(Some(page)) => {
+                            catch_up_failures = 0;
+                            let next = page.next_cursor();
+                            self.store_catch_up_page(page.page, &mut progress);
+                            if next.is_some() && progress.pages < CATCHUP_MAX_PAGES {
+                                catch_up = Some(self.start_catch_up(false));
+                            } else {
+                                if next.is_some() {
+                                    tracing::warn!(pages = progress.pages, "catch-up stopped after the page limit");
+                                }
+                                caught_up = true;
+                                tracing::info!(fetched = progress.fetched, new = progress.new, "caught up");
+                                self.emit(Event::CaughtUp {
+                                    fetched: progress.fetched,
+                                    new: progress.new,
+                                    supported: true,
+                                });
+                            }
+                        }
+                        // The token was refused while catching up (revoked): sign in again
+                        // now, as for a 4001, rather than retrying with the same token.
+                        Err(ApiError::Unauthorized(why)) => {
+                            close_normal(&mut sink).await;
+                            break Ended::AuthFailed(why);
                         }
                         Err(e) => {
                             // Retry with a doubling delay (capped at 60 s); tell the user once.
@@ -1136,7 +1186,7 @@ impl Core {
                 }
                 _ = sleep_until_opt(catch_up_retry) => {
                     catch_up_retry = None;
-                    catch_up = Some(self.start_catch_up());
+                    catch_up = Some(self.start_catch_up(progress.pages == 0));
                 }
                 _ = sleep_until_opt(flush_at) => self.flush_folds(),
                 _ = clock_tick.tick() => {
@@ -1187,48 +1237,41 @@ impl Core {
         ended
     }
 
-    fn finish_catch_up(&mut self, pages: Option<Vec<NotificationPage>>) {
-        let Some(pages) = pages else {
-            tracing::info!("the server keeps no history (404); relying on the summary");
-            self.emit(Event::CaughtUp {
-                fetched: 0,
-                new: 0,
-                supported: false,
-            });
-            return;
-        };
-        let mut fetched = 0;
-        let mut new = 0;
-        for page in pages {
-            fetched += page.list.len();
-            match self.history.insert_many(&page.list) {
-                Ok(fresh) => {
-                    for (n, is_new) in page.list.into_iter().zip(fresh) {
-                        if is_new {
-                            new += 1;
-                            self.announce(n);
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot store a catch-up page at once; one by one");
-                    for n in page.list {
-                        if self.ingest(n) {
-                            new += 1;
-                        }
+    fn no_history(&mut self) {
+        tracing::info!("the server keeps no history (404); relying on the summary");
+        self.emit(Event::CaughtUp {
+            fetched: 0,
+            new: 0,
+            supported: false,
+        });
+    }
+
+    /// Stores one catch-up page, shows what is new in it and moves the cursor past it.
+    fn store_catch_up_page(&mut self, page: NotificationPage, progress: &mut CatchUpProgress) {
+        progress.pages += 1;
+        progress.fetched += page.list.len();
+        match self.history.insert_many(&page.list) {
+            Ok(fresh) => {
+                for (n, is_new) in page.list.into_iter().zip(fresh) {
+                    if is_new {
+                        progress.new += 1;
+                        self.announce(n);
                     }
                 }
             }
-            if let Some(id) = page.last_id {
-                self.set_cursor(&id);
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot store a catch-up page at once; one by one");
+                for n in page.list {
+                    if self.ingest(n) {
+                        progress.new += 1;
+                    }
+                }
             }
         }
-        tracing::info!(fetched, new, "caught up");
-        self.emit(Event::CaughtUp {
-            fetched,
-            new,
-            supported: true,
-        });
+        // The protocol's cursor is the id of the last notification the client has.
+        if let Some(id) = page.last_id.or(page.next_cursor) {
+            self.set_cursor(&id);
+        }
     }
 
     fn set_cursor(&mut self, id: &str) {
@@ -1572,7 +1615,7 @@ where
     .await;
 }
 
-async fn poll_opt(f: &mut Option<CatchUp>) -> Result<Option<Vec<NotificationPage>>, ApiError> {
+async fn poll_opt(f: &mut Option<CatchUp>) -> Result<Option<CatchUpPage>, ApiError> {
     match f {
         Some(fut) => fut.await,
         None => std::future::pending().await,
