@@ -398,7 +398,7 @@ async fn boot<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
     if demo {
         return start_demo(app).await;
     }
-    let config = config.map_err(config_error)?;
+    let config = config.map_err(CmdError::from)?;
     let credentials = shared.deps.credentials.clone().map_err(keyring_error)?;
     match start_engine(app, config, paths, credentials, false) {
         Err(EngineError::NotSignedIn) => {
@@ -637,10 +637,6 @@ pub fn shutdown<R: Runtime>(app: &AppHandle<R>) {
     });
 }
 
-fn config_error(e: ConfigError) -> CmdError {
-    CmdError::new(ErrorKind::Local, e.to_string())
-}
-
 fn keyring_error(e: String) -> CmdError {
     CmdError::new(
         ErrorKind::Local,
@@ -716,7 +712,7 @@ fn active_paths<R: Runtime>(app: &AppHandle<R>) -> Paths {
 }
 
 fn active_config<R: Runtime>(app: &AppHandle<R>) -> CmdResult<Config> {
-    Config::load(&active_paths(app).config_file()).map_err(config_error)
+    Config::load(&active_paths(app).config_file()).map_err(CmdError::from)
 }
 
 fn history<R: Runtime>(app: &AppHandle<R>) -> CmdResult<History> {
@@ -797,7 +793,7 @@ pub fn open_notification<R: Runtime>(app: &AppHandle<R>, key: &str) -> CmdResult
 
 /// Opens the platform's home page in the browser.
 pub fn open_platform<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
-    let url = active_config(app)?.server_url().map_err(config_error)?;
+    let url = active_config(app)?.server_url().map_err(CmdError::from)?;
     open_in_browser(url.as_str()).map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))
 }
 
@@ -876,9 +872,12 @@ pub fn get_settings<R: Runtime>(app: &AppHandle<R>) -> CmdResult<UiSettings> {
 pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult<UiSettings> {
     let shared = app.state::<Shared>();
     let paths = active_paths(app);
-    let old = Config::load(&paths.config_file()).map_err(config_error)?;
-    let new = apply_settings(old.clone(), &s)?;
-    save_config(&new, &paths)?;
+    let mut old = Config::default();
+    let new = Config::update(&paths.config_file(), |on_disk| {
+        old = on_disk.clone();
+        *on_disk = apply_settings(on_disk.clone(), &s)?;
+        Ok::<_, CmdError>(())
+    })?;
     shared.set_lang(new.language.map_or_else(system_lang, ui_lang));
     refresh_tray(app);
     set_autostart(app, new.autostart);
@@ -896,12 +895,6 @@ pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult
         let _ = tx.try_send(Command::SetConfig(Box::new(new.clone())));
     }
     Ok(settings_of(&new))
-}
-
-/// Saves the config (each save has a temporary file of its own, so the engine saving
-/// the pause at the same moment is harmless).
-fn save_config(config: &Config, paths: &Paths) -> CmdResult<()> {
-    config.save(&paths.config_file()).map_err(config_error)
 }
 
 fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) {

@@ -65,6 +65,12 @@ impl CmdError {
     }
 }
 
+impl From<taskbell_core::config::ConfigError> for CmdError {
+    fn from(e: taskbell_core::config::ConfigError) -> Self {
+        Self::new(ErrorKind::Local, e.to_string())
+    }
+}
+
 impl From<tauri::Error> for CmdError {
     fn from(e: tauri::Error) -> Self {
         Self::new(ErrorKind::Local, e.to_string())

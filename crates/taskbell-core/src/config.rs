@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
@@ -245,8 +246,27 @@ impl Config {
         })
     }
 
+    /// Changes the file at `path` under a process-wide lock: load, `change`, save.
+    ///
+    /// Every writer in a process goes through here (the engine saving a pause,
+    /// sign-in and sign-out, the tray's settings window), so none of them ever
+    /// overwrites another's change with a stale copy. Returns the saved config;
+    /// when `change` fails, nothing is written.
+    pub fn update<E: From<ConfigError>>(
+        path: &Path,
+        change: impl FnOnce(&mut Config) -> Result<(), E>,
+    ) -> Result<Config, E> {
+        static WRITERS: Mutex<()> = Mutex::new(());
+        let _writer = WRITERS.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut config = Config::load(path)?;
+        change(&mut config)?;
+        config.save(path)?;
+        Ok(config)
+    }
+
     /// Validates, then writes the file atomically (sibling temp file, fsync,
-    /// rename), creating the directory if needed.
+    /// rename), creating the directory if needed. To change one setting of the
+    /// file, use [`Config::update`].
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
         self.validate()?;
         let text = self.to_toml()?;
@@ -540,6 +560,43 @@ mod tests {
         };
         assert!(bad.save(&path).is_err());
         assert_eq!(Config::load(&path).unwrap(), old);
+    }
+
+    #[test]
+    fn concurrent_updates_of_different_settings_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let pauses = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                for i in 0..200i64 {
+                    Config::update(&path, |c| {
+                        c.paused_until_ms = Some(i);
+                        Ok::<_, ConfigError>(())
+                    })
+                    .unwrap();
+                }
+            })
+        };
+        for i in 0..200u64 {
+            Config::update(&path, |c| {
+                c.heartbeat_interval_secs = 10 + i;
+                Ok::<_, ConfigError>(())
+            })
+            .unwrap();
+        }
+        pauses.join().unwrap();
+        let last = Config::load(&path).unwrap();
+        assert_eq!(last.heartbeat_interval_secs, 209);
+        assert_eq!(last.paused_until_ms, Some(199));
+        // A failed change writes nothing.
+        let e = Config::update(&path, |c| {
+            c.heartbeat_interval_secs = 99;
+            Err(ConfigError::NoServer)
+        })
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::NoServer), "{e}");
+        assert_eq!(Config::load(&path).unwrap().heartbeat_interval_secs, 209);
     }
 
     #[test]

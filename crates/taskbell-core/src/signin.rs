@@ -74,7 +74,7 @@ pub async fn sign_in(
     if password.is_empty() {
         return Err(SignInError::Invalid("the password is empty".to_string()));
     }
-    let mut config = Config::load(&paths.config_file())?;
+    let config = Config::load(&paths.config_file())?;
     let url = crate::config::parse_server_url(server, config.allow_insecure)?;
     let server_text = url.as_str().trim_end_matches('/').to_string();
     let api = Api::new(url)?;
@@ -95,10 +95,12 @@ pub async fn sign_in(
         blocking(move || creds.clear_password(&s, &u)).await?;
     }
 
-    config.server = Some(server_text.clone());
-    config.username = Some(username.to_string());
-    config.remember_me = remember;
-    config.save(&paths.config_file())?;
+    let config = Config::update(&paths.config_file(), |c| {
+        c.server = Some(server_text.clone());
+        c.username = Some(username.to_string());
+        c.remember_me = remember;
+        Ok::<_, ConfigError>(())
+    })?;
     tracing::info!(server = %server_text, user = %username, keyring = %credentials.backend(), "signed in");
     Ok(SignedIn {
         user: ok.user,
@@ -112,7 +114,7 @@ pub async fn sign_in(
 /// token and password from the keyring. Server and user name stay in the config
 /// (to prefill the next sign-in); `remember_me` is turned off.
 pub async fn sign_out(paths: &Paths, credentials: &Credentials) -> Result<(), SignInError> {
-    let mut config = Config::load(&paths.config_file())?;
+    let config = Config::load(&paths.config_file())?;
     let (Some(server), Some(username)) = (config.server.clone(), config.username.clone()) else {
         return Err(SignInError::NotSignedIn);
     };
@@ -136,8 +138,10 @@ pub async fn sign_out(paths: &Paths, credentials: &Credentials) -> Result<(), Si
     let (s, u) = (server.clone(), username.clone());
     blocking(move || creds.clear(&s, &u)).await?;
     if config.remember_me {
-        config.remember_me = false;
-        config.save(&paths.config_file())?;
+        Config::update(&paths.config_file(), |c| {
+            c.remember_me = false;
+            Ok::<_, ConfigError>(())
+        })?;
     }
     tracing::info!(server = %server, user = %username, "signed out");
     Ok(())

@@ -1405,18 +1405,16 @@ impl Core {
         self.config.paused_until_ms = until_ms;
         self.delivery
             .set_policy(delivery_policy(&self.config, self.lang));
-        self.status.send_modify(|s| s.paused_until_ms = until_ms);
-        // Persist the pause so a restart keeps it; other settings are the front end's.
-        let path = self.paths.config_file();
-        match Config::load(&path) {
-            Ok(mut on_disk) => {
-                on_disk.paused_until_ms = until_ms;
-                if let Err(e) = on_disk.save(&path) {
-                    tracing::warn!(error = %e, "cannot save the pause");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot save the pause"),
+        // Persist the pause so a restart keeps it (other settings are the front end's),
+        // before the status says it is done.
+        let saved = Config::update(&self.paths.config_file(), |on_disk| {
+            on_disk.paused_until_ms = until_ms;
+            Ok::<_, ConfigError>(())
+        });
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "cannot save the pause");
         }
+        self.status.send_modify(|s| s.paused_until_ms = until_ms);
     }
 
     fn refresh_unread(&mut self) {
