@@ -1035,7 +1035,14 @@ impl Core {
         self.emit(Event::Connected);
         tracing::info!(server = %self.server, user = %self.username, "connected");
 
-        let mut catch_up: Option<CatchUp> = Some(self.start_catch_up(true));
+        // The catch-up starts at the first pong, not at connect: a server that
+        // subscribes the socket to its channels before it reads frames (ours does)
+        // has then subscribed, so whatever it published before is in the history the
+        // catch-up reads, and whatever comes after arrives live. Started at connect, a
+        // notification published between the catch-up's answer and the subscription
+        // was in neither (fault harness, seed 5000).
+        let mut catch_up: Option<CatchUp> = None;
+        let mut catch_up_started = false;
         let mut catch_up_retry: Option<Instant> = None;
         let mut catch_up_failures: u32 = 0;
         let mut progress = CatchUpProgress::default();
@@ -1081,6 +1088,10 @@ impl Core {
                             };
                             match protocol::decode(&text) {
                                 Ok(Inbound::Pong { timestamp, .. }) => {
+                                    if !catch_up_started {
+                                        catch_up_started = true;
+                                        catch_up = Some(self.start_catch_up(true));
+                                    }
                                     if let Some(lat) = hb.pong_received(timestamp, Instant::now().into_std()) {
                                         // An answered ping proves the token was accepted.
                                         self.auth_failures = 0;
