@@ -137,10 +137,19 @@ impl Deps {
         if let Err(e) = &credentials {
             tracing::warn!("keyring unavailable: {e}");
         }
+        // The toasts' "Open" label follows the configured language (a bad or
+        // missing config falls back to the system locale; the engine reports it).
+        let lang = Config::load(&paths.config_file())
+            .ok()
+            .and_then(|c| c.language)
+            .unwrap_or_else(CoreLang::from_system);
+        let open_label = taskbell_core::i18n::tr(lang, taskbell_core::i18n::Msg::Open);
         Ok(Self {
             paths,
             credentials,
-            notifier: Arc::new(taskbell_core::notifier::DesktopNotifier::new()),
+            notifier: Arc::new(
+                taskbell_core::notifier::DesktopNotifier::new().with_open_label(open_label),
+            ),
             utc_offset,
         })
     }

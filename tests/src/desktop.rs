@@ -308,6 +308,18 @@ impl Dunst {
         parse_dunst_history(&text)
     }
 
+    /// Closes every notification shown now (they move to dunst's history).
+    pub fn close_all(&self) -> Result<()> {
+        self.dunstctl(&["close-all"]).map(drop)
+    }
+
+    /// Does what a click on the notification at `position` (0: the first shown)
+    /// does: invokes its "default" action, which dunst signals as
+    /// `ActionInvoked(id, "default")`.
+    pub fn invoke_action(&self, position: usize) -> Result<()> {
+        self.dunstctl(&["action", &position.to_string()]).map(drop)
+    }
+
     /// The number of notifications dunst shows right now.
     pub fn displayed(&self) -> Result<u64> {
         let text = self.dunstctl(&["count", "displayed"])?;

@@ -43,6 +43,21 @@ impl Fixture {
             .tempdir()
             .unwrap();
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        // A stand-in `xdg-open` first on PATH: it writes down what a click on a
+        // toast opened, instead of starting a browser.
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let opener = bin.join("xdg-open");
+        std::fs::write(
+            &opener,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+                dir.path().join("opened.txt").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         Fixture {
             server,
             _redis: redis,
@@ -63,13 +78,24 @@ impl Fixture {
         self.dir.path().join("logs")
     }
 
+    /// The URLs the stand-in `xdg-open` was asked to open, in order.
+    fn opened(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("opened.txt"))
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
     /// `taskbell` inside the session, with this account's dirs (through the
     /// environment variables) and a Chinese locale (protocol.md §5 texts).
     fn taskbell(&self) -> Command {
         let mut cmd = self
             .desktop
             .command(binary("taskbell").expect("taskbell binary"));
-        cmd.env("TASKBELL_CONFIG_DIR", self.config_dir())
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![self.dir.path().join("bin")];
+        dirs.extend(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(dirs).unwrap())
+            .env("TASKBELL_CONFIG_DIR", self.config_dir())
             .env("TASKBELL_DATA_DIR", self.data_dir())
             .env("LANG", "zh_CN.UTF-8")
             .env("LC_ALL", "zh_CN.UTF-8")
@@ -395,6 +421,8 @@ fn login_run_live_notifications_reconnect_and_history() {
     assert_eq!(summary["title"], WELCOME_TITLE);
 
     // A reviewer rejects a task through REST: a live notification, critical.
+    // (Close the summary toasts first, so that the rejection is the one shown.)
+    f.desktop.dunst().unwrap().close_all().unwrap();
     let reviewer = f.rest_login("lisi", "review-123");
     let before_reject = std::time::Instant::now();
     f.reject(&reviewer, "task-1006", "类别标签错误，请修正");
@@ -411,8 +439,25 @@ fn login_run_live_notifications_reconnect_and_history() {
     );
     assert!(first.is_critical(), "high priority → critical: {first:?}");
     assert!(
-        first.actions.iter().any(|(k, _)| !k.is_empty()),
+        first.actions.iter().any(|(k, _)| k == "default"),
         "an Open action for the task: {first:?}"
+    );
+    // A click on it (dunst's default action) opens the task page on the
+    // platform's own origin.
+    taskbell_e2e::wait_until("dunst to show the rejection", WAIT, || {
+        (f.desktop.dunst().unwrap().displayed().ok()? == 1).then_some(())
+    })
+    .unwrap();
+    f.desktop.dunst().unwrap().invoke_action(0).unwrap();
+    let opened = taskbell_e2e::wait_until("the click to open the task page", WAIT, || {
+        let o = f.opened();
+        (!o.is_empty()).then_some(o)
+    })
+    .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", run.log()));
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert!(
+        opened[0].starts_with(&f.server.base_url()) && opened[0].contains("task-1006"),
+        "{opened:?}"
     );
 
     // The server dies and comes back on the same port; the client reconnects.
@@ -488,6 +533,14 @@ fn login_run_live_notifications_reconnect_and_history() {
         assert_eq!(n, 1, "{needle:?} shown {n} times: {calls:#?}");
     }
     assert_eq!(count_events(&out, "notification"), 3, "{all:#?}");
+    // All of them over one D-Bus connection, kept across the server restart.
+    let senders: std::collections::BTreeSet<&str> =
+        calls.iter().map(|c| c.sender.as_str()).collect();
+    assert_eq!(
+        senders.len(),
+        1,
+        "one bus connection for every toast: {calls:#?}"
+    );
     // dunst received them all, with the exact texts.
     let history = f.desktop.dunst().unwrap().history().unwrap();
     for (summary, body) in [

@@ -1,6 +1,6 @@
-//! Showing toasts: the [`Notifier`] trait, the desktop implementation over
-//! notify-rust (freedesktop notifications on D-Bus), and a [`RecordingNotifier`]
-//! for tests.
+//! Showing toasts: the [`Notifier`] trait, the desktop implementation
+//! (freedesktop notifications over one persistent D-Bus connection; notify-rust
+//! where there is no D-Bus), and a [`RecordingNotifier`] for tests.
 //!
 //! A missing notification daemon is an error the caller logs; it is never fatal.
 //! [`Notifier::show`] blocks for one D-Bus round trip: the engine calls it from a
@@ -105,12 +105,35 @@ pub fn open_in_browser(url: &str) -> Result<(), NotifyError> {
     Ok(())
 }
 
-/// Desktop notifications through notify-rust: app name "TaskBell", urgency hint,
-/// an "Open" action for toasts with a (vetted) link.
-#[derive(Debug, Clone)]
+/// Opens a vetted task URL when a toast's "Open" action is invoked.
+pub type Opener = Arc<dyn Fn(&str) -> Result<(), NotifyError> + Send + Sync>;
+
+/// Desktop notifications: app name "TaskBell", urgency hint, an "Open" action for
+/// toasts with a (vetted) link.
+///
+/// On freedesktop systems (Linux, BSD) it keeps ONE D-Bus connection to the session
+/// bus for its whole life, opened at the first toast and opened again only after
+/// that connection failed, plus one listener thread for the `ActionInvoked` /
+/// `NotificationClosed` signals of every toast it showed. notify-rust connects
+/// anew for each toast and keeps a connection and a thread per toast with an
+/// action; measured, that was most of the latency between a frame and its toast
+/// (docs/benchmarks.md). Elsewhere it uses notify-rust.
+#[derive(Clone)]
 pub struct DesktopNotifier {
     app_name: String,
     open_label: String,
+    opener: Opener,
+    #[cfg(all(unix, not(target_os = "macos")))]
+    bus: freedesktop::SharedBus,
+}
+
+impl fmt::Debug for DesktopNotifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DesktopNotifier")
+            .field("app_name", &self.app_name)
+            .field("open_label", &self.open_label)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for DesktopNotifier {
@@ -120,11 +143,33 @@ impl Default for DesktopNotifier {
 }
 
 impl DesktopNotifier {
-    /// A notifier with the app name "TaskBell" and the action label "Open".
+    /// A notifier on the session bus (`DBUS_SESSION_BUS_ADDRESS`) with the app name
+    /// "TaskBell", the action label "Open" and [`open_in_browser`] as the opener.
     pub fn new() -> DesktopNotifier {
         DesktopNotifier {
             app_name: "TaskBell".to_string(),
             open_label: "Open".to_string(),
+            opener: Arc::new(open_in_browser),
+            #[cfg(all(unix, not(target_os = "macos")))]
+            bus: freedesktop::SharedBus::new(None),
+        }
+    }
+
+    /// A notifier on the D-Bus bus at `address` instead of the session bus named in
+    /// the environment (tests and benchmarks with a private bus). Ignored where
+    /// notifications do not go through D-Bus.
+    pub fn at_address(address: impl Into<String>) -> DesktopNotifier {
+        #[cfg(all(unix, not(target_os = "macos")))]
+        {
+            DesktopNotifier {
+                bus: freedesktop::SharedBus::new(Some(address.into())),
+                ..DesktopNotifier::new()
+            }
+        }
+        #[cfg(not(all(unix, not(target_os = "macos"))))]
+        {
+            drop(address.into());
+            DesktopNotifier::new()
         }
     }
 
@@ -133,73 +178,319 @@ impl DesktopNotifier {
         self.open_label = label.into();
         self
     }
+
+    /// Replaces what opens a toast's link when the user clicks it (tests).
+    pub fn with_opener(
+        mut self,
+        opener: impl Fn(&str) -> Result<(), NotifyError> + Send + Sync + 'static,
+    ) -> DesktopNotifier {
+        self.opener = Arc::new(opener);
+        self
+    }
+
+    /// The toast's link, if it is one we may open (http or https).
+    fn link(toast: &Toast) -> Option<String> {
+        toast
+            .open_url
+            .as_deref()
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+            .map(str::to_string)
+    }
+
+    fn icon(toast: &Toast) -> &'static str {
+        match toast.urgency {
+            Urgency::Critical => "dialog-warning",
+            _ => "dialog-information",
+        }
+    }
 }
 
+#[cfg(all(unix, not(target_os = "macos")))]
+impl Notifier for DesktopNotifier {
+    fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
+        let link = DesktopNotifier::link(toast);
+        let actions: Vec<&str> = if link.is_some() {
+            vec!["default", &self.open_label, "open", &self.open_label]
+        } else {
+            Vec::new()
+        };
+        let request = freedesktop::NotifyRequest {
+            app_name: &self.app_name,
+            icon: DesktopNotifier::icon(toast),
+            summary: &toast.title,
+            body: &toast.body,
+            actions: &actions,
+            urgency: match toast.urgency {
+                Urgency::Low => 0,
+                Urgency::Normal => 1,
+                Urgency::Critical => 2,
+            },
+            timeout_ms: toast
+                .timeout_ms
+                .map_or(-1, |ms| i32::try_from(ms).unwrap_or(i32::MAX)),
+        };
+        self.bus.notify(&request, link, &self.opener)
+    }
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
 impl Notifier for DesktopNotifier {
     fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
         let mut n = notify_rust::Notification::new();
         n.appname(&self.app_name)
             .summary(&toast.title)
             .body(&toast.body)
-            .icon(match toast.urgency {
-                Urgency::Critical => "dialog-warning",
-                _ => "dialog-information",
-            });
-        #[cfg(all(unix, not(target_os = "macos")))]
-        {
-            n.urgency(match toast.urgency {
-                Urgency::Low => notify_rust::Urgency::Low,
-                Urgency::Normal => notify_rust::Urgency::Normal,
-                Urgency::Critical => notify_rust::Urgency::Critical,
-            });
-            n.hint(notify_rust::Hint::Category("im.received".to_string()));
-        }
+            .icon(DesktopNotifier::icon(toast));
         if let Some(ms) = toast.timeout_ms {
             n.timeout(notify_rust::Timeout::Milliseconds(ms));
         }
-        let url = toast
-            .open_url
-            .as_deref()
-            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-            .map(str::to_string);
-        if url.is_some() {
-            n.action("default", &self.open_label);
-            n.action("open", &self.open_label);
+        let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
+        drop(handle);
+        Ok(())
+    }
+}
+
+/// The freedesktop notification protocol over one persistent zbus connection.
+#[cfg(all(unix, not(target_os = "macos")))]
+mod freedesktop {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::time::Duration;
+
+    use super::{NotifyError, Opener};
+
+    const NAME: &str = "org.freedesktop.Notifications";
+    const PATH: &str = "/org/freedesktop/Notifications";
+    /// A daemon that does not answer within this is treated as failed (the worker
+    /// thread must not hang on it).
+    const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Links kept for toasts the daemon has not reported closed yet; the oldest go
+    /// first (some daemons never report persistent toasts closed).
+    const MAX_LINKS: usize = 512;
+
+    /// One `Notify` call's arguments.
+    pub(super) struct NotifyRequest<'a> {
+        pub app_name: &'a str,
+        pub icon: &'a str,
+        pub summary: &'a str,
+        pub body: &'a str,
+        pub actions: &'a [&'a str],
+        pub urgency: u8,
+        pub timeout_ms: i32,
+    }
+
+    type Links = Arc<Mutex<BTreeMap<u32, String>>>;
+
+    /// The live connection and the links of the toasts shown over it.
+    struct Bus {
+        conn: zbus::blocking::Connection,
+        links: Links,
+    }
+
+    impl Drop for Bus {
+        fn drop(&mut self) {
+            // Ends the listener thread, which holds a clone of the connection.
+            let _ = self.conn.clone().close();
         }
-        let handle = n.show().map_err(|e| {
-            let s = e.to_string();
-            if s.contains("ServiceUnknown")
-                || s.contains("not provided by any .service")
-                || s.contains("org.freedesktop.DBus.Error")
-                || s.contains("DBUS_SESSION_BUS_ADDRESS")
-                || s.contains("No such file")
-            {
-                NotifyError::NoDaemon(s)
-            } else {
-                NotifyError::Failed(s)
+    }
+
+    /// The connection shared by every clone of a `DesktopNotifier`.
+    #[derive(Clone)]
+    pub(super) struct SharedBus {
+        address: Option<String>,
+        bus: Arc<Mutex<Option<Arc<Bus>>>>,
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a call error means "nobody owns the name" rather than "the bus failed".
+    fn classify(e: zbus::Error) -> NotifyError {
+        let s = e.to_string();
+        let missing = match &e {
+            zbus::Error::MethodError(name, _, _) => matches!(
+                name.as_str(),
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
+            ),
+            zbus::Error::FDO(f) => matches!(
+                **f,
+                zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
+            ),
+            _ => false,
+        };
+        if missing {
+            NotifyError::NoDaemon(s)
+        } else {
+            NotifyError::Failed(s)
+        }
+    }
+
+    /// Whether the connection itself is broken (so the next call needs a new one).
+    fn connection_broken(e: &zbus::Error) -> bool {
+        matches!(e, zbus::Error::InputOutput(_))
+    }
+
+    fn timed_out(e: &zbus::Error) -> bool {
+        matches!(e, zbus::Error::InputOutput(io) if io.kind() == std::io::ErrorKind::TimedOut)
+    }
+
+    impl SharedBus {
+        pub(super) fn new(address: Option<String>) -> SharedBus {
+            SharedBus {
+                address,
+                bus: Arc::new(Mutex::new(None)),
             }
-        })?;
-        #[cfg(all(unix, not(target_os = "macos")))]
-        if let Some(url) = url {
-            // Wait for the click on a thread of its own: never in the event loop.
-            let spawned = std::thread::Builder::new()
-                .name("taskbell-toast-action".to_string())
-                .spawn(move || {
-                    handle.wait_for_action(|action| {
-                        if action == "default" || action == "open" {
-                            if let Err(e) = open_in_browser(&url) {
-                                tracing::warn!(error = %e, "could not open the task page");
+        }
+
+        fn connect(&self, opener: &Opener) -> Result<Arc<Bus>, NotifyError> {
+            let builder = match &self.address {
+                Some(a) => zbus::blocking::connection::Builder::address(a.as_str()),
+                None => zbus::blocking::connection::Builder::session(),
+            };
+            let conn = builder
+                .and_then(|b| b.method_timeout(CALL_TIMEOUT).build())
+                .map_err(|e| NotifyError::NoDaemon(format!("no session bus: {e}")))?;
+            let links: Links = Arc::new(Mutex::new(BTreeMap::new()));
+            start_listener(&conn, Arc::clone(&links), Arc::clone(opener));
+            tracing::debug!(unique_name = ?conn.unique_name(), "connected to the session bus for notifications");
+            Ok(Arc::new(Bus { conn, links }))
+        }
+
+        /// The live connection, opening one if there is none.
+        fn current(&self, opener: &Opener) -> Result<Arc<Bus>, NotifyError> {
+            let mut slot = lock(&self.bus);
+            if let Some(bus) = slot.as_ref() {
+                return Ok(Arc::clone(bus));
+            }
+            let bus = self.connect(opener)?;
+            *slot = Some(Arc::clone(&bus));
+            Ok(bus)
+        }
+
+        /// Forgets `bus` (if it is still the current one) after it failed.
+        fn forget(&self, bus: &Arc<Bus>) {
+            let mut slot = lock(&self.bus);
+            if slot.as_ref().is_some_and(|b| Arc::ptr_eq(b, bus)) {
+                *slot = None;
+            }
+        }
+
+        /// Sends one `Notify`; remembers `link` for the toast's "Open" action. A broken
+        /// connection is replaced and the call tried once more.
+        pub(super) fn notify(
+            &self,
+            req: &NotifyRequest<'_>,
+            link: Option<String>,
+            opener: &Opener,
+        ) -> Result<(), NotifyError> {
+            let mut retried = false;
+            loop {
+                let bus = self.current(opener)?;
+                match call_notify(&bus.conn, req) {
+                    Ok(id) => {
+                        if let Some(url) = link {
+                            let mut links = lock(&bus.links);
+                            links.insert(id, url);
+                            while links.len() > MAX_LINKS {
+                                links.pop_first();
                             }
                         }
-                    });
-                });
-            if let Err(e) = spawned {
-                tracing::warn!(error = %e, "cannot wait for the Open action");
+                        return Ok(());
+                    }
+                    Err(e) if connection_broken(&e) => {
+                        self.forget(&bus);
+                        if retried || timed_out(&e) {
+                            return Err(NotifyError::Failed(e.to_string()));
+                        }
+                        tracing::debug!(error = %e, "the notification bus connection broke; reconnecting");
+                        retried = true;
+                    }
+                    Err(e) => return Err(classify(e)),
+                }
             }
         }
-        #[cfg(not(all(unix, not(target_os = "macos"))))]
-        drop((handle, url));
-        Ok(())
+    }
+
+    fn call_notify(
+        conn: &zbus::blocking::Connection,
+        req: &NotifyRequest<'_>,
+    ) -> Result<u32, zbus::Error> {
+        let mut hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
+        hints.insert("urgency", zbus::zvariant::Value::U8(req.urgency));
+        hints.insert("category", zbus::zvariant::Value::from("im.received"));
+        let reply = conn.call_method(
+            Some(NAME),
+            PATH,
+            Some(NAME),
+            "Notify",
+            &(
+                req.app_name,
+                0u32,
+                req.icon,
+                req.summary,
+                req.body,
+                req.actions,
+                hints,
+                req.timeout_ms,
+            ),
+        )?;
+        reply.body().deserialize::<u32>()
+    }
+
+    /// One thread per connection: opens the link of a toast whose action was invoked,
+    /// forgets the link of a toast that was closed. Ends when the connection closes.
+    fn start_listener(conn: &zbus::blocking::Connection, links: Links, opener: Opener) {
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .interface(NAME)
+            .and_then(|r| r.path(PATH))
+            .map(|r| r.build());
+        let iter = rule
+            .and_then(|rule| zbus::blocking::MessageIterator::for_match_rule(rule, conn, Some(64)));
+        let iter = match iter {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for clicks on notifications; toasts will not open links");
+                return;
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("taskbell-toast-actions".to_string())
+            .spawn(move || {
+                for msg in iter {
+                    let Ok(msg) = msg else { break };
+                    let header = msg.header();
+                    match header.member().map(|m| m.as_str()) {
+                        Some("ActionInvoked") => {
+                            let Ok((id, action)) = msg.body().deserialize::<(u32, String)>() else {
+                                continue;
+                            };
+                            if action != "default" && action != "open" {
+                                continue;
+                            }
+                            let url = lock(&links).get(&id).cloned();
+                            if let Some(url) = url {
+                                tracing::info!(notification = id, "opening the task page");
+                                if let Err(e) = opener(&url) {
+                                    tracing::warn!(error = %e, "could not open the task page");
+                                }
+                            }
+                        }
+                        Some("NotificationClosed") => {
+                            if let Ok((id, _reason)) = msg.body().deserialize::<(u32, u32)>() {
+                                lock(&links).remove(&id);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                tracing::debug!("the notification listener stopped");
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the notification listener");
+        }
     }
 }
 
