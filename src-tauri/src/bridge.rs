@@ -584,12 +584,17 @@ pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: Event, demo: bool) {
             shared.with_diag(|d| d.latency(ms));
             emit(app, EVENT_DIAGNOSTICS, live_diagnostics(app));
         }
-        Event::Reconnecting { reason, delay_ms } => {
+        Event::Reconnecting {
+            reason,
+            delay_ms,
+            attempt,
+        } => {
             shared.with_diag(|d| {
                 d.reconnect(ReconnectEntry {
                     at_ms: now_ms(),
                     reason,
                     delay_ms,
+                    attempt,
                 })
             });
             emit(app, EVENT_DIAGNOSTICS, live_diagnostics(app));

@@ -166,6 +166,9 @@ pub struct ReconnectEntry {
     pub reason: String,
     /// The wait before the next attempt.
     pub delay_ms: u64,
+    /// Which attempt in a row (1 after a healthy connection).
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 /// One self-check line of the diagnostics window.

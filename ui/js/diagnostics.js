@@ -53,7 +53,7 @@ function render(d) {
     const tr = document.createElement("tr");
     cell(tr, new Date(r.at_ms).toLocaleTimeString(lang() === "zh-CN" ? "zh-CN" : "en-GB"));
     cell(tr, r.reason);
-    cell(tr, t("diag.reconnect_row", { delay: Math.round(r.delay_ms / 100) / 10 }));
+    cell(tr, t("diag.reconnect_row", { delay: Math.round(r.delay_ms / 100) / 10, attempt: r.attempt || 1 }));
     log.append(tr);
   }
   $("reconnects-none").hidden = (d.reconnects || []).length > 0;

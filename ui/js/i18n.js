@@ -60,7 +60,7 @@ const T = {
   "diag.latency_stats": ["最近 {last} ms · 最低 {min} ms · 最高 {max} ms", "last {last} ms · min {min} ms · max {max} ms"],
   "diag.reconnects": ["重连记录", "Reconnect log"],
   "diag.reconnects_none": ["没有重连。", "No reconnects."],
-  "diag.reconnect_row": ["{delay} 秒后重连", "retry in {delay} s"],
+  "diag.reconnect_row": ["第 {attempt} 次重连，{delay} 秒后", "attempt {attempt}, in {delay} s"],
   "diag.checks": ["自检", "Self-check"],
   "diag.test": ["发送测试通知", "Send a test notification"],
   "diag.test_sent": ["已发送测试通知。", "Test notification sent."],

@@ -306,8 +306,12 @@ impl Printer {
             }
             Event::Summary(_) | Event::Notification(_) | Event::Latency { .. } => Ok(()),
             Event::Connected => self.line("· connected"),
-            Event::Reconnecting { reason, delay_ms } => self.line(&format!(
-                "· connection lost ({reason}); reconnecting in {:.1} s",
+            Event::Reconnecting {
+                reason,
+                delay_ms,
+                attempt,
+            } => self.line(&format!(
+                "· connection lost ({reason}); reconnecting in {:.1} s (attempt {attempt})",
                 *delay_ms as f64 / 1000.0
             )),
             Event::CaughtUp { new, .. } if *new > 0 => {
@@ -349,8 +353,12 @@ fn log_event(ev: &Event) {
         Event::Notification(n) => tracing::info!(kind = ?n.kind, title = %n.title, "notification"),
         Event::Summary(s) => tracing::info!(unavailable = s.unavailable, "login summary"),
         Event::Latency { ms } => tracing::debug!(ms, "latency"),
-        Event::Reconnecting { reason, delay_ms } => {
-            tracing::info!(%reason, delay_ms, "reconnecting")
+        Event::Reconnecting {
+            reason,
+            delay_ms,
+            attempt,
+        } => {
+            tracing::info!(%reason, delay_ms, attempt, "reconnecting")
         }
         Event::Connected => tracing::info!("connected"),
         Event::CaughtUp { fetched, new, .. } => tracing::info!(fetched, new, "caught up"),

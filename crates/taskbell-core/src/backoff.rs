@@ -1,6 +1,7 @@
 //! Reconnect delays: exponential backoff with full jitter, capped, never
-//! giving up, reset after a stable connection. Pure: the caller passes the
-//! random number generator and the (monotonic) time.
+//! giving up, reset after a stable connection (one that lasted 30 s, or one
+//! the caller saw healthy: heartbeat answered and caught up). Pure: the
+//! caller passes the random number generator and the (monotonic) time.
 //!
 //! delay(attempt) is uniform in `[0, min(cap, base · 2^attempt)]` ("full
 //! jitter", so many clients restarted by one server deploy do not reconnect
@@ -110,6 +111,15 @@ impl Backoff {
             .is_some_and(|t| now.saturating_duration_since(t) >= self.policy.reset_after)
     }
 
+    /// The current connection proved healthy (the caller saw it answer a
+    /// heartbeat and catch up): the next outage starts again from the first
+    /// delay, however soon it comes. Without this, outages less than
+    /// `reset_after` apart kept doubling the delay (bench finding 2: 31 s median
+    /// recovery for back-to-back 5 s outages).
+    pub fn healthy(&mut self) {
+        self.attempt = 0;
+    }
+
     /// Back to attempt 0, no connection.
     pub fn reset(&mut self) {
         self.attempt = 0;
@@ -217,6 +227,25 @@ mod tests {
         assert_eq!(b.attempt(), 0);
         assert!(!b.is_stable(t0 + Duration::from_secs(500)));
         assert!(b.next_delay(&mut r) <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_healthy_connection_starts_the_next_outage_from_the_first_delay() {
+        let mut b = Backoff::new(BackoffPolicy::default());
+        let mut r = rng();
+        let t0 = Instant::now();
+        for _ in 0..6 {
+            b.next_delay(&mut r);
+        }
+        b.connected_at(t0);
+        b.healthy();
+        // Dropped 2 s later, long before `reset_after`: still attempt 0.
+        assert!(!b.is_stable(t0 + Duration::from_secs(2)));
+        assert_eq!(b.attempt(), 0);
+        assert!(b.next_delay(&mut r) <= Duration::from_secs(1));
+        assert_eq!(b.attempt(), 1);
+        // Failed attempts after it double again.
+        assert_eq!(b.policy().ceiling(b.attempt()), Duration::from_secs(2));
     }
 
     #[test]

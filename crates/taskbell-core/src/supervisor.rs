@@ -156,6 +156,9 @@ pub enum Event {
         reason: String,
         /// Delay before the next attempt.
         delay_ms: u64,
+        /// Which attempt this delay precedes: 1 for the first after a stable or
+        /// healthy connection, growing while attempts fail.
+        attempt: u32,
     },
     /// The socket is up (after sign-in or a reconnect).
     Connected,
@@ -1152,6 +1155,7 @@ impl Core {
                     match r {
                         Ok(None) => {
                             caught_up = true;
+                            self.backoff.healthy();
                             self.no_history();
                         }
                         Ok(Some(page)) => {
@@ -1165,6 +1169,9 @@ impl Core {
                                     tracing::warn!(pages = progress.pages, "catch-up stopped after the page limit");
                                 }
                                 caught_up = true;
+                                // Answered a heartbeat and caught up: a healthy connection, so
+                                // the next outage starts from the first delay.
+                                self.backoff.healthy();
                                 tracing::info!(fetched = progress.fetched, new = progress.new, "caught up");
                                 self.emit(Event::CaughtUp {
                                     fetched: progress.fetched,
@@ -1546,6 +1553,7 @@ impl Core {
         self.emit(Event::Reconnecting {
             reason: reason.clone(),
             delay_ms,
+            attempt: self.backoff.attempt(),
         });
         let deadline = Instant::now() + delay;
         loop {

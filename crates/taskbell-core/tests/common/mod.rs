@@ -304,6 +304,25 @@ impl Client {
         }
     }
 
+    /// Waits until the current connection has caught up (a `CaughtUp` after the
+    /// last `Connected`).
+    #[allow(dead_code)] // not every test binary uses it
+    pub async fn wait_caught_up(&mut self) {
+        self.wait_synced().await;
+        let last_connected = self
+            .seen
+            .iter()
+            .rposition(|e| matches!(e, Event::Connected))
+            .unwrap_or(0);
+        if !self.seen[last_connected..]
+            .iter()
+            .any(|e| matches!(e, Event::CaughtUp { .. }))
+        {
+            self.wait_event("caught up", |e| matches!(e, Event::CaughtUp { .. }))
+                .await;
+        }
+    }
+
     /// Waits for a new notification whose content contains `needle`.
     pub async fn wait_notification(&mut self, needle: &str) -> Notification {
         match self
