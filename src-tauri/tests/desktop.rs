@@ -18,7 +18,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use taskbell_e2e::{ChildGuard, Desktop, DesktopOptions, Stdout, free_port, wait_until};
+use taskbell_e2e::{
+    ChildGuard, Desktop, DesktopOptions, Stdout, descendants, free_port, wait_until,
+    webkit_processes,
+};
 
 const APP: &str = env!("CARGO_BIN_EXE_taskbell-app");
 /// Bounds every wait (the machine is small and busy); it measures nothing.
@@ -28,49 +31,6 @@ fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// `(pid, name)` of every descendant of `root`.
-fn descendants(root: u32) -> Vec<(u32, String)> {
-    let mut parent_of = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = stat[open + 1..close].to_string();
-        let ppid = stat[close + 1..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if let Some(ppid) = ppid {
-            parent_of.push((pid, ppid, comm));
-        }
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(p) = frontier.pop() {
-        for (pid, ppid, comm) in &parent_of {
-            if *ppid == p {
-                out.push((*pid, comm.clone()));
-                frontier.push(*pid);
-            }
-        }
-    }
-    out
-}
-
-fn webkit_processes(root: u32) -> Vec<(u32, String)> {
-    descendants(root)
-        .into_iter()
-        .filter(|(_, c)| c.starts_with("WebKitWebProces"))
-        .collect()
 }
 
 /// Pixels in the top `rows` rows of a screenshot close to `rgb`.
@@ -164,67 +124,25 @@ fn demo_lives_in_the_tray_without_a_webview_until_a_window_is_opened() {
 
     // Close the window as a window manager does (WM_DELETE_WINDOW): the window and its web
     // process go away, the app stays in the tray.
-    let display = desktop
-        .env()
-        .get("DISPLAY")
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    // Only a mapped window takes a close request: wait until it is visible (the machine
-    // may be busy), then ask it to close.
-    let visible = || {
-        let out = desktop
-            .command("xdotool")
-            .args([
-                "search",
-                "--onlyvisible",
-                "--name",
-                "TaskBell notifications",
-            ])
-            .output()
-            .ok()?;
-        let ids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
-        (!ids.is_empty()).then_some(ids)
-    };
-    // Ask again every few seconds while the window is still there: without a window
-    // manager a close request sent right after mapping is sometimes not acted on when the
-    // machine is busy (seen only with another desktop test running alongside).
-    let mut asked = 0;
-    let mut last_ask = std::time::Instant::now() - Duration::from_secs(60);
-    wait_until("the web process to end with the window", WAIT, || {
-        if webkit_processes(app.id()).is_empty() {
-            return Some(());
-        }
-        if last_ask.elapsed() > Duration::from_secs(3) {
-            if let Some(ids) = visible() {
-                eprintln!("closing X windows {ids:?}");
-                for id in ids {
-                    close_window(&display, id);
-                }
-                asked += 1;
-            }
-            last_ask = std::time::Instant::now();
-        }
-        None
-    })
-    .unwrap_or_else(|e| {
-        xvfb.screenshot(&screenshots().join("close-failed.png"))
-            .unwrap();
-        let still = desktop
-            .command("xdotool")
-            .args(["search", "--name", "TaskBell"])
-            .output()
-            .unwrap();
-        panic!(
-            "{e}: {:?}; windows named TaskBell: {:?}\n{}",
-            webkit_processes(app.id()),
-            String::from_utf8_lossy(&still.stdout),
-            app.log()
-        )
-    });
+    let asked = xvfb
+        .close_windows_until("TaskBell notifications", WAIT, || {
+            webkit_processes(app.id()).is_empty()
+        })
+        .unwrap_or_else(|e| {
+            xvfb.screenshot(&screenshots().join("close-failed.png"))
+                .unwrap();
+            let still = desktop
+                .command("xdotool")
+                .args(["search", "--name", "TaskBell"])
+                .output()
+                .unwrap();
+            panic!(
+                "{e}: {:?}; windows named TaskBell: {:?}\n{}",
+                webkit_processes(app.id()),
+                String::from_utf8_lossy(&still.stdout),
+                app.log()
+            )
+        });
     let log = app.log();
     let seen: Vec<&str> = log
         .lines()
@@ -240,31 +158,6 @@ fn demo_lives_in_the_tray_without_a_webview_until_a_window_is_opened() {
         "still in the tray"
     );
     app.terminate(Duration::from_secs(10)).unwrap();
-}
-
-/// Asks a window to close the way a window manager does: a `WM_PROTOCOLS` client message
-/// carrying `WM_DELETE_WINDOW`.
-fn close_window(display: &str, window: u32) {
-    use x11rb::connection::Connection as _;
-    use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt as _, EventMask};
-    let (conn, _) = x11rb::connect(Some(display)).unwrap();
-    let atom = |name: &str| {
-        conn.intern_atom(false, name.as_bytes())
-            .unwrap()
-            .reply()
-            .unwrap()
-            .atom
-    };
-    let (protocols, delete) = (atom("WM_PROTOCOLS"), atom("WM_DELETE_WINDOW"));
-    let event = ClientMessageEvent::new(
-        32,
-        window,
-        protocols,
-        [delete, x11rb::CURRENT_TIME, 0, 0, 0],
-    );
-    conn.send_event(false, window, EventMask::NO_EVENT, event)
-        .unwrap();
-    conn.flush().unwrap();
 }
 
 /// A minimal W3C WebDriver client for WebKitWebDriver.

@@ -231,6 +231,89 @@ impl Xvfb {
         }
     }
 
+    /// The ids of the mapped (visible) windows whose title contains `name`
+    /// (`xdotool search --onlyvisible --name`).
+    pub fn visible_windows(&self, name: &str) -> Result<Vec<u32>> {
+        let out = self
+            .env()
+            .command("xdotool")
+            .args(["search", "--onlyvisible", "--name", name])
+            .output()
+            .map_err(|source| HarnessError::Spawn {
+                program: "xdotool".into(),
+                source,
+            })?;
+        // xdotool exits 1 when nothing matches.
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect())
+    }
+
+    /// Asks window `id` to close the way a window manager does: a
+    /// `WM_PROTOCOLS` client message carrying `WM_DELETE_WINDOW` (the app
+    /// decides what closing means; nothing is destroyed behind its back).
+    pub fn close_window(&self, id: u32) -> Result<()> {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt as _, EventMask};
+        let x = |e: &dyn std::fmt::Display| HarnessError::X11(e.to_string());
+        let (conn, _) = x11rb::connect(Some(&self.display)).map_err(|e| x(&e))?;
+        let mut atoms = [0u32; 2];
+        for (slot, name) in atoms.iter_mut().zip(["WM_PROTOCOLS", "WM_DELETE_WINDOW"]) {
+            *slot = conn
+                .intern_atom(false, name.as_bytes())
+                .map_err(|e| x(&e))?
+                .reply()
+                .map_err(|e| x(&e))?
+                .atom;
+        }
+        let [protocols, delete] = atoms;
+        let event =
+            ClientMessageEvent::new(32, id, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
+        conn.send_event(false, id, EventMask::NO_EVENT, event)
+            .map_err(|e| x(&e))?;
+        conn.flush().map_err(|e| x(&e))?;
+        Ok(())
+    }
+
+    /// Asks every visible window titled like `name` to close, and asks again
+    /// every 3 s while `done` says it is not done yet: without a window manager a
+    /// close request sent right after mapping is sometimes not acted on when the
+    /// machine is busy. Returns how many rounds of requests were sent.
+    pub fn close_windows_until(
+        &self,
+        name: &str,
+        timeout: Duration,
+        mut done: impl FnMut() -> bool,
+    ) -> Result<u32> {
+        let mut asked = 0;
+        let mut last_ask: Option<Instant> = None;
+        let mut failure = None;
+        wait_until(&format!("windows {name:?} to close"), timeout, || {
+            if done() {
+                return Some(());
+            }
+            if last_ask.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
+                match self.visible_windows(name) {
+                    Ok(ids) if !ids.is_empty() => {
+                        for id in ids {
+                            if let Err(e) = self.close_window(id) {
+                                failure = Some(e);
+                            }
+                        }
+                        asked += 1;
+                    }
+                    Ok(_) => {}
+                    Err(e) => failure = Some(e),
+                }
+                last_ask = Some(Instant::now());
+            }
+            None
+        })
+        .map_err(|e| failure.unwrap_or(e))?;
+        Ok(asked)
+    }
+
     /// The X server's process guard.
     pub fn process(&mut self) -> &mut ChildGuard {
         &mut self.child

@@ -56,5 +56,8 @@ pub use desktop::{
     Desktop, DesktopOptions, Dunst, DunstEntry, KEYRING_PASSWORD, NotificationRecorder, NotifyCall,
     SecretItem, SecretService, SessionBus, Tray, Xvfb, parse_dunst_history,
 };
-pub use process::{ChildGuard, Env, HarnessError, LineCollector, Result, Stdout, wait_until};
+pub use process::{
+    ChildGuard, Env, HarnessError, LineCollector, Result, Stdout, descendants, wait_until,
+    webkit_processes,
+};
 pub use services::{Redis, ServerOptions, ServerProcess, binary, free_port};

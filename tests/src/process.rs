@@ -52,6 +52,9 @@ pub enum HarnessError {
     /// A D-Bus call failed.
     #[error("D-Bus: {0}")]
     Dbus(String),
+    /// Talking to the X server failed.
+    #[error("X11: {0}")]
+    X11(String),
     /// A tool printed something we could not understand.
     #[error("unexpected output from {program}: {detail}")]
     Parse {
@@ -515,4 +518,54 @@ impl Env {
         self.apply(&mut cmd);
         cmd
     }
+}
+
+/// `(pid, command name)` of every descendant of `root` (children,
+/// grandchildren, ...), read from `/proc/*/stat`.
+pub fn descendants(root: u32) -> Vec<(u32, String)> {
+    let mut parent_of = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid, comm));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (pid, ppid, comm) in &parent_of {
+            if *ppid == p {
+                out.push((*pid, comm.clone()));
+                frontier.push(*pid);
+            }
+        }
+    }
+    out
+}
+
+/// The WebKit web content processes under `root` (`WebKitWebProcess`, its
+/// name cut to 15 characters by the kernel): an open Tauri window has one;
+/// an app idle in the tray has none.
+pub fn webkit_processes(root: u32) -> Vec<(u32, String)> {
+    descendants(root)
+        .into_iter()
+        .filter(|(_, c)| c.starts_with("WebKitWebProces"))
+        .collect()
 }

@@ -22,6 +22,8 @@
 //!   test controls.
 //! - [`scenarios`]: one function per figure.
 //! - [`faults`]: the fault stream behind the fault harness and the soak run.
+//! - [`tray`]: the release tray app's memory (idle, center open, after closing) over its
+//!   whole process tree, in a private desktop.
 
 pub mod agent;
 pub mod daemon;
@@ -32,6 +34,7 @@ pub mod procfs;
 pub mod proxy;
 pub mod scenarios;
 pub mod stats;
+pub mod tray;
 
 /// The result type used across the bench.
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;

@@ -5,6 +5,7 @@
 //! cargo run --release -p taskbell-bench -- all --quick    # a smoke run (seconds)
 //! cargo run --release -p taskbell-bench -- latency        # one figure
 //! cargo run --release -p taskbell-bench -- soak --minutes 60
+//! cargo build --release -p taskbell-app && cargo run --release -p taskbell-bench -- tray
 //! ```
 
 use std::time::Duration;
@@ -49,6 +50,14 @@ enum Cmd {
     Idle(Common),
     /// 2,000 clients against one instance and two on Redis.
     Fleet(Common),
+    /// The release tray app's memory: idle in the tray, center open, after closing.
+    Tray {
+        #[command(flatten)]
+        common: Common,
+        /// The tray app binary (default: `taskbell-app` beside this binary, or $TASKBELL_APP).
+        #[arg(long)]
+        app: Option<std::path::PathBuf>,
+    },
     /// A notification a second and a fault every 5 minutes, RSS over time.
     Soak {
         /// How long.
@@ -129,6 +138,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Fleet(c) => {
             report = fleet::fleet(sizes(c).fleet).await?;
+        }
+        Cmd::Tray { common, app } => {
+            let b = Bench::start(exe, sizes(common)).await?;
+            // Asked for by name: a missing build is an error, not a "not measured" row.
+            let app = taskbell_bench::tray::locate_app(app.as_deref(), &b.exe)?;
+            report = scenarios::tray(&b, Some(&app)).await?;
         }
         Cmd::Soak { minutes } => {
             let b = Bench::start(exe, Sizes::full()).await?;

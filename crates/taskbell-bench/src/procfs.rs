@@ -148,6 +148,13 @@ pub fn sample_tree(pid: u32) -> Result<(ProcSample, usize)> {
     Ok((sum, n))
 }
 
+/// Proportional set size of one process, KiB (`Pss:` of `/proc/PID/smaps_rollup`: each shared
+/// page divided by the number of processes mapping it). `None` when unreadable.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    parse_status(&text).get("Pss").copied()
+}
+
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
 pub fn clock_ticks() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)

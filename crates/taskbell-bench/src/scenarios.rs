@@ -39,6 +39,8 @@ pub struct Sizes {
     /// How long the engine stays connected before each recovery outage (the backoff resets
     /// after 30 s of stable connection).
     pub stable: Duration,
+    /// A smoke run (shorter waits where a scenario has its own).
+    pub quick: bool,
 }
 
 impl Sizes {
@@ -54,6 +56,7 @@ impl Sizes {
             idle: Duration::from_secs(60),
             fleet: 2000,
             stable: Duration::from_secs(31),
+            quick: false,
         }
     }
 
@@ -69,6 +72,7 @@ impl Sizes {
             idle: Duration::from_secs(3),
             fleet: 20,
             stable: Duration::from_millis(500),
+            quick: true,
         }
     }
 }
@@ -581,18 +585,23 @@ pub async fn idle(b: &Bench) -> Result<Report> {
     Ok(r)
 }
 
-/// The tray app: not far enough yet to be measured headless (see docs/benchmarks.md).
-pub fn tray_note(r: &mut Report) {
-    r.row(
-        "memory",
-        "tray app (release): idle / center open / after closing",
-        "not measured yet",
-        "—",
-    );
-    r.note(
-        "the tray app (src-tauri) was still being written when these figures were taken; its \
-         memory rows stay 'not measured yet' until it can be driven headless",
-    );
+/// The tray app's memory, when its release build is there (a row says why not otherwise).
+pub async fn tray(b: &Bench, app: Option<&std::path::Path>) -> Result<Report> {
+    let app = match crate::tray::locate_app(app, &b.exe) {
+        Ok(a) => a,
+        Err(e) => {
+            let mut r = Report::default();
+            r.row("tray app", "memory", "not measured", "—");
+            r.note(format!("tray app: {e}"));
+            return Ok(r);
+        }
+    };
+    let sizes = if b.sizes.quick {
+        crate::tray::TraySizes::quick()
+    } else {
+        crate::tray::TraySizes::full()
+    };
+    tokio::task::spawn_blocking(move || crate::tray::tray(&app, sizes)).await?
 }
 
 /// Runs every scenario and prints the table.
@@ -605,6 +614,6 @@ pub async fn all(b: &Bench) -> Result<Report> {
     r.extend(dead(b).await.context("dead connection")?);
     r.extend(recovery(b).await.context("recovery")?);
     r.extend(crate::fleet::fleet(b.sizes.fleet).await.context("fleet")?);
-    tray_note(&mut r);
+    r.extend(tray(b, None).await.context("tray app")?);
     Ok(r)
 }

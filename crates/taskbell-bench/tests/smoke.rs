@@ -33,3 +33,43 @@ fn quick_latency_run_prints_the_table() {
     }
     assert!(stdout.contains("machine:"), "{stdout}");
 }
+
+/// `taskbell-bench tray --quick` against the tray app built beside it (the debug build in
+/// tests: `scripts/test.sh` builds every binary before the tests) prints the three memory
+/// states, with the web process present only while the center is open.
+#[test]
+fn quick_tray_run_prints_the_three_memory_states() {
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_taskbell-bench"));
+    let app = bench.with_file_name("taskbell-app");
+    assert!(
+        app.is_file(),
+        "{} is missing: build it first (cargo build -p taskbell-app; scripts/test.sh does)",
+        app.display()
+    );
+    let out = Command::new(bench)
+        .args(["tray", "--quick", "--app"])
+        .arg(&app)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let row = |figure: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains("| tray app") && l.contains(figure))
+            .unwrap_or_else(|| panic!("no {figure:?} row:\n{stdout}"))
+            .to_owned()
+    };
+    let idle = row("idle in the tray, no window");
+    let open = row("notification center open");
+    let closed = row("after closing the center");
+    for line in [&idle, &open, &closed] {
+        assert!(line.contains("RSS ") && line.contains(" MiB"), "{line}");
+    }
+    assert!(!idle.contains("WebKitWebProces"), "{idle}");
+    assert!(open.contains("WebKitWebProces"), "{open}");
+    assert!(!closed.contains("WebKitWebProces"), "{closed}");
+    row("idle CPU time");
+    row("idle wake-ups");
+}

@@ -1,0 +1,222 @@
+//! The tray app's memory and idle cost: the release `taskbell-app --demo` in a private desktop
+//! (session bus, Xvfb, dunst, gnome-keyring's Secret Service and a trayer tray host, from
+//! `taskbell-e2e`), measured over its whole process tree in three states: idle in the tray with
+//! no window, with the notification center open, and after closing the center.
+//!
+//! The center is opened the way a user does it a second time (a second launch hands over to the
+//! running instance, which opens its default window) and closed the way a window manager closes
+//! it (`WM_DELETE_WINDOW`). Each state is given as RSS summed over the processes (what `ps`
+//! shows; shared library pages are counted once per process) and as PSS (shared pages split
+//! between the processes that map them, so the tree's sum is what it really costs).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use taskbell_e2e::{ChildGuard, Desktop, DesktopOptions, Stdout, descendants, webkit_processes};
+
+use crate::Result;
+use crate::procfs::{self, ProcSample};
+use crate::stats::{Report, fmt_duration, fmt_kib};
+
+/// The center's window title (English, as the app runs with `--lang en`).
+const CENTER_TITLE: &str = "TaskBell notifications";
+/// Bounds every wait (a hang fails the run; it measures nothing).
+const WAIT: Duration = Duration::from_secs(120);
+
+/// How long each state is left alone before and while it is measured.
+#[derive(Debug, Clone, Copy)]
+pub struct TraySizes {
+    /// Quiet time after reaching a state, before the reading.
+    pub settle: Duration,
+    /// The idle window (CPU time and wake-ups) in the tray.
+    pub idle: Duration,
+}
+
+impl TraySizes {
+    /// The figures in docs/benchmarks.md.
+    pub fn full() -> TraySizes {
+        TraySizes {
+            settle: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+        }
+    }
+
+    /// A smoke run.
+    pub fn quick() -> TraySizes {
+        TraySizes {
+            settle: Duration::from_secs(2),
+            idle: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Finds the release tray app: `explicit`, else `$TASKBELL_APP`, else `taskbell-app` beside
+/// the running `taskbell-bench` (both are in `target/release` after a release build).
+pub fn locate_app(explicit: Option<&Path>, bench_exe: &Path) -> Result<PathBuf> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => match std::env::var_os("TASKBELL_APP") {
+            Some(p) => PathBuf::from(p),
+            None => bench_exe.with_file_name("taskbell-app"),
+        },
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        bail!(
+            "the tray app is not built at {}: run `cargo build --release -p taskbell-app` \
+             (with the same target directory), or pass --app PATH",
+            path.display()
+        )
+    }
+}
+
+/// One reading of the app's process tree.
+#[derive(Debug, Clone)]
+struct TreeReading {
+    sum: ProcSample,
+    pss_kib: u64,
+    /// (name, PSS KiB) of each process, the app first.
+    each: Vec<(String, u64)>,
+}
+
+fn read_tree(pid: u32) -> Result<TreeReading> {
+    let (sum, _) = procfs::sample_tree(pid)?;
+    let mut each = vec![(
+        "taskbell-app".to_string(),
+        procfs::pss_kib(pid).unwrap_or(0),
+    )];
+    for (p, name) in descendants(pid) {
+        each.push((name, procfs::pss_kib(p).unwrap_or(0)));
+    }
+    Ok(TreeReading {
+        sum,
+        pss_kib: each.iter().map(|(_, k)| k).sum(),
+        each,
+    })
+}
+
+fn describe(r: &TreeReading) -> String {
+    let parts: Vec<String> = r
+        .each
+        .iter()
+        .map(|(n, k)| format!("{n} {}", fmt_kib(*k)))
+        .collect();
+    format!(
+        "RSS {} / PSS {} in {} process{} (PSS: {})",
+        fmt_kib(r.sum.rss_kib),
+        fmt_kib(r.pss_kib),
+        r.each.len(),
+        if r.each.len() == 1 { "" } else { "es" },
+        parts.join(", ")
+    )
+}
+
+/// The app's command in `desktop`, with its own config and data directories under `dirs`.
+fn app_command(desktop: &Desktop, app: &Path, dirs: &Path) -> Command {
+    let mut cmd = desktop.command(app);
+    cmd.env("TASKBELL_CONFIG_DIR", dirs.join("config"))
+        .env("TASKBELL_DATA_DIR", dirs.join("data"))
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Measures the tray app at `app` (blocking: run it on a blocking thread).
+pub fn tray(app: &Path, sizes: TraySizes) -> Result<Report> {
+    eprintln!("== tray app memory ({})", app.display());
+    let mut r = Report::default();
+    let desktop = Desktop::start_with(DesktopOptions {
+        notifications: true,
+        keyring: true,
+        tray: true,
+    })
+    .context("starting the private desktop (scripts/install-deps.sh installs its parts)")?;
+    let dirs = desktop.dir().join("app");
+    let mut child = ChildGuard::spawn(
+        "taskbell-app",
+        app_command(&desktop, app, &dirs).args(["--demo", "--lang", "en"]),
+        &desktop.log_dir(),
+        Stdout::Log,
+    )?;
+    let pid = child.id();
+    let recorder = desktop
+        .recorder()
+        .ok_or_else(|| anyhow!("the desktop has no Notify recorder"))?;
+    let started = Instant::now();
+    recorder
+        .wait_for(WAIT, |c| c.summary == "Signed in")
+        .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
+    let signed_in = started.elapsed();
+
+    // 1. Idle in the tray, no window (past the urgent toast, 3 s after the welcome).
+    std::thread::sleep(sizes.settle);
+    child.ensure_running()?;
+    let before = procfs::sample_tree(pid)?.0;
+    let t0 = Instant::now();
+    std::thread::sleep(sizes.idle);
+    let took = t0.elapsed();
+    let idle = read_tree(pid)?;
+    let cpu = Duration::from_nanos(idle.sum.cpu_ns.saturating_sub(before.cpu_ns));
+    let wakeups = (idle.sum.voluntary.saturating_sub(before.voluntary)) as f64 * 60.0
+        / took.as_secs_f64().max(0.001);
+    let s = "tray app";
+    r.row(
+        s,
+        "start → signed in (welcome toast)",
+        fmt_duration(signed_in),
+        "—",
+    );
+    r.row(s, "idle in the tray, no window", describe(&idle), "—");
+    r.row(
+        s,
+        format!("idle CPU time over {} s", took.as_secs()),
+        fmt_duration(cpu),
+        "—",
+    );
+    r.row(s, "idle wake-ups", format!("{wakeups:.0}/min"), "—");
+
+    // 2. The notification center open (a second launch opens the running instance's window).
+    let second = app_command(&desktop, app, &dirs)
+        .output()
+        .context("second launch")?;
+    if !second.status.success() {
+        bail!(
+            "the second launch failed ({}): {}",
+            second.status,
+            String::from_utf8_lossy(&second.stderr)
+        );
+    }
+    let xvfb = desktop
+        .xvfb()
+        .ok_or_else(|| anyhow!("the desktop has no X server"))?;
+    taskbell_e2e::wait_until("the notification center to show", WAIT, || {
+        let web = !webkit_processes(pid).is_empty();
+        let shown = !xvfb.visible_windows(CENTER_TITLE).ok()?.is_empty();
+        (web && shown).then_some(())
+    })
+    .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
+    std::thread::sleep(sizes.settle);
+    let open = read_tree(pid)?;
+    r.row(s, "notification center open", describe(&open), "—");
+
+    // 3. After closing it (WM_DELETE_WINDOW): the window and its web process go.
+    let asked = xvfb
+        .close_windows_until(CENTER_TITLE, WAIT, || webkit_processes(pid).is_empty())
+        .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
+    std::thread::sleep(sizes.settle);
+    child
+        .ensure_running()
+        .context("closing the center must not quit the app")?;
+    let closed = read_tree(pid)?;
+    r.row(s, "after closing the center", describe(&closed), "—");
+    r.note(format!(
+        "tray app: release build, `--demo --lang en` under Xvfb + trayer + dunst; RSS sums \
+         every process of the tree (shared pages once per process), PSS splits shared pages; \
+         close asked {asked} time(s); peak RSS of the app process {}",
+        fmt_kib(procfs::sample(pid)?.hwm_kib)
+    ));
+    child.terminate(Duration::from_secs(10))?;
+    Ok(r)
+}
