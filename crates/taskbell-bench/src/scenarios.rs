@@ -376,13 +376,22 @@ pub async fn recovery(b: &Bench) -> Result<Report> {
     );
     let (engine, mut next) = ready_agent(&eo).await?;
     let mut trail = Vec::new();
-    for outage in b.sizes.outages.clone() {
+    // Each outage length after a stable connection (past the backoff's 30 s reset period),
+    // then the middle one back to back: the next outage as soon as the engine has caught up,
+    // which a healthy connection must not pay for with a longer backoff (finding 2).
+    let mut series: Vec<(u64, bool)> = b.sizes.outages.iter().map(|o| (*o, false)).collect();
+    if let Some(mid) = b.sizes.outages.get(b.sizes.outages.len() / 2) {
+        series.push((*mid, true));
+    }
+    for (outage, back_to_back) in series {
         let mut samples = Vec::new();
         let mut connects = Vec::new();
         for rep in 0..b.sizes.recovery_repeats {
-            // Stay connected past the backoff's reset period (30 s) first, so that every
-            // outage starts from a fresh backoff instead of inheriting the previous one's.
-            tokio::time::sleep(b.sizes.stable).await;
+            if back_to_back {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            } else {
+                tokio::time::sleep(b.sizes.stable).await;
+            }
             p.kill();
             let (i, _) = engine
                 .wait_for(next, Duration::from_secs(60), "reconnecting", |l| {
@@ -392,7 +401,7 @@ pub async fn recovery(b: &Bench) -> Result<Report> {
             tokio::time::sleep(Duration::from_secs(outage)).await;
             let mark = engine.len().max(i + 1);
             let t_up = p.restart().await?;
-            let prefix = format!("rec-{outage}-{rep}-");
+            let prefix = format!("rec-{outage}-{back_to_back}-{rep}-");
             for k in 0..3 {
                 p.notify_user(&uid, &format!("{prefix}{k}"), 1).await?;
             }
@@ -422,8 +431,10 @@ pub async fn recovery(b: &Bench) -> Result<Report> {
                 .collect();
             if let Some(last) = attempts.last() {
                 trail.push(format!(
-                    "{outage} s #{rep}: {} attempts, last delay {} ms ({})",
+                    "{outage} s{} #{rep}: {} attempts, last attempt {} with delay {} ms ({})",
+                    if back_to_back { " back to back" } else { "" },
                     attempts.len(),
+                    last.value["attempt"],
                     last.value["delay_ms"],
                     last.value["reason"].as_str().unwrap_or_default()
                 ));
@@ -436,10 +447,17 @@ pub async fn recovery(b: &Bench) -> Result<Report> {
         let (cmed, _) = median_max(&connects).ok_or_else(|| anyhow!("no samples"))?;
         r.row(
             "recovery",
-            format!(
-                "{outage} s outage ({} repeats): median / max",
-                samples.len()
-            ),
+            if back_to_back {
+                format!(
+                    "{outage} s outages back to back ({}; each as soon as caught up): median / max",
+                    samples.len()
+                )
+            } else {
+                format!(
+                    "{outage} s outage ({} repeats): median / max",
+                    samples.len()
+                )
+            },
             format!(
                 "{} / {} (connected after {})",
                 fmt_duration(med),
