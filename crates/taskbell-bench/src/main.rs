@@ -142,8 +142,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Tray { common, app } => {
             let b = Bench::start(exe, sizes(common)).await?;
             // Asked for by name: a missing build is an error, not a "not measured" row.
-            let app = taskbell_bench::tray::locate_app(app.as_deref(), &b.exe)?;
-            report = scenarios::tray(&b, Some(&app)).await?;
+            let bins = taskbell_bench::tray::locate_app(app.as_deref(), &b.exe)?;
+            report = scenarios::tray(&b, Some(&bins.app)).await?;
         }
         Cmd::Soak { minutes } => {
             let b = Bench::start(exe, Sizes::full()).await?;

@@ -605,7 +605,7 @@ pub async fn idle(b: &Bench) -> Result<Report> {
 
 /// The tray app's memory, when its release build is there (a row says why not otherwise).
 pub async fn tray(b: &Bench, app: Option<&std::path::Path>) -> Result<Report> {
-    let app = match crate::tray::locate_app(app, &b.exe) {
+    let bins = match crate::tray::locate_app(app, &b.exe) {
         Ok(a) => a,
         Err(e) => {
             let mut r = Report::default();
@@ -619,7 +619,21 @@ pub async fn tray(b: &Bench, app: Option<&std::path::Path>) -> Result<Report> {
     } else {
         crate::tray::TraySizes::full()
     };
-    tokio::task::spawn_blocking(move || crate::tray::tray(&app, sizes)).await?
+    // A quiet platform: the demo data, no activity; the app only exchanges heartbeats.
+    let p = Platform::demo(None).await?;
+    let server = p.base_url();
+    let r = tokio::task::spawn_blocking(move || {
+        crate::tray::tray(
+            &bins,
+            &server,
+            DEMO_ANNOTATOR.username,
+            DEMO_ANNOTATOR.password,
+            sizes,
+        )
+    })
+    .await?;
+    drop(p);
+    r
 }
 
 /// Runs every scenario and prints the table.

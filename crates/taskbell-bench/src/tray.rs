@@ -1,7 +1,12 @@
-//! The tray app's memory and idle cost: the release `taskbell-app --demo` in a private desktop
+//! The tray app's memory and idle cost: the release `taskbell-app` in a private desktop
 //! (session bus, Xvfb, dunst, gnome-keyring's Secret Service and a trayer tray host, from
 //! `taskbell-e2e`), measured over its whole process tree in three states: idle in the tray with
 //! no window, with the notification center open, and after closing the center.
+//!
+//! The app runs as a user does: signed in beforehand with the real `taskbell login` (token in
+//! the Secret Service, account in the config the app reads), against a reference server with
+//! no activity, so "idle" means heartbeats only. (`--demo` would also run the demo server and
+//! its scripted activity inside the app's process.)
 //!
 //! The center is opened the way a user does it a second time (a second launch hands over to the
 //! running instance, which opens its default window) and closed the way a window manager closes
@@ -52,25 +57,41 @@ impl TraySizes {
     }
 }
 
+/// The binaries the measurement runs.
+#[derive(Debug, Clone)]
+pub struct TrayBinaries {
+    /// The tray app.
+    pub app: PathBuf,
+    /// The `taskbell` command, for `taskbell login` before the app starts.
+    pub cli: PathBuf,
+}
+
 /// Finds the release tray app: `explicit`, else `$TASKBELL_APP`, else `taskbell-app` beside
-/// the running `taskbell-bench` (both are in `target/release` after a release build).
-pub fn locate_app(explicit: Option<&Path>, bench_exe: &Path) -> Result<PathBuf> {
-    let path = match explicit {
+/// the running `taskbell-bench` (all three are in `target/release` after a release build); and
+/// the `taskbell` command beside the app.
+pub fn locate_app(explicit: Option<&Path>, bench_exe: &Path) -> Result<TrayBinaries> {
+    let app = match explicit {
         Some(p) => p.to_path_buf(),
         None => match std::env::var_os("TASKBELL_APP") {
             Some(p) => PathBuf::from(p),
             None => bench_exe.with_file_name("taskbell-app"),
         },
     };
-    if path.is_file() {
-        Ok(path)
-    } else {
+    if !app.is_file() {
         bail!(
             "the tray app is not built at {}: run `cargo build --release -p taskbell-app` \
              (with the same target directory), or pass --app PATH",
-            path.display()
-        )
+            app.display()
+        );
     }
+    let cli = app.with_file_name("taskbell");
+    if !cli.is_file() {
+        bail!(
+            "the taskbell command is not built at {}: run `cargo build --release -p taskbell-cli`",
+            cli.display()
+        );
+    }
+    Ok(TrayBinaries { app, cli })
 }
 
 /// One reading of the app's process tree.
@@ -123,8 +144,16 @@ fn app_command(desktop: &Desktop, app: &Path, dirs: &Path) -> Command {
     cmd
 }
 
-/// Measures the tray app at `app` (blocking: run it on a blocking thread).
-pub fn tray(app: &Path, sizes: TraySizes) -> Result<Report> {
+/// Measures the tray app (blocking: run it on a blocking thread), signed in as `username` on
+/// the platform at `server`.
+pub fn tray(
+    bins: &TrayBinaries,
+    server: &str,
+    username: &str,
+    password: &str,
+    sizes: TraySizes,
+) -> Result<Report> {
+    let app = bins.app.as_path();
     eprintln!("== tray app memory ({})", app.display());
     let mut r = Report::default();
     let desktop = Desktop::start_with(DesktopOptions {
@@ -134,9 +163,32 @@ pub fn tray(app: &Path, sizes: TraySizes) -> Result<Report> {
     })
     .context("starting the private desktop (scripts/install-deps.sh installs its parts)")?;
     let dirs = desktop.dir().join("app");
+    // Sign in the way a user of the command does; the app then starts signed in.
+    let mut login = desktop.command(&bins.cli);
+    login
+        .env("TASKBELL_CONFIG_DIR", dirs.join("config"))
+        .env("TASKBELL_DATA_DIR", dirs.join("data"))
+        .args(["login", "--server", server, "--username", username])
+        .arg("--password-stdin")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut proc = login.spawn().context("starting taskbell login")?;
+    if let Some(mut stdin) = proc.stdin.take() {
+        use std::io::Write;
+        writeln!(stdin, "{password}").context("writing the password")?;
+    }
+    let done = proc.wait_with_output().context("taskbell login")?;
+    if !done.status.success() {
+        bail!(
+            "taskbell login failed ({}): {}",
+            done.status,
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
     let mut child = ChildGuard::spawn(
         "taskbell-app",
-        app_command(&desktop, app, &dirs).args(["--demo", "--lang", "en"]),
+        app_command(&desktop, app, &dirs).args(["--lang", "en"]),
         &desktop.log_dir(),
         Stdout::Log,
     )?;
@@ -146,7 +198,7 @@ pub fn tray(app: &Path, sizes: TraySizes) -> Result<Report> {
         .ok_or_else(|| anyhow!("the desktop has no Notify recorder"))?;
     let started = Instant::now();
     recorder
-        .wait_for(WAIT, |c| c.summary == "Signed in")
+        .wait_for(WAIT, |c| c.app_name == "TaskBell")
         .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
     let signed_in = started.elapsed();
 
@@ -212,8 +264,8 @@ pub fn tray(app: &Path, sizes: TraySizes) -> Result<Report> {
     let closed = read_tree(pid)?;
     r.row(s, "after closing the center", describe(&closed), "—");
     r.note(format!(
-        "tray app: release build, `--demo --lang en` under Xvfb + trayer + dunst; RSS sums \
-         every process of the tree (shared pages once per process), PSS splits shared pages; \
+        "tray app: signed in with `taskbell login`, `--lang en`, against a server with no \
+         activity, under Xvfb + trayer + dunst + gnome-keyring; RSS sums every process of the tree (shared pages once per process), PSS splits shared pages; \
          close asked {asked} time(s); peak RSS of the app process {}",
         fmt_kib(procfs::sample(pid)?.hwm_kib)
     ));
