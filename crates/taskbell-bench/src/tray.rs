@@ -37,6 +37,8 @@ pub struct TraySizes {
     pub settle: Duration,
     /// The idle window (CPU time and wake-ups) in the tray.
     pub idle: Duration,
+    /// Open/close cycles of the center after the first.
+    pub cycles: usize,
 }
 
 impl TraySizes {
@@ -45,6 +47,7 @@ impl TraySizes {
         TraySizes {
             settle: Duration::from_secs(10),
             idle: Duration::from_secs(60),
+            cycles: 10,
         }
     }
 
@@ -53,6 +56,7 @@ impl TraySizes {
         TraySizes {
             settle: Duration::from_secs(2),
             idle: Duration::from_secs(3),
+            cycles: 1,
         }
     }
 }
@@ -229,44 +233,70 @@ pub fn tray(
     );
     r.row(s, "idle wake-ups", format!("{wakeups:.0}/min"), "—");
 
-    // 2. The notification center open (a second launch opens the running instance's window).
-    let second = app_command(&desktop, app, &dirs)
-        .output()
-        .context("second launch")?;
-    if !second.status.success() {
-        bail!(
-            "the second launch failed ({}): {}",
-            second.status,
-            String::from_utf8_lossy(&second.stderr)
-        );
-    }
     let xvfb = desktop
         .xvfb()
         .ok_or_else(|| anyhow!("the desktop has no X server"))?;
-    taskbell_e2e::wait_until("the notification center to show", WAIT, || {
-        let web = !webkit_processes(pid).is_empty();
-        let shown = !xvfb.visible_windows(CENTER_TITLE).ok()?.is_empty();
-        (web && shown).then_some(())
-    })
-    .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
+    // A second launch opens the running instance's window (the center, when signed in).
+    let open_center = |child: &ChildGuard| -> Result<()> {
+        let second = app_command(&desktop, app, &dirs)
+            .output()
+            .context("second launch")?;
+        if !second.status.success() {
+            bail!(
+                "the second launch failed ({}): {}",
+                second.status,
+                String::from_utf8_lossy(&second.stderr)
+            );
+        }
+        taskbell_e2e::wait_until("the notification center to show", WAIT, || {
+            let web = !webkit_processes(pid).is_empty();
+            let shown = !xvfb.visible_windows(CENTER_TITLE).ok()?.is_empty();
+            (web && shown).then_some(())
+        })
+        .map_err(|e| anyhow!("{e}\n{}", child.log()))
+    };
+    // Closed as a window manager closes it (WM_DELETE_WINDOW): the window and its web process
+    // go, the app stays.
+    let close_center = |child: &mut ChildGuard| -> Result<u32> {
+        let asked = xvfb
+            .close_windows_until(CENTER_TITLE, WAIT, || webkit_processes(pid).is_empty())
+            .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
+        child
+            .ensure_running()
+            .context("closing the center must not quit the app")?;
+        Ok(asked)
+    };
+
+    // 2. The notification center open.
+    open_center(&child)?;
     std::thread::sleep(sizes.settle);
     let open = read_tree(pid)?;
     r.row(s, "notification center open", describe(&open), "—");
 
-    // 3. After closing it (WM_DELETE_WINDOW): the window and its web process go.
-    let asked = xvfb
-        .close_windows_until(CENTER_TITLE, WAIT, || webkit_processes(pid).is_empty())
-        .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
+    // 3. After closing it.
+    let mut asked = close_center(&mut child)?;
     std::thread::sleep(sizes.settle);
-    child
-        .ensure_running()
-        .context("closing the center must not quit the app")?;
     let closed = read_tree(pid)?;
     r.row(s, "after closing the center", describe(&closed), "—");
+
+    // 4. More open/close cycles: what stays behind must not pile up.
+    for _ in 0..sizes.cycles {
+        open_center(&child)?;
+        asked += close_center(&mut child)?;
+    }
+    std::thread::sleep(sizes.settle);
+    let cycled = read_tree(pid)?;
+    r.row(
+        s,
+        format!("after {} more open/close cycles", sizes.cycles),
+        describe(&cycled),
+        "—",
+    );
     r.note(format!(
         "tray app: signed in with `taskbell login`, `--lang en`, against a server with no \
-         activity, under Xvfb + trayer + dunst + gnome-keyring; RSS sums every process of the tree (shared pages once per process), PSS splits shared pages; \
-         close asked {asked} time(s); peak RSS of the app process {}",
+         activity, under Xvfb + trayer + dunst + gnome-keyring; RSS sums every process of the \
+         tree (shared pages once per process), PSS splits shared pages; close asked {asked} \
+         time(s) in all; peak RSS of the app process {}",
         fmt_kib(procfs::sample(pid)?.hwm_kib)
     ));
     child.terminate(Duration::from_secs(10))?;
