@@ -14,6 +14,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo build (the binaries the end-to-end tests run)"
 cargo build --workspace --bins --locked
+# The end-to-end tests run these very binaries, fresh from the build above, instead of
+# building taskbell-cli and taskbell-server again on their own (a build of two packages
+# unifies features differently from the workspace build, so it recompiles: ~2 min here).
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+export TASKBELL_E2E_BIN_DIR="$target_dir/debug"
 
 echo "== cargo nextest (unit, integration, end-to-end)"
 if command -v cargo-nextest >/dev/null 2>&1; then
