@@ -109,10 +109,10 @@ struct TreeReading {
 
 fn read_tree(pid: u32) -> Result<TreeReading> {
     let (sum, _) = procfs::sample_tree(pid)?;
-    let mut each = vec![(
-        "taskbell-app".to_string(),
-        procfs::pss_kib(pid).unwrap_or(0),
-    )];
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| pid.to_string());
+    let mut each = vec![(name, procfs::pss_kib(pid).unwrap_or(0))];
     for (p, name) in descendants(pid) {
         each.push((name, procfs::pss_kib(p).unwrap_or(0)));
     }
@@ -146,6 +146,52 @@ fn app_command(desktop: &Desktop, app: &Path, dirs: &Path) -> Command {
         .env("TASKBELL_DATA_DIR", dirs.join("data"))
         .env("RUST_LOG", "warn");
     cmd
+}
+
+/// An idle window of a process tree: its reading at the end, CPU time and wake-ups over it.
+struct IdleReading {
+    tree: TreeReading,
+    took: Duration,
+    cpu: Duration,
+    wakeups_per_min: f64,
+}
+
+/// Lets `child` settle (past the urgent toast, 3 s after the welcome), then reads its tree
+/// before and after the idle window.
+fn idle_reading(child: &mut ChildGuard, sizes: TraySizes) -> Result<IdleReading> {
+    std::thread::sleep(sizes.settle);
+    child.ensure_running()?;
+    let pid = child.id();
+    let before = procfs::sample_tree(pid)?.0;
+    let t0 = Instant::now();
+    std::thread::sleep(sizes.idle);
+    let took = t0.elapsed();
+    let tree = read_tree(pid)?;
+    let cpu = Duration::from_nanos(tree.sum.cpu_ns.saturating_sub(before.cpu_ns));
+    let wakeups_per_min = tree.sum.voluntary.saturating_sub(before.voluntary) as f64 * 60.0
+        / took.as_secs_f64().max(0.001);
+    Ok(IdleReading {
+        tree,
+        took,
+        cpu,
+        wakeups_per_min,
+    })
+}
+
+fn idle_rows(r: &mut Report, section: &str, what: &str, idle: &IdleReading) {
+    r.row(section, what, describe(&idle.tree), "—");
+    r.row(
+        section,
+        format!("idle CPU time over {} s", idle.took.as_secs()),
+        fmt_duration(idle.cpu),
+        "—",
+    );
+    r.row(
+        section,
+        "idle wake-ups",
+        format!("{:.0}/min", idle.wakeups_per_min),
+        "—",
+    );
 }
 
 /// Measures the tray app (blocking: run it on a blocking thread), signed in as `username` on
@@ -190,6 +236,37 @@ pub fn tray(
             String::from_utf8_lossy(&done.stderr)
         );
     }
+    let recorder = desktop
+        .recorder()
+        .ok_or_else(|| anyhow!("the desktop has no Notify recorder"))?;
+
+    // 0. The headless daemon, `taskbell run`, as the same signed-in user, idle; then stopped.
+    let mut run = desktop.command(&bins.cli);
+    run.env("TASKBELL_CONFIG_DIR", dirs.join("config"))
+        .env("TASKBELL_DATA_DIR", dirs.join("data"))
+        .env("RUST_LOG", "warn")
+        .arg("run");
+    let mut daemon = ChildGuard::spawn("taskbell-run", &mut run, &desktop.log_dir(), Stdout::Log)?;
+    let started = Instant::now();
+    recorder
+        .wait_for(WAIT, |c| c.app_name == "TaskBell" && c.seen >= started)
+        .map_err(|e| anyhow!("{e}\n{}", daemon.log()))?;
+    let signed_in = started.elapsed();
+    let idle = idle_reading(&mut daemon, sizes)?;
+    let s = "headless daemon";
+    r.row(
+        s,
+        "`taskbell run`: start → welcome toast",
+        fmt_duration(signed_in),
+        "—",
+    );
+    idle_rows(&mut r, s, "`taskbell run` idle, connected", &idle);
+    let status = daemon.terminate(Duration::from_secs(10))?;
+    if !status.success() {
+        bail!("taskbell run exited with {status}: {}", daemon.log());
+    }
+
+    // 1. The tray app, idle in the tray, no window.
     let mut child = ChildGuard::spawn(
         "taskbell-app",
         app_command(&desktop, app, &dirs).args(["--lang", "en"]),
@@ -197,26 +274,12 @@ pub fn tray(
         Stdout::Log,
     )?;
     let pid = child.id();
-    let recorder = desktop
-        .recorder()
-        .ok_or_else(|| anyhow!("the desktop has no Notify recorder"))?;
     let started = Instant::now();
     recorder
-        .wait_for(WAIT, |c| c.app_name == "TaskBell")
+        .wait_for(WAIT, |c| c.app_name == "TaskBell" && c.seen >= started)
         .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
     let signed_in = started.elapsed();
-
-    // 1. Idle in the tray, no window (past the urgent toast, 3 s after the welcome).
-    std::thread::sleep(sizes.settle);
-    child.ensure_running()?;
-    let before = procfs::sample_tree(pid)?.0;
-    let t0 = Instant::now();
-    std::thread::sleep(sizes.idle);
-    let took = t0.elapsed();
-    let idle = read_tree(pid)?;
-    let cpu = Duration::from_nanos(idle.sum.cpu_ns.saturating_sub(before.cpu_ns));
-    let wakeups = (idle.sum.voluntary.saturating_sub(before.voluntary)) as f64 * 60.0
-        / took.as_secs_f64().max(0.001);
+    let idle = idle_reading(&mut child, sizes)?;
     let s = "tray app";
     r.row(
         s,
@@ -224,14 +287,7 @@ pub fn tray(
         fmt_duration(signed_in),
         "—",
     );
-    r.row(s, "idle in the tray, no window", describe(&idle), "—");
-    r.row(
-        s,
-        format!("idle CPU time over {} s", took.as_secs()),
-        fmt_duration(cpu),
-        "—",
-    );
-    r.row(s, "idle wake-ups", format!("{wakeups:.0}/min"), "—");
+    idle_rows(&mut r, s, "idle in the tray, no window", &idle);
 
     let xvfb = desktop
         .xvfb()

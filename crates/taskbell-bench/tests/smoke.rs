@@ -74,4 +74,13 @@ fn quick_tray_run_prints_every_memory_state() {
     assert!(!cycled.contains("WebKitWebProces"), "{cycled}");
     row("idle CPU time");
     row("idle wake-ups");
+    // The headless daemon was measured too, as the real `taskbell run`.
+    let daemon = stdout
+        .lines()
+        .find(|l| l.contains("| headless daemon") && l.contains("`taskbell run` idle"))
+        .unwrap_or_else(|| panic!("no headless daemon row:\n{stdout}"));
+    assert!(
+        daemon.contains("RSS ") && daemon.contains("in 1 process"),
+        "{daemon}"
+    );
 }
