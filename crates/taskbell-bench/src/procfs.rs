@@ -93,6 +93,57 @@ pub fn sample(pid: u32) -> Result<ProcSample> {
     })
 }
 
+/// Voluntary context switches of each thread of `pid`, by thread id: `(thread name, count)`.
+pub fn thread_wakeups(pid: u32) -> HashMap<u32, (String, u64)> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in dir.flatten() {
+        let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let name = std::fs::read_to_string(t.path().join("comm"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        if let Ok(text) = std::fs::read_to_string(t.path().join("status")) {
+            let n = parse_status(&text)
+                .get("voluntary_ctxt_switches")
+                .copied()
+                .unwrap_or(0);
+            out.insert(tid, (name, n));
+        }
+    }
+    out
+}
+
+/// The threads that woke most between two [`thread_wakeups`] readings, per minute over `took`,
+/// as "name N/min" (at most `top`).
+pub fn top_wakers(
+    before: &HashMap<u32, (String, u64)>,
+    after: &HashMap<u32, (String, u64)>,
+    took: Duration,
+    top: usize,
+) -> Vec<String> {
+    let mut rates: Vec<(f64, &str)> = after
+        .iter()
+        .map(|(tid, (name, n))| {
+            let b = before.get(tid).map_or(0, |(_, b)| *b);
+            (
+                n.saturating_sub(b) as f64 * 60.0 / took.as_secs_f64().max(0.001),
+                name.as_str(),
+            )
+        })
+        .filter(|(r, _)| *r > 0.0)
+        .collect();
+    rates.sort_by(|a, b| b.0.total_cmp(&a.0));
+    rates
+        .into_iter()
+        .take(top)
+        .map(|(r, n)| format!("{n} {r:.0}/min"))
+        .collect()
+}
+
 /// `pid` and all its descendants (by scanning `/proc/*/stat`).
 pub fn tree(pid: u32) -> BTreeSet<u32> {
     let mut parent_of = Vec::new();

@@ -154,6 +154,8 @@ struct IdleReading {
     took: Duration,
     cpu: Duration,
     wakeups_per_min: f64,
+    /// The app process's threads that woke most.
+    wakers: Vec<String>,
 }
 
 /// Lets `child` settle (past the urgent toast, 3 s after the welcome), then reads its tree
@@ -163,10 +165,12 @@ fn idle_reading(child: &mut ChildGuard, sizes: TraySizes) -> Result<IdleReading>
     child.ensure_running()?;
     let pid = child.id();
     let before = procfs::sample_tree(pid)?.0;
+    let threads_before = procfs::thread_wakeups(pid);
     let t0 = Instant::now();
     std::thread::sleep(sizes.idle);
     let took = t0.elapsed();
     let tree = read_tree(pid)?;
+    let wakers = procfs::top_wakers(&threads_before, &procfs::thread_wakeups(pid), took, 5);
     let cpu = Duration::from_nanos(tree.sum.cpu_ns.saturating_sub(before.cpu_ns));
     let wakeups_per_min = tree.sum.voluntary.saturating_sub(before.voluntary) as f64 * 60.0
         / took.as_secs_f64().max(0.001);
@@ -175,6 +179,7 @@ fn idle_reading(child: &mut ChildGuard, sizes: TraySizes) -> Result<IdleReading>
         took,
         cpu,
         wakeups_per_min,
+        wakers,
     })
 }
 
@@ -192,6 +197,10 @@ fn idle_rows(r: &mut Report, section: &str, what: &str, idle: &IdleReading) {
         format!("{:.0}/min", idle.wakeups_per_min),
         "—",
     );
+    r.note(format!(
+        "{section}: threads that woke most while idle: {}",
+        idle.wakers.join(", ")
+    ));
 }
 
 /// Measures the tray app (blocking: run it on a blocking thread), signed in as `username` on
