@@ -85,7 +85,9 @@ impl Fixture {
         self.app.state::<Shared>().status()
     }
 
-    /// Waits until the published status satisfies `ok` (checks the current one first).
+    /// Waits until the current status satisfies `ok`. Published statuses only wake the wait:
+    /// one still queued from before (say, the unread count before a notification arrived)
+    /// must not pass for the state after a later command.
     fn wait_status(&self, what: &str, ok: impl Fn(&UiStatus) -> bool) -> UiStatus {
         let deadline = std::time::Instant::now() + WAIT;
         loop {
@@ -98,7 +100,6 @@ impl Fixture {
                 .statuses
                 .recv_timeout(left.min(Duration::from_millis(500)))
             {
-                Ok(s) if ok(&s) => return s,
                 Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(e) => panic!("status channel: {e}"),
             }
