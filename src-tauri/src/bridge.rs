@@ -328,12 +328,15 @@ pub fn ui_status(
         },
     };
     let paused_until_ms = s.paused_until_ms.filter(|t| *t > now_ms);
+    // Signed out means no current user and no summary, whatever the engine's last status
+    // still carried (as `publish_signed_out` shows it).
+    let signed_out = matches!(s.state, State::SignedOut { .. });
     UiStatus {
         state,
         paused_until_ms,
         paused_label: paused_until_ms.map(|t| local_label(t, now_ms, offset)),
         unread: s.unread,
-        user: s.user.as_ref().map(|u| UiUser {
+        user: s.user.as_ref().filter(|_| !signed_out).map(|u| UiUser {
             username: u.username.clone(),
             display_name: if u.real_name.is_empty() {
                 u.username.clone()
@@ -342,7 +345,11 @@ pub fn ui_status(
             },
             role: role_name(&u.role).to_string(),
         }),
-        summary_lines: summary_lines.to_vec(),
+        summary_lines: if signed_out {
+            Vec::new()
+        } else {
+            summary_lines.to_vec()
+        },
         server: (!s.server.is_empty()).then(|| s.server.clone()),
         demo,
     }
