@@ -139,9 +139,10 @@ fn describe(r: &TreeReading) -> String {
     )
 }
 
-/// The app's command in `desktop`, with its own config and data directories under `dirs`.
-fn app_command(desktop: &Desktop, app: &Path, dirs: &Path) -> Command {
-    let mut cmd = desktop.command(app);
+/// A TaskBell program (`taskbell`, `taskbell-app`) in `desktop`, with the account's config and
+/// data directories under `dirs`.
+fn app_command(desktop: &Desktop, program: &Path, dirs: &Path) -> Command {
+    let mut cmd = desktop.command(program);
     cmd.env("TASKBELL_CONFIG_DIR", dirs.join("config"))
         .env("TASKBELL_DATA_DIR", dirs.join("data"))
         .env("RUST_LOG", "warn");
@@ -181,6 +182,27 @@ fn idle_reading(child: &mut ChildGuard, sizes: TraySizes) -> Result<IdleReading>
         wakeups_per_min,
         wakers,
     })
+}
+
+/// Starts `cmd` (a signed-in TaskBell client) in `desktop`, waits for its welcome toast and
+/// reads its idle window: the process, the time to the toast, the reading.
+fn start_signed_in(
+    name: &str,
+    cmd: &mut Command,
+    desktop: &Desktop,
+    sizes: TraySizes,
+) -> Result<(ChildGuard, Duration, IdleReading)> {
+    let recorder = desktop
+        .recorder()
+        .ok_or_else(|| anyhow!("the desktop has no Notify recorder"))?;
+    let mut child = ChildGuard::spawn(name, cmd, &desktop.log_dir(), Stdout::Log)?;
+    let started = Instant::now();
+    recorder
+        .wait_for(WAIT, |c| c.app_name == "TaskBell" && c.seen >= started)
+        .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
+    let signed_in = started.elapsed();
+    let idle = idle_reading(&mut child, sizes)?;
+    Ok((child, signed_in, idle))
 }
 
 fn idle_rows(r: &mut Report, section: &str, what: &str, idle: &IdleReading) {
@@ -223,10 +245,8 @@ pub fn tray(
     .context("starting the private desktop (scripts/install-deps.sh installs its parts)")?;
     let dirs = desktop.dir().join("app");
     // Sign in the way a user of the command does; the app then starts signed in.
-    let mut login = desktop.command(&bins.cli);
+    let mut login = app_command(&desktop, &bins.cli, &dirs);
     login
-        .env("TASKBELL_CONFIG_DIR", dirs.join("config"))
-        .env("TASKBELL_DATA_DIR", dirs.join("data"))
         .args(["login", "--server", server, "--username", username])
         .arg("--password-stdin")
         .stdin(std::process::Stdio::piped())
@@ -245,23 +265,13 @@ pub fn tray(
             String::from_utf8_lossy(&done.stderr)
         );
     }
-    let recorder = desktop
-        .recorder()
-        .ok_or_else(|| anyhow!("the desktop has no Notify recorder"))?;
-
     // 0. The headless daemon, `taskbell run`, as the same signed-in user, idle; then stopped.
-    let mut run = desktop.command(&bins.cli);
-    run.env("TASKBELL_CONFIG_DIR", dirs.join("config"))
-        .env("TASKBELL_DATA_DIR", dirs.join("data"))
-        .env("RUST_LOG", "warn")
-        .arg("run");
-    let mut daemon = ChildGuard::spawn("taskbell-run", &mut run, &desktop.log_dir(), Stdout::Log)?;
-    let started = Instant::now();
-    recorder
-        .wait_for(WAIT, |c| c.app_name == "TaskBell" && c.seen >= started)
-        .map_err(|e| anyhow!("{e}\n{}", daemon.log()))?;
-    let signed_in = started.elapsed();
-    let idle = idle_reading(&mut daemon, sizes)?;
+    let (mut daemon, signed_in, idle) = start_signed_in(
+        "taskbell-run",
+        app_command(&desktop, &bins.cli, &dirs).arg("run"),
+        &desktop,
+        sizes,
+    )?;
     let s = "headless daemon";
     r.row(
         s,
@@ -276,19 +286,13 @@ pub fn tray(
     }
 
     // 1. The tray app, idle in the tray, no window.
-    let mut child = ChildGuard::spawn(
+    let (mut child, signed_in, idle) = start_signed_in(
         "taskbell-app",
         app_command(&desktop, app, &dirs).args(["--lang", "en"]),
-        &desktop.log_dir(),
-        Stdout::Log,
+        &desktop,
+        sizes,
     )?;
     let pid = child.id();
-    let started = Instant::now();
-    recorder
-        .wait_for(WAIT, |c| c.app_name == "TaskBell" && c.seen >= started)
-        .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
-    let signed_in = started.elapsed();
-    let idle = idle_reading(&mut child, sizes)?;
     let s = "tray app";
     r.row(
         s,
