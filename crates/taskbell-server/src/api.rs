@@ -2,13 +2,14 @@
 //! answer uses the envelope of §1; every rejection (unknown route, bad JSON, wrong types, too
 //! large bodies, panics) becomes a JSON error.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::{App, Fault, Target, check_priority, check_text, notification};
-use crate::auth::{Claims, TokenError};
+use crate::auth::{Claims, HashGate, Limited, TokenError};
 use crate::bus::{Control, GROUP_PATTERN};
 use crate::data::{Role, TaskStatus, UserRecord, verify_password};
 use crate::error::ApiError;
@@ -121,13 +122,89 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             .route("/api/test/token", post(test_token))
             .route("/api/test/fail", post(test_fail))
             .route("/api/test/reset-login-limits", post(test_reset_limits))
+            .route("/api/test/hold-logins", post(test_hold_logins))
             .layer(middleware::from_fn_with_state(app.clone(), faults));
     }
-    r.fallback(not_found)
+    r = r
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(app.cfg.max_body_bytes))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        .layer(DefaultBodyLimit::max(app.cfg.max_body_bytes));
+    if app.cfg.test_controls {
+        // Unauthenticated controls: only for clients that asked for this machine by name
+        // (no DNS rebinding) and, from a browser, only for pages of this machine.
+        r = r.layer(middleware::from_fn(loopback_only));
+    }
+    r.layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
         .with_state(app)
+}
+
+/// Whether `authority` (a `Host` header value, or the authority of an origin) names this machine:
+/// `localhost`, an address of 127.0.0.0/8, or `[::1]`, with or without a port.
+fn is_loopback_authority(authority: &str) -> bool {
+    let port_ok = |p: &str| {
+        p.is_empty()
+            || p.strip_prefix(':')
+                .is_some_and(|n| n.parse::<u16>().is_ok())
+    };
+    if let Some(rest) = authority.strip_prefix('[') {
+        let Some((ip, port)) = rest.split_once(']') else {
+            return false;
+        };
+        return port_ok(port)
+            && ip
+                .parse::<Ipv6Addr>()
+                .is_ok_and(|v6| IpAddr::V6(v6).to_canonical().is_loopback());
+    }
+    let (host, port) = authority
+        .rfind(':')
+        .map_or((authority, ""), |i| authority.split_at(i));
+    if !port_ok(port) {
+        return false;
+    }
+    // Only full dotted quads (no "127.1", no decimal forms).
+    host.eq_ignore_ascii_case("localhost")
+        || host.eq_ignore_ascii_case("localhost.")
+        || host.parse::<Ipv4Addr>().is_ok_and(|v4| v4.is_loopback())
+}
+
+/// Why a request is refused by [`loopback_only`], if it is.
+fn foreign_host(headers: &HeaderMap, uri_host: Option<&str>) -> Option<String> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(uri_host);
+    match host {
+        None => return Some("no Host header".into()),
+        Some(h) if !is_loopback_authority(h) => return Some(format!("Host {h:?}")),
+        Some(_) => {}
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    let ok = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https" | "ws" | "wss") && is_loopback_authority(rest)
+        });
+    (!ok).then(|| format!("Origin {:?}", String::from_utf8_lossy(origin.as_bytes())))
+}
+
+/// With `--test-controls`: refuses requests for another host name (DNS rebinding) and requests
+/// made by pages of another origin.
+async fn loopback_only(req: Request, next: Next) -> Response {
+    if let Some(what) = foreign_host(req.headers(), req.uri().authority().map(|a| a.as_str())) {
+        tracing::warn!(%what, path = %req.uri().path(), "refused: not a loopback host (test controls are on)");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "host_not_allowed",
+            format!(
+                "{what} is not a loopback name: with --test-controls this server only answers \
+                 requests for localhost, 127.0.0.0/8 or [::1]"
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -211,6 +288,7 @@ struct LoginBody {
 
 async fn login(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
     let username = body.username.trim().to_owned();
@@ -220,31 +298,48 @@ async fn login(
             "username and password are required",
         ));
     }
-    app.limiter
-        .check(&username)
-        .map_err(ApiError::rate_limited)?;
-    let user = app.lock_data().user_by_name(&username).cloned();
-    let hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        // Hash anyway for unknown users so that timing does not tell which names exist.
-        .unwrap_or_else(crate::data::dummy_hash);
+    // Count the attempt before the slow check, so parallel attempts cannot overtake the limit.
+    let attempt = app.limiter.reserve(&username, peer.ip()).map_err(|l| {
+        tracing::info!(username, peer = %peer.ip(), ?l, "login refused: rate limited");
+        let why = match l {
+            Limited::Name(_) => "too many failed logins for this user",
+            Limited::Address(_) => "too many failed logins from this address",
+        };
+        ApiError::rate_limited(why, l.retry_after())
+    })?;
+    let Some(admission) = app.hashing.admit() else {
+        app.limiter.release(attempt);
+        tracing::info!(username, peer = %peer.ip(), "login refused: too many password checks waiting");
+        return Err(ApiError::busy(
+            "too many sign-ins at once; try again in 1 s",
+            1,
+        ));
+    };
+    let (user, hash) = {
+        let data = app.lock_data();
+        let user = data.user_by_name(&username).cloned();
+        // Check anyway for unknown users so that timing does not tell which names exist.
+        let hash = user
+            .as_ref()
+            .map_or_else(|| data.dummy_hash.clone(), |u| u.password_hash.clone());
+        (user, hash)
+    };
     let pw = body.password;
-    let good = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+    let good = HashGate::run(admission, move |memory| verify_password(&pw, &hash, memory))
         .await
-        .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?;
+        .map_err(ApiError::internal)?;
     let user = match (good, user) {
         (true, Some(u)) => u,
         _ => {
-            app.limiter.failed(&username);
-            tracing::info!(username, "login failed");
+            app.limiter.failed(attempt);
+            tracing::info!(username, peer = %peer.ip(), "login failed");
             return Err(ApiError::unauthorized(
                 "invalid_credentials",
                 "invalid username or password",
             ));
         }
     };
-    app.limiter.succeeded(&username);
+    app.limiter.succeeded(attempt);
     let ttl = i64::try_from(app.auth.ttl().as_secs()).unwrap_or(i64::MAX / 4);
     let (token, _) = app
         .auth
@@ -598,7 +693,13 @@ async fn debug_connections(
     caller.require_admin()?;
     let (sockets, channels) = app.hub.snapshot();
     let bus = app.bus.debug(&channels).await;
+    let (names, addresses) = app.limiter.tracked();
     Ok(ok(json!({
+        "logins": {
+            "password_checks": app.hashing.stats(),
+            "tracked_usernames": names,
+            "tracked_addresses": addresses,
+        },
         "instance": app.instance,
         "local_sockets": sockets.len(),
         "sockets": sockets,
@@ -842,4 +943,100 @@ async fn test_fail(
 async fn test_reset_limits(State(app): State<Arc<App>>) -> Json<Value> {
     app.limiter.reset();
     ok(json!({"reset": true}))
+}
+
+#[derive(Deserialize)]
+struct HoldBody {
+    hold: bool,
+}
+
+async fn test_hold_logins(
+    State(app): State<Arc<App>>,
+    ApiJson(b): ApiJson<HoldBody>,
+) -> Result<Json<Value>, ApiError> {
+    let mut held = app.controls.held_logins.lock().await;
+    if b.hold && held.is_none() {
+        *held = Some(
+            app.hashing
+                .hold()
+                .await
+                .ok_or_else(|| ApiError::internal("cannot hold the password checks"))?,
+        );
+    } else if !b.hold {
+        *held = None;
+    }
+    tracing::info!(hold = b.hold, "test control: hold logins");
+    Ok(ok(json!({"held": held.is_some()})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_authorities() {
+        for ok in [
+            "localhost",
+            "LOCALHOST:8000",
+            "127.0.0.1",
+            "127.0.0.1:41234",
+            "127.3.2.1:80",
+            "[::1]",
+            "[::1]:8000",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(is_loopback_authority(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8000",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "0.0.0.0:8000",
+            "10.0.0.1",
+            "[::]:80",
+            "::1",
+            "2130706433",
+            "127.1",
+            "user@127.0.0.1",
+            "",
+            "127.0.0.1:x",
+        ] {
+            assert!(!is_loopback_authority(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts_and_origins() {
+        let h = |pairs: &[(header::HeaderName, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(k.clone(), v.parse().unwrap());
+            }
+            m
+        };
+        assert!(foreign_host(&h(&[(header::HOST, "127.0.0.1:1")]), None).is_none());
+        assert!(foreign_host(&h(&[]), Some("localhost:1")).is_none());
+        assert!(foreign_host(&h(&[]), None).is_some());
+        assert!(foreign_host(&h(&[(header::HOST, "evil.example")]), None).is_some());
+        let local = (header::HOST, "localhost:9");
+        assert!(
+            foreign_host(
+                &h(&[local.clone(), (header::ORIGIN, "http://localhost:9")]),
+                None
+            )
+            .is_none()
+        );
+        for origin in [
+            "https://evil.example",
+            "null",
+            "file://",
+            "http://127.0.0.1.nip.io",
+        ] {
+            assert!(
+                foreign_host(&h(&[local.clone(), (header::ORIGIN, origin)]), None).is_some(),
+                "{origin}"
+            );
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use crate::ServerConfig;
-use crate::auth::{Auth, LoginLimiter};
+use crate::auth::{Auth, HashGate, LoginLimiter};
 use crate::bus::Bus;
 use crate::data::{Data, Role, SkipRequest, Task, TaskStatus, UserRecord};
 use crate::error::ApiError;
@@ -40,6 +40,8 @@ fn one() -> u32 {
 pub(crate) struct TestControls {
     pub stall_pongs: AtomicBool,
     pub faults: Mutex<Vec<Fault>>,
+    /// Every password-check permit, while `hold-logins` holds them.
+    pub held_logins: tokio::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 /// Who receives a notification.
@@ -60,6 +62,7 @@ pub(crate) struct App {
     pub hub: Arc<Hub>,
     pub bus: Bus,
     pub limiter: LoginLimiter,
+    pub hashing: Arc<HashGate>,
     pub controls: TestControls,
     pub instance: String,
 }

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::PasswordHasher;
+use argon2::password_hash::phc::{Output, PasswordHash};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ServerError;
@@ -265,6 +265,8 @@ pub(crate) struct Data {
     pub skips: Vec<SkipRequest>,
     pub groups: Vec<Group>,
     pub next_seq: u64,
+    /// Checked against for unknown usernames (same cost as the users' hashes).
+    pub dummy_hash: String,
 }
 
 impl Data {
@@ -367,8 +369,11 @@ pub(crate) fn build(seed: DataFile, path: &Path) -> Result<Data, ServerError> {
             return Err(err(format!("group {:?}: unknown member {m:?}", g.id)));
         }
     }
+    let like = users.first().map_or("", |u| u.password_hash.as_str());
+    let dummy_hash = dummy_hash(like).map_err(|e| err(e.to_string()))?;
     Ok(Data {
         users,
+        dummy_hash,
         tasks: seed.tasks,
         skips: seed.skip_requests,
         groups: seed.groups,
@@ -396,14 +401,33 @@ pub(crate) fn hash_password(pw: &str) -> Result<String, ServerError> {
         .map_err(|e| ServerError::Internal(format!("hashing a password failed: {e}")))
 }
 
-/// Checks a password against a PHC hash.
-pub(crate) fn verify_password(pw: &str, hash: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(pw.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+/// Checks a password against an argon2 PHC hash, with `memory` as argon2's working memory: grown
+/// to the hash's cost when needed and kept by the caller for the next check. (Allocating ~19 MiB
+/// afresh for each check left the allocator holding hundreds of MiB after a burst of logins.)
+pub(crate) fn verify_password(pw: &str, hash: &str, memory: &mut Vec<argon2::Block>) -> bool {
+    check_password(pw, hash, memory).unwrap_or(false)
+}
+
+fn check_password(pw: &str, hash: &str, memory: &mut Vec<argon2::Block>) -> Option<bool> {
+    let parsed = PasswordHash::new(hash).ok()?;
+    let algorithm = argon2::Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
+    let version = match parsed.version {
+        Some(v) => argon2::Version::try_from(v).ok()?,
+        None => argon2::Version::default(),
+    };
+    // Includes the output length of the stored hash.
+    let params = argon2::Params::try_from(&parsed).ok()?;
+    let (salt, expected) = (parsed.salt.as_ref()?, parsed.hash.as_ref()?);
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::new());
     }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(pw.as_bytes(), salt, &mut out, memory.as_mut_slice())
+        .ok()?;
+    // Constant-time comparison.
+    Some(Output::new(&out).ok()? == *expected)
 }
 
 /// A demo account of the built-in data.
@@ -582,11 +606,99 @@ pub fn demo_data() -> DataFile {
     }
 }
 
-/// A valid hash of a random password, checked against for unknown usernames.
-pub(crate) fn dummy_hash() -> String {
-    static HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let pw: [u8; 16] = rand::random();
-        hash_password(&format!("{pw:?}")).unwrap_or_default()
+/// A hash of a random password with the same algorithm and cost as `like` (the argon2id default
+/// when `like` is not an argon2 hash), checked against for unknown usernames so that they take as
+/// long as known ones.
+pub(crate) fn dummy_hash(like: &str) -> Result<String, ServerError> {
+    let pw: [u8; 16] = rand::random();
+    let pw = format!("{pw:?}");
+    let same_cost = PasswordHash::new(like).ok().and_then(|h| {
+        let algorithm = argon2::Algorithm::try_from(h.algorithm.as_str()).ok()?;
+        let version = match h.version {
+            Some(v) => argon2::Version::try_from(v).ok()?,
+            None => argon2::Version::default(),
+        };
+        let params = argon2::Params::try_from(&h).ok()?;
+        Argon2::new(algorithm, version, params)
+            .hash_password(pw.as_bytes())
+            .ok()
     });
-    HASH.clone()
+    match same_cost {
+        Some(h) => Ok(h.to_string()),
+        None => hash_password(&pw),
+    }
+}
+
+/// The usernames in `seed` whose plain-text password is one of the published demo passwords
+/// ([`DEMO_ACCOUNTS`]): the built-in data, or a file made from `--print-demo-data`.
+pub(crate) fn published_accounts(seed: &DataFile) -> Vec<String> {
+    seed.users
+        .iter()
+        .filter(|u| {
+            u.password
+                .as_deref()
+                .is_some_and(|pw| DEMO_ACCOUNTS.iter().any(|a| a.password == pw))
+        })
+        .map(|u| u.username.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_with_reused_memory_and_dummies_cost_the_same() {
+        let mut memory = Vec::new();
+        let strong = hash_password("right").unwrap();
+        let cheap = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8, 1, 1, Some(16)).unwrap(),
+        )
+        .hash_password(b"cheap")
+        .unwrap()
+        .to_string();
+        for _ in 0..2 {
+            assert!(verify_password("right", &strong, &mut memory));
+            assert!(!verify_password("wrong", &strong, &mut memory));
+            assert!(verify_password("cheap", &cheap, &mut memory));
+            assert!(!verify_password("right", &cheap, &mut memory));
+        }
+        assert_eq!(memory.len(), argon2::Params::DEFAULT_M_COST as usize);
+        assert!(!verify_password("right", "not a hash", &mut memory));
+        assert!(!verify_password(
+            "right",
+            "$argon2id$v=19$m=8,t=1,p=1",
+            &mut memory
+        ));
+
+        let dummy = dummy_hash(&cheap).unwrap();
+        let (d, c) = (
+            PasswordHash::new(&dummy).unwrap(),
+            PasswordHash::new(&cheap).unwrap(),
+        );
+        assert_eq!((d.algorithm, d.version), (c.algorithm, c.version));
+        assert_eq!(d.params, c.params);
+        assert_ne!(d.salt, c.salt);
+        let fallback = PasswordHash::new(&dummy_hash("").unwrap())
+            .unwrap()
+            .params
+            .to_string();
+        assert_eq!(
+            fallback,
+            format!("m={},t=2,p=1", argon2::Params::DEFAULT_M_COST)
+        );
+    }
+
+    #[test]
+    fn published_demo_passwords_are_recognised() {
+        let demo = demo_data();
+        assert_eq!(published_accounts(&demo).len(), 4);
+        let own: DataFile = serde_json::from_value(serde_json::json!({"users": [
+            {"id": "1", "username": "zhangsan", "role": "annotator", "password": "s3cret"}
+        ]}))
+        .unwrap();
+        assert!(published_accounts(&own).is_empty());
+    }
 }

@@ -75,12 +75,17 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
-    pub fn rate_limited(retry_after: u64) -> Self {
+    pub fn rate_limited(why: &str, retry_after: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("too many failed logins; try again in {retry_after} s"),
+            format!("{why}; try again in {retry_after} s"),
         );
+        e.retry_after = Some(retry_after);
+        e
+    }
+    pub fn busy(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_busy", message);
         e.retry_after = Some(retry_after);
         e
     }

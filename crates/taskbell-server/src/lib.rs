@@ -24,7 +24,8 @@
 //! - `bus`: publishing and history — in-memory ring, or Redis Pub/Sub (one subscriber
 //!   connection per instance) and `notify:history:{user}` streams.
 //! - `app`: instance state and platform operations (submit, review, skip, broadcast, chat).
-//! - `auth`: HS256 JWTs with `jti`, revocation, the login rate limit.
+//! - `auth`: HS256 JWTs with `jti`, revocation, the login limits (counted before the password
+//!   check, per username and per client address) and the bound on concurrent password checks.
 //! - `data`: the data file format, demo data, argon2 password hashes.
 //! - `demo`: the scripted `--demo-activity`.
 
@@ -59,7 +60,9 @@ pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
 /// How to run a server. `Default` is the in-process demo set-up: `127.0.0.1:0`, no Redis
 /// (in-process bus and in-memory history), the built-in demo data, 12 h tokens, server pings every
-/// 30 s, silent sockets dropped after 90 s, no demo activity, no test controls.
+/// 30 s, silent sockets dropped after 90 s, no demo activity, no test controls; logins limited to
+/// 5 failures per username and 20 per client address a minute, one password check per core (at
+/// most 8) at a time with 32 more waiting.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Address to listen on; port 0 picks a free port (see [`RunningServer::addr`]).
@@ -78,7 +81,8 @@ pub struct ServerConfig {
     pub ping_interval: Duration,
     /// Scripted demo events every so often (`None`: off).
     pub demo_activity: Option<Duration>,
-    /// Enables the `/api/test/...` fault controls. Refused on a non-loopback listen address.
+    /// Enables the `/api/test/...` fault controls. Refused on a non-loopback listen address; while
+    /// on, requests whose `Host` (or `Origin`) is not a loopback name are answered with 403.
     pub test_controls: bool,
     /// The HS256 signing secret. `None`: with Redis, a secret shared through Redis (so instances
     /// accept each other's tokens); without, a random one per process.
@@ -91,10 +95,23 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
-    /// Failed logins per username before 429 (0 disables the limit).
+    /// Failed (or still in-flight) logins per username within `login_window` before 429 (0
+    /// disables the limit). Attempts are counted before the password is checked.
     pub login_max_failures: u32,
-    /// The window of `login_max_failures`, and the longest `Retry-After`.
+    /// Failed (or still in-flight) logins per client address (IPv4, or IPv6 /64) within
+    /// `login_window`, whatever the usernames, before 429 (0 disables the limit).
+    pub login_max_failures_per_ip: u32,
+    /// The window of the login limits, and the longest `Retry-After`.
     pub login_window: Duration,
+    /// Password checks (argon2, ~19 MiB each) running at once; default: the number of cores, at
+    /// most 8.
+    pub login_hash_concurrency: usize,
+    /// Logins that may wait for a password check on top of `login_hash_concurrency`; more are
+    /// answered at once with 503 and `Retry-After`.
+    pub login_hash_queue: usize,
+    /// Allows the built-in demo accounts (published passwords) on a non-loopback listen address.
+    /// Without it [`start`] refuses; with it a warning is logged.
+    pub allow_public_demo: bool,
 }
 
 impl Default for ServerConfig {
@@ -115,7 +132,13 @@ impl Default for ServerConfig {
             max_frame_bytes: MAX_FRAME_BYTES,
             max_body_bytes: 64 * 1024,
             login_max_failures: 5,
+            login_max_failures_per_ip: 20,
             login_window: Duration::from_secs(60),
+            login_hash_concurrency: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(8),
+            login_hash_queue: 32,
+            allow_public_demo: false,
         }
     }
 }
@@ -205,7 +228,8 @@ impl Drop for RunningServer {
 /// Starts a server: loads (or builds) the data, hashes passwords, connects to Redis when asked,
 /// binds the listen address and serves until [`RunningServer::shutdown`] or drop.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
-    if config.test_controls && !config.listen.ip().is_loopback() {
+    let loopback = config.listen.ip().to_canonical().is_loopback();
+    if config.test_controls && !loopback {
         return Err(ServerError::Config(format!(
             "--test-controls is only allowed on a loopback address, not {}",
             config.listen
@@ -215,6 +239,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         return Err(ServerError::Config(
             "max_sockets_per_user and history_cap must be at least 1".into(),
         ));
+    }
+    if !(1..=1024).contains(&config.login_hash_concurrency) || config.login_hash_queue > 1 << 16 {
+        return Err(ServerError::Config(format!(
+            "login_hash_concurrency must be 1..=1024 (not {}) and login_hash_queue at most 65536 \
+             (not {})",
+            config.login_hash_concurrency, config.login_hash_queue
+        )));
     }
     const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
     for (name, value, max) in [
@@ -240,6 +271,25 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         (None, Some(p)) => (data::load(p)?, p.clone()),
         (None, None) => (demo_data(), PathBuf::from("<demo data>")),
     };
+    let published = data::published_accounts(&seed);
+    if !published.is_empty() && !loopback {
+        if !config.allow_public_demo {
+            return Err(ServerError::Config(format!(
+                "the demo accounts ({}) have published passwords; refusing to serve them on the \
+                 non-loopback address {}. Listen on 127.0.0.1 or [::1], give --data with your \
+                 own accounts, or pass --allow-public-demo if anyone who can reach this address \
+                 may sign in as them",
+                published.join(", "),
+                config.listen
+            )));
+        }
+        tracing::warn!(
+            listen = %config.listen,
+            accounts = %published.join(", "),
+            "!!! --allow-public-demo: demo accounts with PUBLISHED PASSWORDS (admin included) are \
+             served on a non-loopback address; anyone who can reach it can sign in as them !!!"
+        );
+    }
     // Argon2 is deliberately slow: hash off the async threads.
     let data = tokio::task::spawn_blocking(move || data::build(seed, Path::new(&origin)))
         .await
@@ -328,7 +378,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     })?;
 
     let app = Arc::new(app::App {
-        limiter: auth::LoginLimiter::new(config.login_max_failures, config.login_window),
+        limiter: auth::LoginLimiter::new(
+            config.login_max_failures,
+            config.login_max_failures_per_ip,
+            config.login_window,
+        ),
+        hashing: Arc::new(auth::HashGate::new(
+            config.login_hash_concurrency,
+            config.login_hash_queue,
+        )),
         cfg: config,
         data: Mutex::new(data),
         auth,
@@ -339,7 +397,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     });
     let router = api::router(app.clone());
     let (http_tx, http_rx) = tokio::sync::oneshot::channel::<()>();
-    let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let serve = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         let _ = http_rx.await;
     });
     tasks.push(tokio::spawn(async move {

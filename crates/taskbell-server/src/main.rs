@@ -40,6 +40,9 @@ struct Args {
     /// Enable the /api/test/... fault controls (loopback addresses only).
     #[arg(long)]
     test_controls: bool,
+    /// Serve the built-in demo accounts (published passwords) on a non-loopback address anyway.
+    #[arg(long)]
+    allow_public_demo: bool,
     /// Token signing secret (default: shared via Redis, or random per process).
     #[arg(long, env = "TASKBELL_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -80,6 +83,7 @@ async fn main() -> ExitCode {
         demo_activity: args.demo_activity.map(Duration::from_secs),
         test_controls: args.test_controls,
         jwt_secret: args.jwt_secret,
+        allow_public_demo: args.allow_public_demo,
         ..ServerConfig::default()
     };
     let server = match start(config).await {

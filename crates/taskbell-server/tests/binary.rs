@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 
 use common::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 fn bin() -> Command {
@@ -93,4 +93,63 @@ async fn the_binary_prints_demo_data_that_it_can_load_again() {
     .await
     .unwrap();
     login(&s.base_url(), "lisi", "review-123").await;
+}
+
+#[tokio::test]
+async fn the_binary_refuses_demo_accounts_on_a_public_address_without_the_flag() {
+    let out = tokio::time::timeout(WAIT, bin().args(["--listen", "0.0.0.0:0"]).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("published passwords") && err.contains("--allow-public-demo"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "it never listened");
+
+    // The same data written to a file is recognised too.
+    let demo = bin().arg("--print-demo-data").output().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("demo.json");
+    std::fs::write(&file, &demo.stdout).unwrap();
+    let out = tokio::time::timeout(
+        WAIT,
+        bin()
+            .args(["--listen", "0.0.0.0:0", "--data"])
+            .arg(&file)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-public-demo"));
+}
+
+#[tokio::test]
+async fn the_binary_serves_public_demo_accounts_only_with_the_flag_and_a_warning() {
+    let mut child = bin()
+        .args(["--listen", "0.0.0.0:0", "--allow-public-demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, out.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with("listening on http://0.0.0.0:"), "{first}");
+    child.start_kill().unwrap();
+    // The warning was logged before the address was printed.
+    let mut err = String::new();
+    tokio::time::timeout(WAIT, child.stderr.take().unwrap().read_to_string(&mut err))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(err.contains("PUBLISHED PASSWORDS"), "{err}");
+    let _ = child.wait().await;
 }
