@@ -10,6 +10,10 @@
 //!   while the engine writes; a busy timeout rides out short write locks.
 //! - The schema version is SQLite's `user_version`; [`History::open`]
 //!   migrates older files forward and refuses newer ones.
+//! - Private from the first byte (unix): the directory is created `0700` (an
+//!   existing one of ours that others can enter is tightened) and the file is
+//!   created `0600` before SQLite opens it; SQLite gives the `-wal` and `-shm`
+//!   files the main file's permissions.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,16 +55,37 @@ CREATE TABLE meta (
 );
 ";
 
+/// How much history is kept ([`History::prune`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// At most this many notifications (the oldest go first).
+    pub max_rows: u64,
+    /// None stored longer ago than this.
+    pub max_age: Duration,
+}
+
+impl Retention {
+    /// The retention a config asks for (`history_max_rows`, `history_max_days`).
+    pub fn from_config(config: &crate::config::Config) -> Retention {
+        Retention {
+            max_rows: config.history_max_rows,
+            max_age: Duration::from_secs(u64::from(config.history_max_days) * 86_400),
+        }
+    }
+}
+
 /// Why the history store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     /// SQLite reported an error (locked, corrupt, disk full, ...).
     #[error("history database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The data directory could not be created.
-    #[error("cannot create the data directory {}: {source}", path.display())]
+    /// The data directory or the history file could not be created.
+    #[error("cannot {action} {}: {source}", path.display())]
     Io {
-        /// The directory.
+        /// What failed, e.g. "create the data directory".
+        action: &'static str,
+        /// The directory or file.
         path: PathBuf,
         /// The OS error.
         #[source]
@@ -122,13 +147,12 @@ pub struct History {
 impl History {
     /// Opens (creating if needed, with its directory) the file at `path`,
     /// in WAL mode, migrating it to [`SCHEMA_VERSION`].
+    ///
+    /// On unix the directory is `0700` and the file `0600` before SQLite
+    /// writes a byte; an existing directory or file others can read is
+    /// tightened.
     pub fn open(path: &Path) -> Result<History, HistoryError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| HistoryError::Io {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
+        prepare_private_files(path)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mode: String =
@@ -335,6 +359,34 @@ impl History {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Forgets what the retention no longer keeps: notifications received more
+    /// than `retention.max_age` before `now_ms`, then the oldest beyond
+    /// `retention.max_rows`. Age counts from when a notification was stored, not
+    /// from the server's timestamp (a server's clock or a replayed old event must
+    /// not make a fresh notification vanish and come back as new). Returns how
+    /// many were removed.
+    pub fn prune(&self, retention: &Retention, now_ms: i64) -> Result<usize, HistoryError> {
+        let max_age_ms = i64::try_from(retention.max_age.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(max_age_ms);
+        let tx = self.conn.unchecked_transaction()?;
+        let by_age = tx.execute(
+            "DELETE FROM notifications WHERE received_at_ms < ?1",
+            params![cutoff],
+        )?;
+        let keep = i64::try_from(retention.max_rows).unwrap_or(i64::MAX);
+        let by_rows = tx.execute(
+            "DELETE FROM notifications WHERE seq <= (
+                 SELECT seq FROM notifications ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+            params![keep],
+        )?;
+        tx.commit()?;
+        let removed = by_age + by_rows;
+        if removed > 0 {
+            tracing::info!(removed, "old notifications removed from the history");
+        }
+        Ok(removed)
+    }
+
     /// How many notifications are stored.
     pub fn len(&self) -> Result<u64, HistoryError> {
         let n: i64 = self
@@ -347,6 +399,87 @@ impl History {
     pub fn is_empty(&self) -> Result<bool, HistoryError> {
         Ok(self.len()? == 0)
     }
+}
+
+/// Creates the history's directory and (on unix) the empty file, both
+/// private to the user, so that no byte of the history is ever readable by
+/// others: the directory `0700` (with any missing parents), the file `0600`.
+/// SQLite then opens the existing file, and creates its `-wal` and `-shm`
+/// files with the main file's permissions.
+///
+/// What an older TaskBell left group- or world-accessible is tightened: the
+/// file and its `-wal`/`-shm`/`-journal` files, and the directory when it is
+/// ours (same owner as the file) and not a shared sticky one such as `/tmp`.
+/// A failure to tighten is logged, not fatal: the files' own modes are what
+/// keep the history private.
+fn prepare_private_files(path: &Path) -> Result<(), HistoryError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+
+        if let Some(dir) = dir {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| HistoryError::Io {
+                    action: "create the data directory",
+                    path: dir.to_owned(),
+                    source,
+                })?;
+        }
+        // Only a missing file is created; an existing one is left to SQLite
+        // (which may open it read-only) and only its mode is checked below.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(HistoryError::Io {
+                    action: "create the history file",
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+        let owner = std::fs::metadata(path).map(|m| m.uid()).ok();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            if let Ok(meta) = std::fs::metadata(&file)
+                && meta.is_file()
+                && meta.mode() & 0o077 != 0
+                && let Err(e) =
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file = %file.display(), error = %e, "cannot make the history file private");
+            }
+        }
+        if let Some(dir) = dir
+            && let Ok(meta) = std::fs::metadata(dir)
+            && meta.mode() & 0o077 != 0
+            && meta.mode() & 0o1000 == 0
+            && Some(meta.uid()) == owner
+            && let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data directory private");
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(|source| HistoryError::Io {
+            action: "create the data directory",
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// The columns [`record_from_row`] reads, in order.

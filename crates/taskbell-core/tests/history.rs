@@ -1,6 +1,6 @@
 //! The SQLite history store on real files: dedupe by key (also across
 //! reopening), the cursor, listing with filters, read state, WAL mode and the
-//! schema version.
+//! schema version, and the files' permissions.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers; a failure is the point
 
@@ -246,4 +246,112 @@ fn insert_many_is_one_transaction_with_per_item_results() {
     assert!(h.insert_many(&many).unwrap().iter().all(|f| *f));
     assert!(h.insert_many(&many).unwrap().iter().all(|f| !*f));
     assert_eq!(h.len().unwrap(), 2003);
+}
+
+/// The permission bits of `path`, in octal ("600").
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode();
+    format!("{:o}", mode & 0o7777)
+}
+
+/// `path` with `suffix` appended to its file name (`-wal`, `-shm`).
+#[cfg(unix)]
+fn sibling(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
+}
+
+/// Runs `test` under a umask that lets group and others read new files (022, the usual
+/// default), so a file created with default permissions would be 0644. When this process
+/// has a stricter umask, the test re-runs itself in a child started by `sh` with umask 022.
+#[cfg(unix)]
+fn with_umask_022(name: &str, test: impl FnOnce()) {
+    const CHILD: &str = "TASKBELL_TEST_UMASK_022";
+    let probe_dir = tempfile::tempdir().unwrap();
+    let probe = probe_dir.path().join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    if mode(&probe) == "644" {
+        return test();
+    }
+    assert!(
+        std::env::var_os(CHILD).is_none(),
+        "umask 022 did not take effect in the child"
+    );
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1"])
+        .env(CHILD, "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{name} under umask 022: {status}");
+}
+
+#[cfg(unix)]
+#[test]
+fn history_files_are_private_from_the_first_byte() {
+    with_umask_022("history_files_are_private_from_the_first_byte", || {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("share").join("taskbell");
+        let path = dir.join("history.sqlite3");
+        let h = History::open(&path).unwrap();
+        // A write while the connection is open leaves the WAL and its shared memory file.
+        assert!(h.insert(&n("a", NotificationKind::System, 1)).unwrap());
+        let reader = History::open(&path).unwrap();
+        assert_eq!(reader.len().unwrap(), 1);
+        assert_eq!(mode(&dir), "700", "the data directory");
+        assert_eq!(mode(&root.path().join("share")), "700", "a created parent");
+        for file in [path.clone(), sibling(&path, "-wal"), sibling(&path, "-shm")] {
+            assert_eq!(mode(&file), "600", "{}", file.display());
+        }
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn an_open_data_dir_and_history_left_by_an_older_version_are_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    with_umask_022(
+        "an_open_data_dir_and_history_left_by_an_older_version_are_tightened",
+        || {
+            let root = tempfile::tempdir().unwrap();
+            let dir = root.path().join("taskbell");
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let path = dir.join("history.sqlite3");
+            // What an older TaskBell left: a 0644 history, still open (so 0644 -wal/-shm).
+            let old = rusqlite::Connection::open(&path).unwrap();
+            let journal: String = old
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(journal.to_ascii_lowercase(), "wal");
+            old.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+                .unwrap();
+            for file in [&path, &sibling(&path, "-wal"), &sibling(&path, "-shm")] {
+                assert_eq!(mode(file), "644", "precondition: {}", file.display());
+            }
+
+            let h = History::open(&path).unwrap();
+            assert!(h.insert(&n("a", NotificationKind::System, 1)).unwrap());
+            assert_eq!(mode(&dir), "700", "the data directory");
+            for file in [path.clone(), sibling(&path, "-wal"), sibling(&path, "-shm")] {
+                assert_eq!(mode(&file), "600", "{}", file.display());
+            }
+            drop(old);
+            drop(h);
+            // Reopened later: SQLite makes new -wal/-shm files like the (now 0600) main file.
+            let h = History::open(&path).unwrap();
+            assert!(h.insert(&n("b", NotificationKind::System, 2)).unwrap());
+            for file in [path.clone(), sibling(&path, "-wal"), sibling(&path, "-shm")] {
+                assert_eq!(mode(&file), "600", "{}", file.display());
+            }
+        },
+    );
 }
