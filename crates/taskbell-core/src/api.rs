@@ -22,6 +22,12 @@ use crate::summary::{self, SummaryCounts};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time for a whole request, response body included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest response body read (declared or streamed); a larger one is refused
+/// with [`ApiError::BadResponse`]. A catch-up page of a few hundred notifications
+/// is tens of KiB.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+/// Same-origin redirects followed at most.
+const MAX_REDIRECTS: usize = 5;
 
 /// An access token. `Debug` and `Display` print `***`; only [`SecretToken::expose`]
 /// gives the text, for the `Authorization` header and the keyring.
@@ -29,8 +35,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct SecretToken(String);
 
 impl SecretToken {
-    /// Wraps a token.
+    /// Wraps a token, and registers it with [`crate::sanitize::redact`] so that
+    /// no log line or output can show it.
     pub fn new(token: String) -> SecretToken {
+        crate::sanitize::register_secret(&token);
         SecretToken(token)
     }
 
@@ -208,7 +216,22 @@ impl Api {
     /// A client for `base` with the given connect and request timeouts.
     pub fn with_timeouts(base: Url, connect: Duration, request: Duration) -> Result<Api, ApiError> {
         let base = normalize_base(&base)?;
+        let origin = base.origin();
+        // Credentials (the password of a login, the token of every other call) may
+        // only ever reach the configured origin: redirects are followed within it
+        // only, which also rules out https → http. Anything else stops here and is
+        // reported (see `interpret`).
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if attempt.url().origin() == origin {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
         let http = reqwest::Client::builder()
+            .redirect(redirects)
             .connect_timeout(connect)
             .timeout(request)
             .user_agent(concat!("TaskBell/", env!("CARGO_PKG_VERSION")))
@@ -264,34 +287,22 @@ impl Api {
         }
         let resp = req.send().await.map_err(classify)?;
         let status = resp.status();
+        if status.is_redirection() {
+            return Err(refused_redirect(&resp));
+        }
         let retry_after = parse_retry_after(resp.headers());
-        let bytes = resp.bytes().await.map_err(classify)?;
+        let bytes = read_capped(resp, MAX_BODY_BYTES).await?;
         interpret(status, retry_after, &bytes, login)
     }
 
     /// `POST /api/auth/login`.
     pub async fn login(&self, username: &str, password: &str) -> Result<LoginOk, ApiError> {
+        crate::sanitize::register_secret(password);
         let body = serde_json::json!({ "username": username, "password": password });
         let data = self
             .call(Method::POST, "api/auth/login", &[], Some(body), true)
             .await?;
-        let token = data
-            .get("access_token")
-            .or_else(|| data.get("token"))
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::BadResponse("login answer has no access_token".into()))?;
-        let expires_in = data.get("expires_in").and_then(Value::as_u64);
-        let user = data
-            .get("user")
-            .cloned()
-            .ok_or_else(|| ApiError::BadResponse("login answer has no user".into()))?;
-        let user: User = parse_value(user, "user")?;
-        Ok(LoginOk {
-            token: SecretToken::new(token.to_string()),
-            expires_in,
-            user,
-        })
+        parse_login(data)
     }
 
     /// `POST /api/auth/logout` (revokes the token where the server supports it).
@@ -407,6 +418,46 @@ impl Api {
             }
         }
     }
+}
+
+/// The error for a redirect that was not followed (another origin).
+fn refused_redirect(resp: &reqwest::Response) -> ApiError {
+    let to = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| resp.url().join(l).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|| "an unknown address".to_string());
+    ApiError::BadUrl(format!(
+        "the server redirects to another address ({}), and TaskBell sends credentials \
+         only to the configured server; if you trust that address, use it as the server URL",
+        crate::sanitize::terminal_line(&to)
+    ))
+}
+
+/// Reads a response body, refusing one larger than `max` bytes, declared
+/// (`Content-Length`) or streamed, before holding more than `max` in memory.
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::BadResponse(format!(
+            "the answer is larger than {} MiB; refused",
+            max >> 20
+        ))
+    };
+    let declared = resp.content_length();
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let hint = declared.map_or(0, |n| usize::try_from(n).unwrap_or(max));
+    let mut body = Vec::with_capacity(hint.min(max).min(64 << 10));
+    while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn count_u32(n: usize) -> u32 {
@@ -596,6 +647,58 @@ fn interpret(
         });
     }
     Ok(env.data)
+}
+
+fn parse_login(data: Value) -> Result<LoginOk, ApiError> {
+    let token = data
+        .get("access_token")
+        .or_else(|| data.get("token"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::BadResponse("login answer has no access_token".into()))?;
+    let expires_in = data.get("expires_in").and_then(Value::as_u64);
+    let user = data
+        .get("user")
+        .cloned()
+        .ok_or_else(|| ApiError::BadResponse("login answer has no user".into()))?;
+    let user: User = parse_value(user, "user")?;
+    Ok(LoginOk {
+        token: SecretToken::new(token.to_string()),
+        expires_in,
+        user,
+    })
+}
+
+/// Which answer a body is for ([`decode_answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// `POST /api/auth/login`.
+    Login,
+    /// `GET /api/auth/me`.
+    User,
+    /// `GET /api/tasks/my`, `GET /api/tasks`.
+    Tasks,
+    /// `GET /api/skip-requests`.
+    SkipRequests,
+    /// `GET /api/notifications`.
+    Notifications,
+}
+
+/// Decodes one REST answer exactly as the client does after reading it (status,
+/// envelope, then the typed data), without any I/O: the entry point of the
+/// envelope fuzzer (`fuzz/fuzz_targets/envelope.rs`) and of its corpus replay.
+/// Never panics; every bad answer is an [`ApiError`].
+pub fn decode_answer(status: u16, body: &[u8], expect: Expect) -> Result<(), ApiError> {
+    let status = StatusCode::from_u16(status)
+        .map_err(|_| ApiError::BadResponse(format!("HTTP status {status} is not valid")))?;
+    let data = interpret(status, None, body, expect == Expect::Login)?;
+    match expect {
+        Expect::Login => parse_login(data).map(drop),
+        Expect::User => parse_value::<User>(data, "user").map(drop),
+        Expect::Tasks => parse_list::<Task>(data, "tasks").map(drop),
+        Expect::SkipRequests => parse_list::<SkipRequest>(data, "skip requests").map(drop),
+        Expect::Notifications => parse_page(&data).map(drop),
+    }
 }
 
 fn parse_value<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T, ApiError> {

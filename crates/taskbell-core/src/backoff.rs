@@ -24,6 +24,11 @@ pub struct BackoffPolicy {
     pub cap: Duration,
     /// A connection that lasted this long resets the attempt counter (30 s).
     pub reset_after: Duration,
+    /// A connection the caller saw healthy (heartbeat answered, caught up) resets
+    /// the counter once it has lasted this long (10 s). Without a minimum, a
+    /// server that closes every socket right after its first pong got a connect
+    /// every half second.
+    pub healthy_after: Duration,
 }
 
 impl Default for BackoffPolicy {
@@ -32,6 +37,7 @@ impl Default for BackoffPolicy {
             base: Duration::from_secs(1),
             cap: Duration::from_secs(60),
             reset_after: Duration::from_secs(30),
+            healthy_after: Duration::from_secs(10),
         }
     }
 }
@@ -61,6 +67,7 @@ pub struct Backoff {
     policy: BackoffPolicy,
     attempt: u32,
     connected_at: Option<Instant>,
+    healthy: bool,
 }
 
 impl Backoff {
@@ -70,6 +77,7 @@ impl Backoff {
             policy,
             attempt: 0,
             connected_at: None,
+            healthy: false,
         }
     }
 
@@ -89,6 +97,7 @@ impl Backoff {
         let d = self.policy.delay(self.attempt, rng);
         self.attempt = self.attempt.saturating_add(1);
         self.connected_at = None;
+        self.healthy = false;
         d
     }
 
@@ -101,29 +110,83 @@ impl Backoff {
     /// Records that a connection was established at `now`.
     pub fn connected_at(&mut self, now: Instant) {
         self.connected_at = Some(now);
+        self.healthy = false;
     }
 
-    /// Whether the current connection (see [`Backoff::connected_at`]) has
-    /// lasted `reset_after` by `now`. Call it when the connection ends; if
-    /// true, [`Backoff::reset`] before asking for the next delay.
+    /// Whether the current connection (see [`Backoff::connected_at`]) counts as
+    /// stable by `now`: it lasted `reset_after`, or it was seen healthy
+    /// ([`Backoff::healthy`]) and lasted `healthy_after`. Call it when the
+    /// connection ends; if true, [`Backoff::reset`] before asking for the next
+    /// delay.
     pub fn is_stable(&self, now: Instant) -> bool {
-        self.connected_at
-            .is_some_and(|t| now.saturating_duration_since(t) >= self.policy.reset_after)
+        self.connected_at.is_some_and(|t| {
+            let up = now.saturating_duration_since(t);
+            up >= self.policy.reset_after || (self.healthy && up >= self.policy.healthy_after)
+        })
     }
 
     /// The current connection proved healthy (the caller saw it answer a
-    /// heartbeat and catch up): the next outage starts again from the first
-    /// delay, however soon it comes. Without this, outages less than
-    /// `reset_after` apart kept doubling the delay (bench finding 2: 31 s median
-    /// recovery for back-to-back 5 s outages).
+    /// heartbeat and catch up): once it has also lasted `healthy_after`, the
+    /// next outage starts again from the first delay, well before `reset_after`
+    /// (bench finding 2: outages seconds apart kept doubling the delay). A
+    /// connection that a server closes right after proving healthy keeps the
+    /// delays growing (hardening: no reconnect storm).
     pub fn healthy(&mut self) {
-        self.attempt = 0;
+        self.healthy = true;
     }
 
     /// Back to attempt 0, no connection.
     pub fn reset(&mut self) {
         self.attempt = 0;
         self.connected_at = None;
+        self.healthy = false;
+    }
+}
+
+/// Refusals of the token (close code 4001, a 401) that come close together.
+///
+/// The first refusal of a while is an expired or revoked token: sign in again at
+/// once. Another within `window` means the server refuses what it just issued;
+/// each further one must wait longer ([`RefusalStreak::floor`]), whatever
+/// happened in between (an answered heartbeat proves nothing about the next
+/// token). The streak ends after `window` without a refusal.
+#[derive(Debug, Clone)]
+pub struct RefusalStreak {
+    window: Duration,
+    last: Option<Instant>,
+    count: u32,
+}
+
+impl RefusalStreak {
+    /// A streak that ends after `window` without a refusal.
+    pub fn new(window: Duration) -> RefusalStreak {
+        RefusalStreak {
+            window,
+            last: None,
+            count: 0,
+        }
+    }
+
+    /// Records a refusal at `now`; returns its number in the current streak (1 for
+    /// the first of a while).
+    pub fn refused(&mut self, now: Instant) -> u32 {
+        let close = self
+            .last
+            .is_some_and(|l| now.saturating_duration_since(l) < self.window);
+        self.count = if close {
+            self.count.saturating_add(1)
+        } else {
+            1
+        };
+        self.last = Some(now);
+        self.count
+    }
+
+    /// The least wait before signing in again after the latest refusal: none for
+    /// the first, then the policy's ceilings for attempts 1, 2, 3… (2 s, 4 s, 8 s …
+    /// up to the cap with the default policy).
+    pub fn floor(&self, policy: &BackoffPolicy) -> Option<Duration> {
+        (self.count > 1).then(|| policy.ceiling(self.count - 1))
     }
 }
 
@@ -154,6 +217,7 @@ mod tests {
             base: Duration::MAX,
             cap: Duration::MAX,
             reset_after: Duration::ZERO,
+            healthy_after: Duration::ZERO,
         };
         assert_eq!(huge.ceiling(5), Duration::MAX);
         let d = huge.delay(5, &mut rng());
@@ -239,13 +303,65 @@ mod tests {
         }
         b.connected_at(t0);
         b.healthy();
-        // Dropped 2 s later, long before `reset_after`: still attempt 0.
-        assert!(!b.is_stable(t0 + Duration::from_secs(2)));
-        assert_eq!(b.attempt(), 0);
+        // Dropped 12 s later, long before `reset_after` but after `healthy_after`:
+        // stable, so the next outage starts from the first delay.
+        assert!(b.is_stable(t0 + Duration::from_secs(12)));
+        b.reset();
         assert!(b.next_delay(&mut r) <= Duration::from_secs(1));
         assert_eq!(b.attempt(), 1);
         // Failed attempts after it double again.
         assert_eq!(b.policy().ceiling(b.attempt()), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_healthy_connection_closed_at_once_keeps_the_delays_growing() {
+        // A server that closes right after the first pong and a catch-up (attack 3).
+        let mut b = Backoff::new(BackoffPolicy::default());
+        let mut r = rng();
+        let mut t = Instant::now();
+        let mut ceilings = Vec::new();
+        for _ in 0..8 {
+            b.connected_at(t);
+            b.healthy();
+            t += Duration::from_millis(300);
+            assert!(!b.is_stable(t), "healthy but only 300 ms up");
+            let d = b.next_delay(&mut r);
+            ceilings.push(b.policy().ceiling(b.attempt() - 1).as_secs());
+            assert!(d <= b.policy().ceiling(b.attempt() - 1));
+            t += d;
+        }
+        assert_eq!(ceilings, [1, 2, 4, 8, 16, 32, 60, 60]);
+        // Healthy alone is forgotten by the next connection: it must prove itself again.
+        b.connected_at(t);
+        assert!(!b.is_stable(t + Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn refusals_close_together_wait_longer_and_longer() {
+        let p = BackoffPolicy::default();
+        let mut s = RefusalStreak::new(Duration::from_secs(600));
+        let t0 = Instant::now();
+        assert_eq!(s.refused(t0), 1);
+        assert_eq!(
+            s.floor(&p),
+            None,
+            "the first refusal signs in again at once"
+        );
+        let mut floors = Vec::new();
+        let mut t = t0;
+        for _ in 0..8 {
+            t += Duration::from_secs(1);
+            s.refused(t);
+            floors.push(s.floor(&p).map(|d| d.as_secs()));
+        }
+        assert_eq!(
+            floors,
+            [2, 4, 8, 16, 32, 60, 60, 60].map(Some),
+            "each refusal within the window waits longer"
+        );
+        // Ten quiet minutes end the streak: an expired token hours later is no attack.
+        assert_eq!(s.refused(t + Duration::from_secs(600)), 1);
+        assert_eq!(s.floor(&p), None);
     }
 
     #[test]

@@ -180,7 +180,16 @@ pub struct Config {
     pub sound: bool,
     /// Start the tray app at login.
     pub autostart: bool,
+    /// The history keeps at most this many notifications (the oldest go first).
+    pub history_max_rows: u64,
+    /// The history forgets notifications older than this many days.
+    pub history_max_days: u32,
 }
+
+/// The allowed range of `history_max_rows`.
+pub const HISTORY_ROWS_RANGE: std::ops::RangeInclusive<u64> = 100..=10_000_000;
+/// The allowed range of `history_max_days`.
+pub const HISTORY_DAYS_RANGE: std::ops::RangeInclusive<u32> = 1..=3650;
 
 impl Default for Config {
     fn default() -> Self {
@@ -200,6 +209,8 @@ impl Default for Config {
             fold_window_ms: 2000,
             sound: false,
             autostart: false,
+            history_max_rows: 50_000,
+            history_max_days: 365,
         }
     }
 }
@@ -308,6 +319,28 @@ impl Config {
                 format!("must be at most 60000 ms, got {}", self.fold_window_ms),
             );
         }
+        if !HISTORY_ROWS_RANGE.contains(&self.history_max_rows) {
+            return invalid(
+                "history_max_rows",
+                format!(
+                    "must be between {} and {}, got {}",
+                    HISTORY_ROWS_RANGE.start(),
+                    HISTORY_ROWS_RANGE.end(),
+                    self.history_max_rows
+                ),
+            );
+        }
+        if !HISTORY_DAYS_RANGE.contains(&self.history_max_days) {
+            return invalid(
+                "history_max_days",
+                format!(
+                    "must be between {} and {} days, got {}",
+                    HISTORY_DAYS_RANGE.start(),
+                    HISTORY_DAYS_RANGE.end(),
+                    self.history_max_days
+                ),
+            );
+        }
         if !self.task_url_template.contains("{task_id}") {
             return invalid(
                 "task_url_template",
@@ -384,13 +417,11 @@ fn set_scheme(url: &mut Url, scheme: &str) -> Result<(), ()> {
     url.set_scheme(scheme)
 }
 
-/// `localhost`, `*.localhost`, 127.0.0.0/8 and ::1.
+/// `localhost`, 127.0.0.0/8 and ::1. Not `*.localhost`: such names are resolved
+/// through DNS like any other, so a plain-http URL to one can leave the machine.
 pub fn is_loopback(host: &Host<&str>) -> bool {
     match host {
-        Host::Domain(d) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
+        Host::Domain(d) => d.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
         Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
         Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
     }
@@ -713,6 +744,8 @@ mod tests {
             "ws://10.0.0.5:8000",
             "http://192.168.1.2",
             "http://localhost.evil.com",
+            "http://evil.localhost:8000",
+            "ws://a.b.localhost.",
         ] {
             assert!(
                 matches!(url(bad, false), Err(ConfigError::Insecure { .. })),

@@ -24,10 +24,18 @@ use url::Url;
 
 use crate::config::{Config, QuietHours};
 use crate::i18n::{Lang, Msg, tr};
-use crate::protocol::{Notification, NotificationKind, Priority};
+use crate::protocol::{self, Notification, NotificationKind, Priority};
 
 /// How many titles a folded toast lists before "… and N more".
 const FOLD_LIST: usize = 3;
+/// A toast's title is cut to this many characters.
+pub const TOAST_TITLE_CHARS: usize = 200;
+/// A toast's body is cut to this many characters (before markup escaping).
+pub const TOAST_BODY_CHARS: usize = 1_000;
+/// Toasts held for folding at most; more are folded into the first in place.
+const MAX_HELD: usize = 256;
+/// Notification keys a folded toast carries at most.
+const MAX_FOLD_KEYS: usize = 50_000;
 
 /// Desktop notification urgency (freedesktop: low, normal, critical).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -227,8 +235,8 @@ impl Delivery {
             _ => None,
         };
         Toast {
-            title,
-            body: escape_markup(&n.content),
+            title: protocol::truncate_chars(&title, TOAST_TITLE_CHARS).into_owned(),
+            body: escape_markup(&protocol::truncate_chars(&n.content, TOAST_BODY_CHARS)),
             urgency: urgency(n.priority),
             open_url,
             keys: vec![n.key.clone()],
@@ -279,6 +287,12 @@ impl Delivery {
             if self.held.is_empty() {
                 self.held_since = Some(now);
             }
+            if self.held.len() >= MAX_HELD {
+                // A flood within one window: fold what is held into one now, so the
+                // held list stays small (folding is associative: counts add up).
+                let held = std::mem::take(&mut self.held);
+                self.held.push(fold(held, self.policy.lang));
+            }
             self.held.push(toast);
         } else {
             self.recent.push_back(now);
@@ -323,6 +337,17 @@ impl Delivery {
     }
 }
 
+/// Folds several toasts into one "N new notifications" toast (one toast stays as
+/// it is). Used for bursts and when toasts wait for a slow notification daemon.
+pub fn fold_toasts(mut toasts: Vec<Toast>, lang: Lang) -> Toast {
+    if toasts.len() == 1 {
+        if let Some(t) = toasts.pop() {
+            return t;
+        }
+    }
+    fold(toasts, lang)
+}
+
 /// Folds several toasts into one "N new notifications" toast.
 fn fold(held: Vec<Toast>, lang: Lang) -> Toast {
     let total: usize = held.iter().map(|t| t.folded.max(1)).sum();
@@ -351,7 +376,11 @@ fn fold(held: Vec<Toast>, lang: Lang) -> Toast {
         body: lines.join("\n"),
         urgency,
         open_url,
-        keys: held.into_iter().flat_map(|t| t.keys).collect(),
+        keys: held
+            .into_iter()
+            .flat_map(|t| t.keys)
+            .take(MAX_FOLD_KEYS)
+            .collect(),
         folded: total,
         timeout_ms: None,
     }
@@ -494,14 +523,14 @@ mod tests {
         let mut p = policy();
         p.lang = Lang::ZhCn;
         let d = Delivery::new(p);
-        let Ok(crate::protocol::Inbound::Notification(n)) = decode_at(
+        let Ok(protocol::Inbound::Notification(n)) = decode_at(
             r#"{"type":"group","group_id":"g7","from_user_id":1,"content":"hi"}"#,
             0,
         ) else {
             panic!("decode failed")
         };
         assert_eq!(d.toast_for(&n).title, "群组 g7 有新消息");
-        let Ok(crate::protocol::Inbound::Notification(n)) = decode_at(
+        let Ok(protocol::Inbound::Notification(n)) = decode_at(
             r#"{"type":"private","from_user_id":5,"from_username":"李四","content":"hi"}"#,
             0,
         ) else {

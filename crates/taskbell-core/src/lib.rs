@@ -10,7 +10,7 @@
 //!
 //! Pure modules (no I/O, tested without sockets or clocks): [`protocol`],
 //! [`backoff`], [`heartbeat`], [`summary`] (rendering), [`delivery`], [`i18n`],
-//! [`config`] (validation).
+//! [`config`] (validation), [`sanitize`] (terminal-safe text, secret redaction).
 //!
 //! I/O modules: [`api`] (REST), [`credentials`] (OS keyring), [`history`]
 //! (SQLite), [`notifier`] (desktop notifications), and [`supervisor`], the one
@@ -26,6 +26,7 @@ pub mod history;
 pub mod i18n;
 pub mod notifier;
 pub mod protocol;
+pub mod sanitize;
 mod signin;
 pub mod summary;
 pub mod supervisor;

@@ -279,7 +279,15 @@ mod freedesktop {
         pub timeout_ms: i32,
     }
 
-    type Links = Arc<Mutex<BTreeMap<u32, String>>>;
+    /// A shown toast's link and the unique bus name of the daemon that showed it:
+    /// only that daemon's signals may open it (any other client on the session
+    /// bus can emit an `ActionInvoked` signal too).
+    struct Link {
+        url: String,
+        daemon: String,
+    }
+
+    type Links = Arc<Mutex<BTreeMap<u32, Link>>>;
 
     /// The live connection and the links of the toasts shown over it.
     struct Bus {
@@ -389,19 +397,21 @@ mod freedesktop {
             loop {
                 let bus = self.current(opener)?;
                 match call_notify(&bus.conn, req) {
-                    Ok(id) => {
+                    Ok((id, daemon)) => {
                         if let Some(url) = link {
                             let mut links = lock(&bus.links);
-                            links.insert(id, url);
+                            links.insert(id, Link { url, daemon });
                             while links.len() > MAX_LINKS {
                                 links.pop_first();
                             }
                         }
                         return Ok(());
                     }
+                    // A slow daemon (a timed-out call) is no broken connection: keep it.
+                    Err(e) if timed_out(&e) => return Err(NotifyError::Failed(e.to_string())),
                     Err(e) if connection_broken(&e) => {
                         self.forget(&bus);
-                        if retried || timed_out(&e) {
+                        if retried {
                             return Err(NotifyError::Failed(e.to_string()));
                         }
                         tracing::debug!(error = %e, "the notification bus connection broke; reconnecting");
@@ -413,10 +423,12 @@ mod freedesktop {
         }
     }
 
+    /// Sends `Notify`; returns the notification id and the unique bus name of the
+    /// daemon that answered.
     fn call_notify(
         conn: &zbus::blocking::Connection,
         req: &NotifyRequest<'_>,
-    ) -> Result<u32, zbus::Error> {
+    ) -> Result<(u32, String), zbus::Error> {
         let mut hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
         hints.insert("urgency", zbus::zvariant::Value::U8(req.urgency));
         hints.insert("category", zbus::zvariant::Value::from("im.received"));
@@ -436,7 +448,12 @@ mod freedesktop {
                 req.timeout_ms,
             ),
         )?;
-        reply.body().deserialize::<u32>()
+        let daemon = reply
+            .header()
+            .sender()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        Ok((reply.body().deserialize::<u32>()?, daemon))
     }
 
     /// One thread per connection: opens the link of a toast whose action was invoked,
@@ -462,6 +479,7 @@ mod freedesktop {
                 for msg in iter {
                     let Ok(msg) = msg else { break };
                     let header = msg.header();
+                    let sender = header.sender().map(|s| s.as_str()).unwrap_or_default();
                     match header.member().map(|m| m.as_str()) {
                         Some("ActionInvoked") => {
                             let Ok((id, action)) = msg.body().deserialize::<(u32, String)>() else {
@@ -470,7 +488,23 @@ mod freedesktop {
                             if action != "default" && action != "open" {
                                 continue;
                             }
-                            let url = lock(&links).get(&id).cloned();
+                            let url = {
+                                let links = lock(&links);
+                                match links.get(&id) {
+                                    Some(l) if !l.daemon.is_empty() && l.daemon == sender => {
+                                        Some(l.url.clone())
+                                    }
+                                    Some(_) => {
+                                        tracing::warn!(
+                                            notification = id,
+                                            %sender,
+                                            "ignored a click signal that did not come from the notification daemon"
+                                        );
+                                        None
+                                    }
+                                    None => None,
+                                }
+                            };
                             if let Some(url) = url {
                                 tracing::info!(notification = id, "opening the task page");
                                 if let Err(e) = opener(&url) {
@@ -480,7 +514,10 @@ mod freedesktop {
                         }
                         Some("NotificationClosed") => {
                             if let Ok((id, _reason)) = msg.body().deserialize::<(u32, u32)>() {
-                                lock(&links).remove(&id);
+                                let mut links = lock(&links);
+                                if links.get(&id).is_some_and(|l| l.daemon == sender) {
+                                    links.remove(&id);
+                                }
                             }
                         }
                         _ => {}

@@ -30,6 +30,52 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 /// frames over 1 MiB).
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
+/// A notification title is cut to this many characters (with `…`) when decoded,
+/// so that neither the history nor a toast holds more.
+pub const MAX_TITLE_CHARS: usize = 300;
+/// A notification content is cut to this many characters (with `…`) when decoded.
+pub const MAX_CONTENT_CHARS: usize = 4_000;
+/// A notification's `data` object larger than this (serialised) keeps only its
+/// short scalar members.
+pub const MAX_DATA_BYTES: usize = 8 << 10;
+/// The longest scalar member kept from an oversized `data` object, in bytes.
+const MAX_DATA_VALUE_BYTES: usize = 1 << 10;
+
+/// `s` cut to at most `max` characters, the last of them `…` when it was cut.
+pub fn truncate_chars(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some(_) => {
+            let keep = max.saturating_sub(1);
+            let end = s.char_indices().nth(keep).map_or(s.len(), |(i, _)| i);
+            std::borrow::Cow::Owned(format!("{}…", &s[..end]))
+        }
+    }
+}
+
+/// Keeps an oversized `data` object within [`MAX_DATA_BYTES`]: only members
+/// that are short scalars stay (ids, names, numbers).
+fn bound_data(data: &mut Map<String, Value>) {
+    let size = serde_json::to_vec(&*data).map_or(usize::MAX, |v| v.len());
+    if size <= MAX_DATA_BYTES {
+        return;
+    }
+    data.retain(|k, v| {
+        k.len() <= 64
+            && match v {
+                Value::String(s) => s.len() <= MAX_DATA_VALUE_BYTES,
+                Value::Number(_) | Value::Bool(_) | Value::Null => true,
+                Value::Array(_) | Value::Object(_) => false,
+            }
+    });
+    // Still too large (many short members): keep the first ones that fit.
+    let mut total = 2usize;
+    data.retain(|k, v| {
+        total += k.len() + v.to_string().len() + 4;
+        total <= MAX_DATA_BYTES
+    });
+}
+
 /// Integers below this are seconds since the epoch, at or above it milliseconds
 /// (protocol.md §1: "integer < 10^11 is seconds").
 pub const SECONDS_LIMIT: i64 = 100_000_000_000;
@@ -778,6 +824,10 @@ fn notification_from_object(
         Some(id) => id.clone(),
         None => content_key(&kind, &title, &content, task_id.as_deref(), parsed_ts),
     };
+    // Cut after the key is made: the same frame always gets the same key.
+    let title = truncate_chars(&title, MAX_TITLE_CHARS).into_owned();
+    let content = truncate_chars(&content, MAX_CONTENT_CHARS).into_owned();
+    bound_data(&mut data);
     Ok(Notification {
         id,
         key,

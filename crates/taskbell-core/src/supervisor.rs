@@ -43,9 +43,10 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
@@ -62,12 +63,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
 use crate::api::{Api, ApiError, NotificationPage, SecretToken};
-use crate::backoff::{Backoff, BackoffPolicy};
+use crate::backoff::{Backoff, BackoffPolicy, RefusalStreak};
 use crate::config::{Config, ConfigError, Paths};
 use crate::credentials::{Credentials, CredentialsError};
 use crate::delivery::{self, Delivery, DeliveryPolicy, Toast, Urgency};
 use crate::heartbeat::Heartbeat;
-use crate::history::{History, HistoryError};
+use crate::history::{History, HistoryError, Retention};
 use crate::i18n::{Lang, Msg, tr};
 use crate::notifier::{Notifier, NotifyError};
 use crate::protocol::{self, Inbound, Notification, Outbound, User};
@@ -248,6 +249,9 @@ pub struct Timing {
     pub urgent_delay: Duration,
     /// Retry delay after a failed catch-up.
     pub catchup_retry: Duration,
+    /// Token refusals (4001) less than this apart form a streak that waits
+    /// longer and longer before signing in again ([`RefusalStreak`]).
+    pub auth_refusal_window: Duration,
 }
 
 impl Default for Timing {
@@ -262,6 +266,7 @@ impl Default for Timing {
             wall_clock: SystemTime::now,
             urgent_delay: summary::URGENT_DELAY,
             catchup_retry: Duration::from_secs(5),
+            auth_refusal_window: Duration::from_secs(600),
         }
     }
 }
@@ -392,6 +397,9 @@ impl Engine {
             opts.timing.request_timeout,
         )?;
         let history = History::open(&opts.paths.history_db())?;
+        if let Err(e) = history.prune(&Retention::from_config(&opts.config), protocol::now_ms()) {
+            tracing::warn!(error = %e, "cannot apply the history retention");
+        }
         let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let unread = history.unread_count().unwrap_or(0);
@@ -406,7 +414,7 @@ impl Engine {
             reconnects: 0,
         };
         let (status_tx, status_rx) = watch::channel(status);
-        let toasts = ToastWorker::start(opts.notifier.clone(), events_tx.clone())?;
+        let toasts = ToastWorker::start(opts.notifier.clone(), events_tx.clone(), opts.lang)?;
         let delivery = Delivery::new(delivery_policy(&opts.config, opts.lang));
         let core = Core {
             server,
@@ -423,7 +431,8 @@ impl Engine {
             commands: cmd_rx,
             toasts,
             summary_done: false,
-            auth_failures: 0,
+            stored_since_prune: 0,
+            auth_refusals: RefusalStreak::new(opts.timing.auth_refusal_window),
             clock: ClockWatch::new(opts.timing.wall_clock),
             config: opts.config,
             paths: opts.paths,
@@ -446,23 +455,118 @@ fn delivery_policy(config: &Config, lang: Lang) -> DeliveryPolicy {
     DeliveryPolicy::from_config(config, lang)
 }
 
-/// Shows toasts one after another on a thread of its own.
+/// The history's retention is applied at start and after this many stored notifications.
+const PRUNE_EVERY: u32 = 1_000;
+
+/// Toasts waiting for the notifier at most; one more folds everything waiting
+/// into one "N new notifications" toast (a hung notification daemon must not
+/// make the queue, and the memory, grow without bound).
+const MAX_PENDING_TOASTS: usize = 16;
+
+/// The toasts waiting for the worker thread: bounded, folded when full. Each
+/// push gets a sequence number; `shown` is the highest one handed to the
+/// notifier, so a caller can wait until its toast is on screen.
+struct ToastQueue {
+    state: std::sync::Mutex<QueueState>,
+    ready: std::sync::Condvar,
+    shown: watch::Sender<u64>,
+    lang: Lang,
+}
+
+#[derive(Default)]
+struct QueueState {
+    pending: VecDeque<(u64, Toast)>,
+    pushed: u64,
+    closed: bool,
+}
+
+impl ToastQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `toast`; when [`MAX_PENDING_TOASTS`] already wait, they and it
+    /// become one folded toast. Returns the toast's sequence number.
+    fn push(&self, toast: Toast) -> u64 {
+        let mut st = self.lock();
+        st.pushed += 1;
+        let seq = st.pushed;
+        if st.closed {
+            tracing::error!("the toast worker has stopped; toast dropped");
+            return seq;
+        }
+        if st.pending.len() >= MAX_PENDING_TOASTS {
+            let mut all: Vec<Toast> = st.pending.drain(..).map(|(_, t)| t).collect();
+            all.push(toast);
+            tracing::warn!(
+                waiting = all.len(),
+                "the notification daemon is slow; folding the toasts that wait"
+            );
+            st.pending
+                .push_back((seq, delivery::fold_toasts(all, self.lang)));
+        } else {
+            st.pending.push_back((seq, toast));
+        }
+        drop(st);
+        self.ready.notify_one();
+        seq
+    }
+
+    /// Waits (at most `limit`) until the toast numbered `seq` was handed to the notifier.
+    async fn shown(&self, seq: u64, limit: Duration) {
+        let mut rx = self.shown.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|s| *s >= seq)).await;
+    }
+
+    /// The next toast, waiting for one; `None` once closed and drained.
+    fn pop(&self) -> Option<(u64, Toast)> {
+        let mut st = self.lock();
+        loop {
+            if let Some(t) = st.pending.pop_front() {
+                return Some(t);
+            }
+            if st.closed {
+                return None;
+            }
+            st = self.ready.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+/// Shows toasts one after another on a thread of its own, from a bounded queue.
 struct ToastWorker {
-    tx: std::sync::mpsc::Sender<Toast>,
+    queue: Arc<ToastQueue>,
 }
 
 impl ToastWorker {
     fn start(
         notifier: Arc<dyn Notifier>,
         events: mpsc::Sender<Event>,
+        lang: Lang,
     ) -> Result<ToastWorker, EngineError> {
-        let (tx, rx) = std::sync::mpsc::channel::<Toast>();
+        let queue = Arc::new(ToastQueue {
+            state: std::sync::Mutex::new(QueueState::default()),
+            ready: std::sync::Condvar::new(),
+            shown: watch::channel(0).0,
+            lang,
+        });
+        let q = queue.clone();
         std::thread::Builder::new()
             .name("taskbell-toasts".to_string())
             .spawn(move || {
                 let mut warned = false;
-                while let Ok(toast) = rx.recv() {
-                    match notifier.show(&toast) {
+                while let Some((seq, toast)) = q.pop() {
+                    // Announced here, as handed to the notifier: toasts folded while
+                    // they waited are one toast, one event, one Notify call.
+                    send_event(&events, Event::Toast(toast.clone()));
+                    let shown = notifier.show(&toast);
+                    q.shown.send_replace(seq);
+                    match shown {
                         Ok(()) => warned = false,
                         Err(e) => {
                             if warned {
@@ -481,13 +585,18 @@ impl ToastWorker {
                 }
             })
             .map_err(|e| EngineError::Worker(e.to_string()))?;
-        Ok(ToastWorker { tx })
+        Ok(ToastWorker { queue })
     }
 
     fn show(&self, toast: Toast) {
-        if self.tx.send(toast).is_err() {
-            tracing::error!("the toast worker has stopped; toast dropped");
-        }
+        self.queue.push(toast);
+    }
+}
+
+impl Drop for ToastWorker {
+    fn drop(&mut self) {
+        // The thread shows what is queued, then ends.
+        self.queue.close();
     }
 }
 
@@ -602,7 +711,9 @@ struct Core {
     commands: mpsc::Receiver<Command>,
     toasts: ToastWorker,
     summary_done: bool,
-    auth_failures: u32,
+    /// Notifications stored since the history was last pruned.
+    stored_since_prune: u32,
+    auth_refusals: RefusalStreak,
     clock: ClockWatch,
     config: Config,
     paths: Paths,
@@ -677,10 +788,12 @@ impl Core {
                     let _ = blocking(move || creds.clear_token(&s, &u)).await;
                     self.bump_reconnects();
                     // A server that keeps refusing fresh tokens must not get a tight loop
-                    // of logins: after the first refusal, back off like any failure.
-                    self.auth_failures = self.auth_failures.saturating_add(1);
-                    if self.auth_failures > 1 {
-                        if let Some(e) = self.wait_before_retry(why, None, false).await {
+                    // of logins: the first refusal of a while signs in again at once,
+                    // each further one within the window waits longer (an answered
+                    // heartbeat in between does not end the streak).
+                    self.auth_refusals.refused(Instant::now().into_std());
+                    if let Some(floor) = self.auth_refusals.floor(&self.timing.backoff) {
+                        if let Some(e) = self.wait_before_retry(why, Some(floor), false).await {
                             return e;
                         }
                     }
@@ -874,21 +987,20 @@ impl Core {
         };
         let api = self.api.clone();
         let lang = self.lang;
-        let events = self.events.clone();
-        let toasts = self.toasts.tx.clone();
+        let toasts = self.toasts.queue.clone();
         let urgent_delay = self.timing.urgent_delay;
         // Pause and quiet hours apply to the summary toasts too (urgent ones may bypass).
         let policy = self.delivery.policy().clone();
         let offset = self.utc_offset;
-        let show = move |t: Toast| {
+        let queue = toasts.clone();
+        let show = move |t: Toast| -> Option<u64> {
             let now = time::OffsetDateTime::now_utc().to_offset(offset);
             let minute = u16::from(now.hour()) * 60 + u16::from(now.minute());
             if let Some(why) = policy.suppression(t.urgency, minute, protocol::now_ms()) {
                 tracing::info!(title = %t.title, reason = ?why, "summary toast suppressed");
-                return;
+                return None;
             }
-            let _ = toasts.send(t.clone());
-            send_event(&events, Event::Toast(t));
+            Some(toasts.push(t))
         };
         let events = self.events.clone();
         tokio::spawn(async move {
@@ -907,8 +1019,13 @@ impl Core {
                 t
             });
             send_event(&events, Event::Summary(s));
-            show(welcome);
+            let welcome_seq = show(welcome);
             if let Some(t) = urgent {
+                // The delay counts from the welcome on screen, not from its queueing
+                // (the first toast also opens the bus connection).
+                if let Some(seq) = welcome_seq {
+                    queue.shown(seq, Duration::from_secs(10)).await;
+                }
                 tokio::time::sleep(urgent_delay).await;
                 show(t);
             }
@@ -1096,8 +1213,6 @@ impl Core {
                                         catch_up = Some(self.start_catch_up(true));
                                     }
                                     if let Some(lat) = hb.pong_received(timestamp, Instant::now().into_std()) {
-                                        // An answered ping proves the token was accepted.
-                                        self.auth_failures = 0;
                                         let ms = u64::try_from(lat.as_millis()).unwrap_or(u64::MAX);
                                         self.status.send_modify(|s| {
                                             s.latency_ms = Some(ms);
@@ -1317,6 +1432,14 @@ impl Core {
             return false;
         }
         self.announce(n);
+        self.stored_since_prune += 1;
+        if self.stored_since_prune >= PRUNE_EVERY {
+            self.stored_since_prune = 0;
+            let retention = Retention::from_config(&self.config);
+            if let Err(e) = self.history.prune(&retention, protocol::now_ms()) {
+                tracing::warn!(error = %e, "cannot apply the history retention");
+            }
+        }
         true
     }
 
@@ -1353,8 +1476,7 @@ impl Core {
     }
 
     fn show(&self, toast: Toast) {
-        self.toasts.show(toast.clone());
-        self.emit(Event::Toast(toast));
+        self.toasts.show(toast);
     }
 
     // ---- commands ------------------------------------------------------

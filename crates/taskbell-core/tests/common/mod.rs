@@ -125,6 +125,10 @@ pub fn test_timing() -> Timing {
             base: Duration::from_millis(100),
             cap: Duration::from_secs(2),
             reset_after: Duration::from_secs(30),
+            // These tests close sockets right after a catch-up and expect the next
+            // outage to start from the first delay; the minimum uptime of a healthy
+            // connection is tested on its own (tests/hostile.rs in taskbell-e2e).
+            healthy_after: Duration::ZERO,
         },
         policy_close_floor: Duration::from_millis(500),
         // Test machines do not sleep; a busy CI box must not look like a resume.
