@@ -318,7 +318,10 @@ pub fn main() -> ExitCode {
     let deps = match bridge::Deps::system() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("taskbell-app: {e}");
+            eprintln!(
+                "taskbell-app: {}",
+                taskbell_core::sanitize::terminal_line(&e.to_string())
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -327,8 +330,10 @@ pub fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Every line redacted (no token or password at any level) and escaped (no
+        // terminal escape from a notification's text); colours off, as they are escapes.
+        .with_writer(taskbell_core::sanitize::SafeMakeWriter::stderr())
+        .with_ansi(false)
         .init();
     let configured = taskbell_core::config::Config::load(&deps.paths.config_file())
         .ok()

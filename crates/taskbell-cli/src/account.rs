@@ -47,7 +47,7 @@ pub async fn login(paths: &Paths, args: &LoginArgs) -> Result<(), CliError> {
     )
     .await
     .map_err(CliError::Login)?;
-    println!(
+    say!(
         "Signed in to {} as {} ({}, {}). Token kept in the {}.{}",
         signed_in.server,
         signed_in.user.real_name,
@@ -70,7 +70,7 @@ pub async fn logout(paths: &Paths) -> Result<(), CliError> {
         taskbell_core::supervisor::SignInError::NotSignedIn => CliError::NotSignedIn,
         other => CliError::Logout(other),
     })?;
-    println!("Signed out; the token was removed from the keyring.");
+    say!("Signed out; the token was removed from the keyring.");
     Ok(())
 }
 

@@ -57,7 +57,7 @@ pub async fn demo(args: &DemoArgs) -> Result<(), CliError> {
     if args.events.is_some() {
         tracing::info!("{banner}");
     } else {
-        println!("{banner}");
+        say!("{banner}");
     }
     let config = Config::load(&paths.config_file())?;
     let result = crate::run::run_engine(config, paths, credentials, args.events).await;

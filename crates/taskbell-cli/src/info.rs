@@ -4,6 +4,7 @@ use serde::Serialize;
 use taskbell_core::config::{Config, Paths};
 use taskbell_core::history::{History, Query, Record};
 use taskbell_core::notifier::ServerInfo;
+use taskbell_core::sanitize;
 
 use crate::cli::{HistoryArgs, StatusArgs};
 use crate::error::CliError;
@@ -100,15 +101,15 @@ pub async fn status(paths: &Paths, args: &StatusArgs) -> Result<(), CliError> {
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| CliError::Failed(format!("cannot encode the status: {e}")))?;
-        println!("{text}");
+        say_json!(text);
         return Ok(());
     }
     let none = || "(none)".to_string();
-    println!(
+    say!(
         "server:        {}",
         report.server.clone().unwrap_or_else(none)
     );
-    println!(
+    say!(
         "user:          {}{}",
         report.username.clone().unwrap_or_else(none),
         if report.signed_in {
@@ -118,21 +119,21 @@ pub async fn status(paths: &Paths, args: &StatusArgs) -> Result<(), CliError> {
         }
     );
     match (&report.keyring, &report.keyring_error) {
-        (Some(k), _) => println!("keyring:       {k}"),
-        (None, Some(e)) => println!("keyring:       unavailable: {e}"),
-        (None, None) => println!("keyring:       unknown"),
+        (Some(k), _) => say!("keyring:       {k}"),
+        (None, Some(e)) => say!("keyring:       unavailable: {e}"),
+        (None, None) => say!("keyring:       unknown"),
     }
     match (
         &report.notification_daemon,
         &report.notification_daemon_error,
     ) {
-        (Some(d), _) => println!("notifications: {} {} ({})", d.name, d.version, d.vendor),
-        (None, Some(e)) => println!("notifications: none ({e})"),
-        (None, None) => println!("notifications: unknown"),
+        (Some(d), _) => say!("notifications: {} {} ({})", d.name, d.version, d.vendor),
+        (None, Some(e)) => say!("notifications: none ({e})"),
+        (None, None) => say!("notifications: unknown"),
     }
-    println!("unread:        {} of {}", report.unread, report.total);
+    say!("unread:        {} of {}", report.unread, report.total);
     match &report.last_state {
-        Some(s) => println!(
+        Some(s) => say!(
             "last state:    {} ({} pid {}, {})",
             describe_state(&s.status.state),
             if report.daemon_running {
@@ -143,10 +144,10 @@ pub async fn status(paths: &Paths, args: &StatusArgs) -> Result<(), CliError> {
             s.pid,
             format_ms(s.updated_at_ms)
         ),
-        None => println!("last state:    `taskbell run` has not run yet"),
+        None => say!("last state:    `taskbell run` has not run yet"),
     }
-    println!("config:        {}", report.config_file);
-    println!("data:          {}", report.data_dir);
+    say!("config:        {}", report.config_file);
+    say!("data:          {}", report.data_dir);
     Ok(())
 }
 
@@ -165,11 +166,11 @@ pub fn history(paths: &Paths, args: &HistoryArgs) -> Result<(), CliError> {
     if args.json {
         let text = serde_json::to_string_pretty(&records)
             .map_err(|e| CliError::Failed(format!("cannot encode the history: {e}")))?;
-        println!("{text}");
+        say_json!(text);
         return Ok(());
     }
     if records.is_empty() {
-        println!(
+        say!(
             "{}",
             if args.unread {
                 "No unread notifications."
@@ -181,13 +182,13 @@ pub fn history(paths: &Paths, args: &HistoryArgs) -> Result<(), CliError> {
     }
     for r in &records {
         let n = &r.notification;
-        println!(
+        say!(
             "{} {}  [{}] {} — {}",
             if r.read { " " } else { "●" },
             format_ms(n.timestamp_ms),
             n.kind,
-            n.title,
-            n.content.replace('\n', " ")
+            sanitize::terminal_line(&n.title),
+            sanitize::terminal_line(&n.content.replace('\n', " "))
         );
     }
     Ok(())

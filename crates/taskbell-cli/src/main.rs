@@ -19,6 +19,23 @@
 //!   it (not signed in, session ended, access denied). Usage errors come from
 //!   clap (exit code 2).
 
+/// `println!` for text that may hold other people's words (titles, names, server
+/// messages): every control character but the newline is escaped, so nothing
+/// printed can drive the terminal. All human output goes through it.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", taskbell_core::sanitize::terminal_text(&format!($($arg)*)))
+    };
+}
+
+/// `println!` for serialised JSON: C1 controls and bidi characters, which
+/// serde_json leaves raw, become `\u` escapes.
+macro_rules! say_json {
+    ($text:expr) => {
+        println!("{}", taskbell_core::sanitize::json_line(&$text))
+    };
+}
+
 mod account;
 mod cli;
 mod demo;
@@ -26,12 +43,12 @@ mod error;
 mod info;
 mod run;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use clap::Parser;
 use taskbell_core::config::Paths;
+use taskbell_core::sanitize::{self, SafeMakeWriter};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, EventFormat};
@@ -63,9 +80,13 @@ fn init_tracing(command: &Command) {
         "error"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Every log line goes through the sanitiser: secrets redacted whatever RUST_LOG
+    // lets through (tungstenite logs the handshake at trace), and control characters
+    // escaped (titles and server messages are other people's text). No colours: they
+    // are escapes too.
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(SafeMakeWriter::stderr())
+        .with_ansi(false)
         .with_env_filter(filter)
         .with_target(false)
         .init();
@@ -106,7 +127,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("taskbell: {}", e.one_line());
+            eprintln!("taskbell: {}", sanitize::terminal_line(&e.one_line()));
             ExitCode::from(e.exit_code())
         }
     }

@@ -10,6 +10,7 @@ use taskbell_core::config::{Config, Paths};
 use taskbell_core::credentials::Credentials;
 use taskbell_core::i18n::{Lang, Msg, tr};
 use taskbell_core::notifier::{DesktopNotifier, LogNotifier, Notifier};
+use taskbell_core::sanitize;
 use taskbell_core::supervisor::{Command, Engine, EngineOptions, Event, ExitReason, State, Status};
 
 use crate::account::open_keyring;
@@ -250,7 +251,13 @@ impl Printer {
         }
     }
 
+    /// One or more lines for a human; control characters escaped (titles and
+    /// reasons are other people's text), newlines kept.
     fn line(&mut self, text: &str) -> Result<(), CliError> {
+        self.raw(&sanitize::terminal_text(text))
+    }
+
+    fn raw(&mut self, text: &str) -> Result<(), CliError> {
         let mut lock = self.stdout.lock();
         writeln!(lock, "{text}")?;
         lock.flush()?;
@@ -260,7 +267,7 @@ impl Printer {
     fn json_line(&mut self, value: &impl Serialize) -> Result<(), CliError> {
         let text = serde_json::to_string(value)
             .map_err(|e| CliError::Failed(format!("cannot encode an event: {e}")))?;
-        self.line(&text)
+        self.raw(&sanitize::json_line(&text))
     }
 
     /// A state change (only when the state itself changed, not every latency tick).
@@ -299,7 +306,10 @@ impl Printer {
                 } else {
                     "🔔"
                 };
-                self.line(&format!("{mark} {}\n   {body}", t.title))
+                self.line(&format!(
+                    "{mark} {}\n   {body}",
+                    sanitize::terminal_line(&t.title)
+                ))
             }
             Event::Summary(s) if s.unavailable => {
                 self.line("(the login summary is unavailable; live notifications still work)")
@@ -326,7 +336,7 @@ impl Printer {
                     .unwrap_or_default()
             )),
             Event::Error { message } => {
-                eprintln!("taskbell: {message}");
+                eprintln!("taskbell: {}", sanitize::terminal_line(message));
                 Ok(())
             }
         }
