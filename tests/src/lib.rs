@@ -22,6 +22,8 @@
 //!   a D-Bus monitor connection), [`SecretService`] (gnome-keyring-daemon,
 //!   unlocked, with a default "login" collection), [`Tray`] (trayer), and
 //!   [`Desktop`], which bundles them with a private `HOME`.
+//! - [`hostile`]: [`HostileServer`], a platform server that misbehaves like
+//!   an attacker's (redirected logins, storms of closes, huge bodies, escapes).
 //! - [`services`]: [`Redis`], [`ServerProcess`] (the real `taskbell-server`
 //!   binary, restartable on the same port) and [`binary`] (locates, building
 //!   once, the workspace binaries).
@@ -49,6 +51,7 @@
 //! included.
 
 pub mod desktop;
+pub mod hostile;
 pub mod process;
 pub mod services;
 
@@ -56,6 +59,7 @@ pub use desktop::{
     Desktop, DesktopOptions, Dunst, DunstEntry, KEYRING_PASSWORD, NotificationRecorder, NotifyCall,
     SecretItem, SecretService, SessionBus, Tray, Xvfb, parse_dunst_history,
 };
+pub use hostile::{AfterPong, Behaviour, HOSTILE_TOKEN, HostileServer, HugeBody};
 pub use process::{
     ChildGuard, Env, HarnessError, LineCollector, Result, Stdout, descendants, wait_until,
     webkit_processes,

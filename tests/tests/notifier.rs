@@ -104,6 +104,65 @@ fn one_connection_for_every_toast_and_a_click_opens_the_link_once() {
     assert_eq!(senders.len(), 1, "{senders:?}");
 }
 
+/// Any client of the session bus can emit `ActionInvoked`: a spoofed click must
+/// open nothing; only the daemon that showed a toast can open its link.
+#[test]
+fn a_click_signal_from_another_bus_client_opens_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
+    let xvfb = Xvfb::start(dir.path()).unwrap();
+    let recorder = NotificationRecorder::start(&bus).unwrap();
+    let dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+    let (n, opened) = notifier(&bus);
+
+    let bait = "https://platform.example/tasks/bait";
+    n.show(&toast("bait", Urgency::Normal, Some(bait))).unwrap();
+    recorder.wait_for(WAIT, |c| c.summary == "bait").unwrap();
+
+    // An attacker on the same bus "clicks" every id a fresh daemon may have given.
+    let attacker = zbus::blocking::connection::Builder::address(bus.address())
+        .unwrap()
+        .build()
+        .unwrap();
+    for id in 1u32..=20 {
+        for action in ["default", "open"] {
+            attacker
+                .emit_signal(
+                    None::<&str>,
+                    "/org/freedesktop/Notifications",
+                    "org.freedesktop.Notifications",
+                    "ActionInvoked",
+                    &(id, action),
+                )
+                .unwrap();
+        }
+    }
+
+    // Then a real click on another toast: the listener sees the spoofed signals first.
+    dunst.close_all().unwrap();
+    let real = "https://platform.example/tasks/real";
+    n.show(&toast("real", Urgency::Normal, Some(real))).unwrap();
+    wait_until("dunst to show the toast", WAIT, || {
+        (dunst.displayed().ok()? == 1).then_some(())
+    })
+    .unwrap();
+    dunst.invoke_action(0).unwrap();
+    wait_until("the real click to reach the opener", WAIT, || {
+        opened
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|u| u == real)
+            .then_some(())
+    })
+    .unwrap();
+    assert_eq!(
+        *opened.lock().unwrap(),
+        [real],
+        "only the daemon's click opened"
+    );
+}
+
 #[test]
 fn a_missing_daemon_is_reported_and_the_connection_serves_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
