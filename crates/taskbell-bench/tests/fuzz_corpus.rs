@@ -1,7 +1,8 @@
-//! Replays the cargo-fuzz corpus (`tests/corpus/fuzz/`, minimised, crash-free when it was
-//! committed) through the decoder: no input may panic, and `decode_bytes` must agree with
-//! `decode` on every input that is UTF-8 (the same properties `fuzz/fuzz_targets/decode.rs`
-//! checks while fuzzing).
+//! Replays the cargo-fuzz corpora (minimised, crash-free when committed) through what they
+//! fuzz: the frame decoder (`tests/corpus/fuzz/`: no input may panic, and `decode_bytes` must
+//! agree with `decode` on every input that is UTF-8, as `fuzz/fuzz_targets/decode.rs` checks),
+//! the REST answer decoder (`tests/corpus/envelope/`) and the config parser
+//! (`tests/corpus/config/`).
 
 use std::path::Path;
 
@@ -32,4 +33,63 @@ fn every_fuzz_input_decodes_or_errs_without_panicking() {
     // The corpus is there, and it covers both outcomes.
     assert!(n >= 100, "only {n} inputs in {}", dir.display());
     assert!(ok > 0 && ok < n, "{ok} of {n} decoded");
+}
+
+/// The envelope fuzzer's corpus (`tests/corpus/envelope/`): every REST answer decodes or is a
+/// clear error, never a panic (the property `fuzz/fuzz_targets/envelope.rs` checks).
+#[test]
+fn every_envelope_input_decodes_or_errs_without_panicking() {
+    use taskbell_core::api::{Expect, decode_answer};
+    const STATUSES: [u16; 8] = [200, 201, 204, 400, 401, 404, 429, 500];
+    const EXPECT: [Expect; 5] = [
+        Expect::Login,
+        Expect::User,
+        Expect::Tasks,
+        Expect::SkipRequests,
+        Expect::Notifications,
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/envelope");
+    let (mut n, mut ok) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let Some((&pick, body)) = bytes.split_first() else {
+            continue;
+        };
+        let status = STATUSES[usize::from(pick & 7)];
+        let expect = EXPECT[usize::from(pick >> 3) % EXPECT.len()];
+        match decode_answer(status, body, expect) {
+            Ok(()) => ok += 1,
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "only {n} inputs in {}", dir.display());
+    assert!(ok > 0 && ok < n, "{ok} of {n} decoded");
+}
+
+/// The config fuzzer's corpus (`tests/corpus/config/`): every text is a config that saves and
+/// loads back the same, or a clear error, never a panic.
+#[test]
+fn every_config_input_parses_or_errs_and_round_trips() {
+    use taskbell_core::config::Config;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/config");
+    let (mut n, mut ok) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        match Config::from_toml(text) {
+            Ok(c) => {
+                let saved = c.to_toml().unwrap();
+                assert_eq!(Config::from_toml(&saved).unwrap(), c, "{}", path.display());
+                ok += 1;
+            }
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
+        n += 1;
+    }
+    assert!(n >= 5, "only {n} inputs in {}", dir.display());
+    assert!(ok > 0 && ok < n, "{ok} of {n} parsed");
 }
