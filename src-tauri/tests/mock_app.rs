@@ -259,11 +259,13 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
         (Some("wrong_password"), Some("password")),
         "{e}"
     );
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port kept bound but never listening: connects are refused, and nothing else can take
+    // the port meanwhile (a listener dropped at once would leave it free for anyone).
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = refusing.local_addr().unwrap().port();
     let e = sign_in(&format!("http://127.0.0.1:{closed}"), "x").unwrap_err();
+    drop(refusing);
     assert_eq!(e["kind"], "unreachable", "{e}");
     let e = sign_in("http://label.example.com", "x").unwrap_err();
     assert_eq!(
@@ -359,11 +361,10 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
     taskbell_app::commands::on_menu(f.app.handle(), "resume");
     f.wait_status("resumed", |s| s.paused_until_ms.is_none());
 
-    let toasts = f.toasts.toasts();
-    assert!(
-        toasts.iter().any(|t| t.title.contains("任务被驳回")),
-        "{toasts:?}"
-    );
+    // Toasts are shown by the engine's worker thread, asynchronously: wait for it.
+    let toast =
+        tauri::async_runtime::block_on(f.toasts.wait_for(WAIT, |t| t.title.contains("任务被驳回")));
+    assert!(toast.is_some(), "{:?}", f.toasts.toasts());
 
     // Settings: a bad value is refused with the field named; a good one round-trips.
     let settings_w = f.open(WindowKind::Settings);

@@ -298,7 +298,11 @@ fn login_errors_print_one_clear_line_and_fail() {
     assert_one_line_failure(&wrong, "login failed");
 
     let unreachable = {
-        let port = taskbell_e2e::free_port().unwrap();
+        // A port kept bound but never listening: connects are refused, and nothing else can
+        // take the port meanwhile (a port merely found free could be reused by then).
+        let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+        refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = refusing.local_addr().unwrap().port();
         f.run_cmd(
             &[
                 "login",
@@ -755,13 +759,36 @@ fn login_prompts_for_the_password_without_echo() {
             }
         })
     };
-    // Type the password only once the prompt is there (echo is off by then).
     taskbell_e2e::wait_until("the password prompt", WAIT, || {
         String::from_utf8_lossy(&output.lock().unwrap())
             .contains("Password:")
             .then_some(())
     })
     .unwrap();
+    // rpassword prints the prompt before it turns echo off: type the password only once the
+    // terminal says echo is off (the pty `script` gave `taskbell`, read with stty).
+    let tty = taskbell_e2e::wait_until("taskbell on its terminal", WAIT, || {
+        let (pid, _) = taskbell_e2e::descendants(child.id())
+            .into_iter()
+            .find(|(_, comm)| comm == "taskbell")?;
+        std::fs::read_link(format!("/proc/{pid}/fd/0"))
+            .ok()
+            .filter(|p| p.starts_with("/dev/pts/"))
+    })
+    .unwrap();
+    taskbell_e2e::wait_until("echo off on the password prompt's terminal", WAIT, || {
+        let out = Command::new("stty")
+            .arg("-a")
+            .arg("-F")
+            .arg(&tty)
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .any(|flag| flag == "-echo")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.lock().unwrap())));
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"annotate-123\n").unwrap();
     let status = child.wait().unwrap();

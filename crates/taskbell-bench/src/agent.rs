@@ -162,6 +162,34 @@ async fn run_floor(args: AgentArgs, token: String, stop: &mut watch::Receiver<bo
     );
     let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
     let (mut sink, mut stream) = ws.split();
+    // The handshake's answer does not mean the server has subscribed this socket yet: it
+    // registers it after the upgrade, so a notification published right after the handshake
+    // could miss it (and the floor, unlike the engine, has no catch-up). A ping's pong comes
+    // from the socket's own task, after registration: only then is the floor connected.
+    let ready_ts = 1u64;
+    let probe = json!({"type": "ping", "timestamp": ready_ts}).to_string();
+    sink.send(Message::text(probe)).await?;
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            _ = stop.changed() => return Ok(()),
+        };
+        let Some(Ok(msg)) = msg else {
+            return Err(anyhow!("the socket closed before the first pong"));
+        };
+        let Message::Text(text) = msg else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+            continue;
+        };
+        match v["type"].as_str() {
+            Some("pong") if v["timestamp"] == ready_ts => break,
+            Some("ping") => {
+                let pong = json!({"type": "pong", "timestamp": v["timestamp"]}).to_string();
+                sink.send(Message::text(pong)).await?;
+            }
+            _ => {}
+        }
+    }
     emit(r#"{"event":"connected"}"#);
     let hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
     let actions: Vec<&str> = Vec::new();
@@ -271,9 +299,13 @@ impl Line {
 /// The parent's handle on a child agent; kills it on drop.
 #[derive(Debug)]
 pub struct Agent {
-    child: Child,
+    /// `None` once [`Agent::stop`] has reaped it.
+    child: Option<Child>,
+    pid: u32,
     lines: Arc<Mutex<Vec<Line>>>,
     count: watch::Sender<usize>,
+    /// True once the stdout reader has read everything (end of file).
+    eof: watch::Receiver<bool>,
     dir: tempfile::TempDir,
 }
 
@@ -324,10 +356,19 @@ impl Agent {
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (count, _) = watch::channel(0usize);
+        let (eof_tx, eof) = watch::channel(false);
         let (l2, c2) = (lines.clone(), count.clone());
         std::thread::Builder::new()
             .name("agent-stdout".into())
             .spawn(move || {
+                // Set when this thread ends, however it ends (even by a panic).
+                struct Eof(watch::Sender<bool>);
+                impl Drop for Eof {
+                    fn drop(&mut self) {
+                        self.0.send_replace(true);
+                    }
+                }
+                let _eof = Eof(eof_tx);
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
                     let at = Instant::now();
@@ -341,16 +382,25 @@ impl Agent {
                 }
             })?;
         Ok(Agent {
-            child,
+            pid: child.id(),
+            child: Some(child),
             lines,
             count,
+            eof,
             dir,
         })
     }
 
+    /// Whether the child is still running (for failure messages).
+    pub fn is_alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// The child's pid.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
     /// The child's history database (engine mode).
@@ -495,23 +545,50 @@ impl Agent {
         Ok(i + 1)
     }
 
-    /// Closes stdin (the child shuts down cleanly) and waits up to `timeout`, then kills.
-    pub fn stop(&mut self, timeout: Duration) {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// Stops the child and waits until it has exited and every line it printed has been
+    /// read: closes its stdin (it shuts down cleanly, printing what it flushes on the way
+    /// out), waits for the end of its stdout, then reaps it. A child that has not closed its
+    /// stdout within `timeout` is killed, and that is an error (what it would have flushed
+    /// is lost). Never blocks the async runtime.
+    pub async fn stop(&mut self, timeout: Duration) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        drop(child.stdin.take());
+        let mut eof = self.eof.clone();
+        let ended = tokio::time::timeout(timeout, eof.wait_for(|e| *e))
+            .await
+            .is_ok();
+        if !ended {
+            let _ = child.kill();
         }
+        // Its stdout is closed (it is exiting) or it was killed: the wait is short, but it
+        // is a blocking call.
+        let reaped = tokio::task::spawn_blocking(move || child.wait());
+        let status = tokio::time::timeout(timeout, reaped)
+            .await
+            .map_err(|_| anyhow!("agent {}: not reaped within {timeout:?}", self.pid))?
+            .map_err(|e| anyhow!("agent {}: waiting for it failed: {e}", self.pid))??;
+        if !ended {
+            // Killed: its stdout ends with it.
+            let _ = tokio::time::timeout(timeout, eof.wait_for(|e| *e)).await;
+            return Err(anyhow!(
+                "agent {}: still running {timeout:?} after its stdin closed; killed ({status}); \
+                 its log:\n{}",
+                self.pid,
+                tail(&self.log(), 3000)
+            ));
+        }
+        Ok(())
     }
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -289,7 +289,9 @@ mod tests {
             "{s:?}"
         );
         let (t, n) = sample_tree(me).unwrap();
-        assert!(n >= 1 && t.rss_kib >= s.rss_kib, "{t:?}");
+        // Not `>= s.rss_kib`: the two samples are taken at different moments, and RSS can
+        // shrink in between.
+        assert!(n >= 1 && t.rss_kib > 0, "{t:?}");
         assert!(tree(me).contains(&me));
         assert!(machine().contains("cores"));
     }

@@ -221,10 +221,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_upstream_closes_the_client() {
-        let dead = {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            l.local_addr().unwrap()
-        };
+        // Bound but never listening: connects are refused, and no other test can take
+        // the port while this one runs.
+        let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+        reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let dead = reserved.local_addr().unwrap();
         let proxy = Proxy::start(dead).await.unwrap();
         let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
         let mut buf = [0u8; 1];

@@ -142,6 +142,7 @@ fn is_notification_titled(l: &Line, prefix: &str) -> bool {
 async fn sequential_latency(
     b: &Bench,
     p: &Platform,
+    agent: &mut Agent,
     user_id: &str,
     prefix: &str,
     n: usize,
@@ -154,10 +155,35 @@ async fn sequential_latency(
         let t0 = Instant::now();
         p.notify_user(user_id, &title, 1).await?;
         let t_pub = Instant::now();
-        let at = b
+        let at = match b
             .calls()
             .wait_summary(&title, Duration::from_secs(30))
-            .await?;
+            .await
+        {
+            Ok(at) => at,
+            Err(e) => {
+                // Everything needed to tell where it was lost: what the agent printed and
+                // logged, whether it is alive, and what the daemon got last.
+                let last: Vec<String> = b
+                    .calls()
+                    .since(b.calls().len().saturating_sub(3))
+                    .into_iter()
+                    .map(|c| c.summary)
+                    .collect();
+                let lines: Vec<String> = agent
+                    .since(agent.len().saturating_sub(5))
+                    .into_iter()
+                    .map(|l| l.value.to_string())
+                    .collect();
+                return Err(anyhow!(
+                    "{e}\nagent alive: {}; daemon got {} calls, the last {last:?}\n\
+                     agent's last lines: {lines:#?}\nagent's log:\n{}",
+                    agent.is_alive(),
+                    b.calls().len(),
+                    agent.log()
+                ));
+            }
+        };
         if i >= warmup {
             lat.push(at.saturating_duration_since(t0));
             publish.push(t_pub.saturating_duration_since(t0));
@@ -183,8 +209,8 @@ pub async fn latency(b: &Bench) -> Result<Report> {
         &tok,
     );
     eo.fold_threshold = 1_000_000;
-    let (engine, _) = ready_agent(&eo).await?;
-    let (lat, publish) = sequential_latency(b, &p, &uid, "lat", n).await?;
+    let (mut engine, _) = ready_agent(&eo).await?;
+    let (lat, publish) = sequential_latency(b, &p, &mut engine, &uid, "lat", n).await?;
     drop(engine);
 
     let fo = b.agent(
@@ -193,8 +219,8 @@ pub async fn latency(b: &Bench) -> Result<Report> {
         DEMO_ANNOTATOR2.username,
         &ftok,
     );
-    let (floor, _) = ready_agent(&fo).await?;
-    let (flat, _) = sequential_latency(b, &p, &fuid, "flat", n).await?;
+    let (mut floor, _) = ready_agent(&fo).await?;
+    let (flat, _) = sequential_latency(b, &p, &mut floor, &fuid, "flat", n).await?;
     drop(floor);
 
     let e = Percentiles::of(&lat).ok_or_else(|| anyhow!("no samples"))?;

@@ -280,7 +280,8 @@ pub fn tray(
         "—",
     );
     idle_rows(&mut r, s, "`taskbell run` idle, connected", &idle);
-    let status = daemon.terminate(Duration::from_secs(10))?;
+    // Not 10 s: that is `taskbell run`'s own shutdown grace; WAIT only bounds a hang.
+    let status = daemon.terminate(WAIT)?;
     if !status.success() {
         bail!("taskbell run exited with {status}: {}", daemon.log());
     }
@@ -368,6 +369,6 @@ pub fn tray(
          time(s) in all; peak RSS of the app process {}",
         fmt_kib(procfs::sample(pid)?.hwm_kib)
     ));
-    child.terminate(Duration::from_secs(10))?;
+    child.terminate(WAIT)?;
     Ok(r)
 }

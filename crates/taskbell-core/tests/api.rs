@@ -173,15 +173,16 @@ async fn server_errors_and_unreachable_servers_are_told_apart() {
     assert!(e.is_transient());
     assert!(e.to_string().contains("internal problem"), "{e}");
 
-    // Nothing listens on this port any more.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Nothing listens on this port: it is kept bound but never listening, so connects are
+    // refused and nothing else can take it meanwhile.
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = refusing.local_addr().unwrap().port();
     let e = api(&format!("http://127.0.0.1:{port}"))
         .login("a", "b")
         .await
         .unwrap_err();
+    drop(refusing);
     assert!(matches!(e, ApiError::Network(_)), "{e:?}");
     assert!(e.to_string().starts_with("cannot reach the server"), "{e}");
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");

@@ -182,6 +182,14 @@ async fn a_thousand_connect_disconnect_cycles_leak_nothing() {
     let a = instance(&r).await;
     let base = a.base_url();
     let token = login_demo(&base, DEMO_ANNOTATOR).await;
+    // The instance's Pub/Sub connection comes up in a task of its own: count the clients
+    // only once it is there.
+    let admin = login_demo(&base, DEMO_ADMIN).await;
+    eventually("the instance's subscriber connected", || async {
+        let (_, dbg) = get(&base, "/api/debug/connections", Some(&admin)).await;
+        dbg["data"]["bus"]["subscriber_connected"] == true
+    })
+    .await;
     let mut c = r.conn().await.unwrap();
     let clients_before = r.client_count(&mut c).await;
     let numsub_before = r.numsub(&mut c, &CHANNELS).await;
@@ -276,17 +284,18 @@ async fn a_killed_subscriber_connection_is_replaced_not_leaked() {
 
 #[tokio::test]
 async fn redis_that_is_not_there_is_a_clear_start_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port kept bound but never listening: connects are refused, and nothing else (another
+    // test's redis-server) can take it meanwhile.
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = refusing.local_addr().unwrap().port();
     let err = taskbell_server::start(ServerConfig {
         redis_url: Some(format!("redis://127.0.0.1:{port}/")),
         ..ServerConfig::default()
     })
     .await
     .unwrap_err();
+    drop(refusing);
     assert!(
         matches!(err, taskbell_server::ServerError::Redis(_)),
         "{err}"
