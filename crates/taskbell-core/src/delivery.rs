@@ -540,6 +540,54 @@ mod tests {
     }
 
     #[test]
+    fn toast_titles_and_bodies_are_cut() {
+        let d = Delivery::new(policy());
+        let mut n = notif("long", Priority::Normal, None);
+        n.title = "题".repeat(1000);
+        n.content = "<".repeat(5000);
+        let t = d.toast_for(&n);
+        assert_eq!(t.title.chars().count(), TOAST_TITLE_CHARS);
+        assert!(t.title.ends_with('…'));
+        // Cut first, then escaped: 999 `<` become `&lt;`, plus the ellipsis.
+        assert_eq!(t.body, format!("{}…", "&lt;".repeat(TOAST_BODY_CHARS - 1)));
+    }
+
+    #[test]
+    fn a_flood_within_one_window_keeps_the_held_list_small_and_counts_all() {
+        let mut d = Delivery::new(policy());
+        let t0 = Instant::now();
+        let n = 10_000;
+        let mut shown = Vec::new();
+        for i in 0..n {
+            shown.extend(d.offer(
+                &notif(&format!("k{i}"), Priority::Normal, None),
+                t0 + Duration::from_micros(i as u64),
+                NOON,
+                0,
+            ));
+            assert!(d.held() <= MAX_HELD, "{} held after {i}", d.held());
+        }
+        shown.extend(d.flush(t0 + Duration::from_secs(1)));
+        let total: usize = shown.iter().map(|t| t.folded).sum();
+        assert_eq!(total, n);
+        let keys: usize = shown.iter().map(|t| t.keys.len()).sum();
+        assert_eq!(keys, n, "every key in some toast");
+        assert_eq!(shown.len(), 4, "three at once, then one fold");
+    }
+
+    #[test]
+    fn fold_toasts_keeps_one_as_it_is() {
+        let d = Delivery::new(policy());
+        let t = d.toast_for(&notif("a", Priority::Low, None));
+        assert_eq!(fold_toasts(vec![t.clone()], Lang::En), t);
+        let u = d.toast_for(&notif("b", Priority::High, None));
+        let f = fold_toasts(vec![t, u], Lang::En);
+        assert_eq!(f.folded, 2);
+        assert_eq!(f.urgency, Urgency::Critical);
+        assert_eq!(f.keys, ["a", "b"]);
+    }
+
+    #[test]
     fn more_than_three_within_two_seconds_fold_into_one() {
         let mut d = Delivery::new(policy());
         let t0 = Instant::now();

@@ -1085,6 +1085,38 @@ mod tests {
     }
 
     #[test]
+    fn truncation_counts_characters_and_marks_the_cut() {
+        assert_eq!(truncate_chars("abc", 3), "abc");
+        assert_eq!(truncate_chars("abcd", 3), "ab…");
+        assert_eq!(truncate_chars("任务任务", 3), "任务…");
+        assert_eq!(truncate_chars("", 0), "");
+        assert!(matches!(
+            truncate_chars("short", 10),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn huge_fields_are_cut_and_the_key_is_the_same_as_uncut() {
+        let title = "t".repeat(MAX_TITLE_CHARS * 3);
+        let content = "c".repeat(MAX_CONTENT_CHARS * 3);
+        let big = "x".repeat(MAX_DATA_BYTES);
+        let frame = serde_json::json!({
+            "type": "system", "title": title, "content": content,
+            "data": {"task_id": "7", "blob": big, "nested": {"a": 1}},
+        })
+        .to_string();
+        let n = notif(&frame);
+        assert_eq!(n.title.chars().count(), MAX_TITLE_CHARS);
+        assert_eq!(n.content.chars().count(), MAX_CONTENT_CHARS);
+        assert_eq!(n.data["task_id"], "7", "short scalars stay");
+        assert!(n.data.get("blob").is_none() && n.data.get("nested").is_none());
+        // The key hashes the frame as sent: a resend dedupes.
+        assert_eq!(notif(&frame).key, n.key);
+        assert!(n.key.starts_with("content:"));
+    }
+
+    #[test]
     fn decodes_the_protocol_example_notification() {
         let n = notif(
             r#"{"type":"task_reviewed","id":"1699012345678-0","title":"任务审核结果",
