@@ -675,6 +675,7 @@ pub fn sign_in_error(e: SignInError) -> CmdError {
         ) => CmdError::new(ErrorKind::BadUrl, c.to_string()).on("server"),
         SignInError::Config(c) => CmdError::new(ErrorKind::Local, c.to_string()),
         SignInError::Credentials(c) => keyring_error(c.to_string()),
+        SignInError::Network(n) => CmdError::new(ErrorKind::Local, n.to_string()),
         SignInError::NotSignedIn => CmdError::new(ErrorKind::NotSignedIn, "You are not signed in."),
         SignInError::Invalid(why) => CmdError::new(ErrorKind::Invalid, why),
     }

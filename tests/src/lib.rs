@@ -24,6 +24,8 @@
 //!   [`Desktop`], which bundles them with a private `HOME`.
 //! - [`hostile`]: [`HostileServer`], a platform server that misbehaves like
 //!   an attacker's (redirected logins, storms of closes, huge bodies, escapes).
+//! - [`network`]: [`TestCa`] (a private CA), [`TlsFront`] (https in front of a
+//!   server), [`ConnectProxy`] and [`Socks5Proxy`] (which record their tunnels).
 //! - [`services`]: [`Redis`], [`ServerProcess`] (the real `taskbell-server`
 //!   binary, restartable on the same port) and [`binary`] (locates, building
 //!   once, the workspace binaries).
@@ -52,6 +54,7 @@
 
 pub mod desktop;
 pub mod hostile;
+pub mod network;
 pub mod process;
 pub mod services;
 
@@ -60,6 +63,7 @@ pub use desktop::{
     SecretItem, SecretService, SessionBus, Tray, Xvfb, parse_dunst_history,
 };
 pub use hostile::{AfterPong, Behaviour, HOSTILE_TOKEN, HostileServer, HugeBody};
+pub use network::{ConnectProxy, Socks5Proxy, TestCa, TlsFront};
 pub use process::{
     ChildGuard, Env, HarnessError, LineCollector, Result, Stdout, descendants, wait_until,
     webkit_processes,

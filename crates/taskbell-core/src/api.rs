@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
+use crate::net::Network;
 use crate::protocol::{self, Notification, Role, SkipRequest, Task, User};
 use crate::summary::{self, SummaryCounts};
 
@@ -157,6 +158,8 @@ pub struct Api {
     http: reqwest::Client,
     base: Url,
     token: Option<SecretToken>,
+    /// The proxy the calls go through, if any (named in errors).
+    proxy: Option<String>,
 }
 
 impl fmt::Debug for Api {
@@ -213,8 +216,21 @@ impl Api {
         Api::with_timeouts(base, CONNECT_TIMEOUT, REQUEST_TIMEOUT)
     }
 
-    /// A client for `base` with the given connect and request timeouts.
+    /// A client for `base` with the given connect and request timeouts, the OS
+    /// trust store and the system's proxy settings.
     pub fn with_timeouts(base: Url, connect: Duration, request: Duration) -> Result<Api, ApiError> {
+        let network = Network::system().map_err(|e| ApiError::Tls(e.to_string()))?;
+        Api::with_network(base, &network, connect, request)
+    }
+
+    /// A client for `base` that trusts and connects as `network` decides (the
+    /// same decision the socket follows), with the given timeouts.
+    pub fn with_network(
+        base: Url,
+        network: &Network,
+        connect: Duration,
+        request: Duration,
+    ) -> Result<Api, ApiError> {
         let base = normalize_base(&base)?;
         let origin = base.origin();
         // Credentials (the password of a login, the token of every other call) may
@@ -230,17 +246,30 @@ impl Api {
                 attempt.stop()
             }
         });
-        let http = reqwest::Client::builder()
+        let http = network
+            .http_builder()
+            .map_err(|e| ApiError::BadUrl(e.to_string()))?
             .redirect(redirects)
             .connect_timeout(connect)
             .timeout(request)
             .user_agent(concat!("TaskBell/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ApiError::Tls(format!("cannot set up the HTTP client: {e}")))?;
+        let proxy = network.proxy_for(&base).map(|p| {
+            format!(
+                "{}://{}",
+                p.scheme(),
+                p.host_str().map_or(String::new(), |h| match p.port() {
+                    Some(port) => format!("{h}:{port}"),
+                    None => h.to_string(),
+                })
+            )
+        });
         Ok(Api {
             http,
             base,
             token: None,
+            proxy,
         })
     }
 
@@ -285,7 +314,10 @@ impl Api {
         if let Some(b) = &body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(classify)?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| classify_via(e, self.proxy.as_deref()))?;
         let status = resp.status();
         if status.is_redirection() {
             return Err(refused_redirect(&resp));
@@ -466,6 +498,12 @@ fn count_u32(n: usize) -> u32 {
 
 /// Turns a reqwest error into a user-level [`ApiError`].
 fn classify(e: reqwest::Error) -> ApiError {
+    classify_via(e, None)
+}
+
+/// As [`classify`], for a call that went through `proxy`: a failure to reach
+/// the server is then told as a failure through that proxy.
+fn classify_via(e: reqwest::Error, proxy: Option<&str>) -> ApiError {
     if e.is_timeout() {
         return ApiError::Timeout;
     }
@@ -502,7 +540,17 @@ fn classify(e: reqwest::Error) -> ApiError {
         "received fatal alert",
     ];
     if TLS_WORDS.iter().any(|w| lower.contains(w)) {
-        return ApiError::Tls(told);
+        return ApiError::Tls(crate::net::tls_failure(&told));
+    }
+    if let Some(p) = proxy {
+        if !e.is_decode() {
+            let cause = innermost(&e);
+            return ApiError::Network(if lower.contains("unsuccessful") {
+                format!("the proxy {p} refused the tunnel ({cause})")
+            } else {
+                format!("through the proxy {p}: {cause}")
+            });
+        }
     }
     if e.is_decode() {
         return ApiError::BadResponse(told);

@@ -184,6 +184,15 @@ pub struct Config {
     pub history_max_rows: u64,
     /// The history forgets notifications older than this many days.
     pub history_max_days: u32,
+    /// A PEM file of extra certificate authorities to trust (an internal CA),
+    /// besides the operating system's store; for REST and the socket alike.
+    pub ca_file: Option<String>,
+    /// The proxy for REST and the socket: `http://host:port`, `socks5://…`,
+    /// `socks5h://…`, or `"none"`; unset: the environment (`HTTPS_PROXY`,
+    /// `NO_PROXY` …) and the system settings.
+    pub proxy: Option<String>,
+    /// Hosts reached without `proxy` (comma-separated, as `NO_PROXY`).
+    pub no_proxy: Option<String>,
 }
 
 /// The allowed range of `history_max_rows`.
@@ -211,6 +220,9 @@ impl Default for Config {
             autostart: false,
             history_max_rows: 50_000,
             history_max_days: 365,
+            ca_file: None,
+            proxy: None,
+            no_proxy: None,
         }
     }
 }
@@ -339,6 +351,15 @@ impl Config {
                     HISTORY_DAYS_RANGE.end(),
                     self.history_max_days
                 ),
+            );
+        }
+        if let Err(e) = crate::net::ProxyMode::from_config(self) {
+            return invalid("proxy", e.to_string());
+        }
+        if self.ca_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+            return invalid(
+                "ca_file",
+                "is empty; remove it or name a PEM file".to_owned(),
             );
         }
         if !self.task_url_template.contains("{task_id}") {

@@ -12,7 +12,8 @@
 //! [`backoff`], [`heartbeat`], [`summary`] (rendering), [`delivery`], [`i18n`],
 //! [`config`] (validation), [`sanitize`] (terminal-safe text, secret redaction).
 //!
-//! I/O modules: [`api`] (REST), [`credentials`] (OS keyring), [`history`]
+//! I/O modules: [`net`] (one trust and proxy decision for every connection),
+//! [`api`] (REST), [`credentials`] (OS keyring), [`history`]
 //! (SQLite), [`notifier`] (desktop notifications), and [`supervisor`], the one
 //! event loop that owns the socket and reconnects.
 
@@ -24,6 +25,7 @@ pub mod delivery;
 pub mod heartbeat;
 pub mod history;
 pub mod i18n;
+pub mod net;
 pub mod notifier;
 pub mod protocol;
 pub mod sanitize;

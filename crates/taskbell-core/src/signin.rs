@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
-use crate::api::{Api, ApiError};
+use crate::api::{Api, ApiError, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 use crate::config::{Config, ConfigError, Paths};
 use crate::credentials::{Backend, Credentials, CredentialsError};
+use crate::net::{NetError, Network};
 use crate::protocol::User;
 
 /// Why signing in or out failed. `Display` is one line for the user.
@@ -24,6 +25,9 @@ pub enum SignInError {
     /// The keyring failed.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    /// The trust or proxy settings are unusable (`ca_file`, `proxy`).
+    #[error(transparent)]
+    Network(#[from] NetError),
     /// Sign-out without a configured account.
     #[error("not signed in")]
     NotSignedIn,
@@ -77,7 +81,8 @@ pub async fn sign_in(
     let config = Config::load(&paths.config_file())?;
     let url = crate::config::parse_server_url(server, config.allow_insecure)?;
     let server_text = url.as_str().trim_end_matches('/').to_string();
-    let api = Api::new(url)?;
+    let network = Network::from_config(&config)?;
+    let api = Api::with_network(url, &network, CONNECT_TIMEOUT, REQUEST_TIMEOUT)?;
     let ok = api.login(username, password).await?;
 
     let creds = credentials.clone();
@@ -122,7 +127,10 @@ pub async fn sign_out(paths: &Paths, credentials: &Credentials) -> Result<(), Si
     let (s, u) = (server.clone(), username.clone());
     let token = blocking(move || creds.load_token(&s, &u)).await?;
     if let (Some(token), Ok(url)) = (token, config.server_url()) {
-        match Api::new(url) {
+        let api = Network::from_config(&config)
+            .map_err(|e| ApiError::BadUrl(e.to_string()))
+            .and_then(|n| Api::with_network(url, &n, CONNECT_TIMEOUT, REQUEST_TIMEOUT));
+        match api {
             Ok(api) => {
                 let api = api.with_token(token);
                 match tokio::time::timeout(Duration::from_secs(5), api.logout()).await {

@@ -70,6 +70,7 @@ use crate::delivery::{self, Delivery, DeliveryPolicy, Toast, Urgency};
 use crate::heartbeat::Heartbeat;
 use crate::history::{History, HistoryError, Retention};
 use crate::i18n::{Lang, Msg, tr};
+use crate::net::{NetError, Network};
 use crate::notifier::{Notifier, NotifyError};
 use crate::protocol::{self, Inbound, Notification, Outbound, User};
 use crate::summary::{self, Summary};
@@ -346,6 +347,9 @@ pub enum EngineError {
     /// The REST client cannot be built.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// The trust or proxy settings are unusable (a CA file, a proxy URL).
+    #[error(transparent)]
+    Network(#[from] NetError),
     /// The toast worker thread cannot be started.
     #[error("cannot start the notification worker: {0}")]
     Worker(String),
@@ -391,8 +395,10 @@ impl Engine {
             _ => return Err(EngineError::NotSignedIn),
         };
         let base = opts.config.server_url()?;
-        let api = Api::with_timeouts(
+        let network = Network::from_config(&opts.config)?;
+        let api = Api::with_network(
             base.clone(),
+            &network,
             opts.timing.connect_timeout,
             opts.timing.request_timeout,
         )?;
@@ -421,6 +427,7 @@ impl Engine {
             username,
             base,
             api,
+            network,
             token: None,
             user: None,
             history,
@@ -701,6 +708,8 @@ struct Core {
     username: String,
     base: Url,
     api: Api,
+    /// Trust and proxy for the socket (the REST client holds the same).
+    network: Network,
     token: Option<SecretToken>,
     user: Option<User>,
     history: History,
@@ -1060,8 +1069,7 @@ impl Core {
             ))
         })?;
         if let Ok(v) = format!("Bearer {token}").parse() {
-            req.headers_mut()
-                .insert(tungstenite::http::header::AUTHORIZATION, v);
+            req.headers_mut().insert(http::header::AUTHORIZATION, v);
         }
         Ok(req)
     }
@@ -1080,8 +1088,27 @@ impl Core {
             .as_ref()
             .map(|t| t.expose().to_string())
             .unwrap_or_default();
+        let network = self.network.clone();
+        let target = self.base.clone();
         let fut = async move {
-            let fut = tokio_tungstenite::connect_async_with_config(req, Some(cfg), false);
+            // Directly or through the proxy, then TLS with the same trust as REST.
+            let stream = match network.open_stream(&target, connect_timeout).await {
+                Ok(s) => s,
+                Err(e) => {
+                    return Err(Ended::Failed {
+                        reason: e.to_string(),
+                        retry_after: None,
+                        unreachable: !matches!(e, NetError::ProxyRefused { .. }),
+                    });
+                }
+            };
+            let connector = tokio_tungstenite::Connector::Rustls(network.tls_config());
+            let fut = tokio_tungstenite::client_async_tls_with_config(
+                req,
+                stream,
+                Some(cfg),
+                Some(connector),
+            );
             match tokio::time::timeout(connect_timeout, fut).await {
                 Err(_) => Err(Ended::Failed {
                     reason: "the server did not answer in time".to_string(),
@@ -1829,7 +1856,10 @@ fn classify_ws_error(e: tungstenite::Error, token: &str) -> Ended {
             unreachable: true,
         },
         E::Tls(t) => Ended::Failed {
-            reason: format!("secure connection failed: {t}"),
+            reason: format!(
+                "secure connection failed: {}",
+                crate::net::tls_failure(&t.to_string())
+            ),
             retry_after: None,
             unreachable: false,
         },
@@ -1860,7 +1890,7 @@ mod tests {
     }
 
     fn http_error(status: u16, retry_after: Option<&str>) -> tungstenite::Error {
-        let mut b = tungstenite::http::Response::builder().status(status);
+        let mut b = http::Response::builder().status(status);
         if let Some(r) = retry_after {
             b = b.header("Retry-After", r);
         }
