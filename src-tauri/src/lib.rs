@@ -278,6 +278,9 @@ pub fn run_app<R: Runtime>(
 /// window), and the window asked for with `--open`. `run_app` calls it when the event loop is
 /// ready; tests on the mock runtime, which do not run the loop, call it themselves.
 pub fn init<R: Runtime>(app: &tauri::AppHandle<R>) -> tauri::Result<()> {
+    // A menu-bar app on macOS: no Dock icon, no app menu.
+    #[cfg(target_os = "macos")]
+    app.set_activation_policy(tauri::ActivationPolicy::Accessory)?;
     let shared = app.state::<Shared>();
     if shared.options.tray {
         tray::install(app, &shared.status(), shared.lang())?;

@@ -107,8 +107,7 @@ pub async fn run_engine(
     write_state(&paths, &initial, true);
     out.state(&initial)?;
 
-    let mut terminate = signal_stream(tokio::signal::unix::SignalKind::terminate())?;
-    let mut interrupt = signal_stream(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut stop = StopSignals::install()?;
     let mut stopping = false;
     let mut state_open = true;
     let shutdown_deadline = tokio::time::sleep(Duration::MAX);
@@ -128,15 +127,9 @@ pub async fn run_engine(
                 write_state(&paths, &status, true);
                 out.state(&status)?;
             }
-            _ = terminate.recv(), if !stopping => {
+            which = stop.recv(), if !stopping => {
                 stopping = true;
-                tracing::info!("SIGTERM: closing the connection");
-                let _ = handle.commands.send(Command::Shutdown).await;
-                shutdown_deadline.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
-            }
-            _ = interrupt.recv(), if !stopping => {
-                stopping = true;
-                tracing::info!("SIGINT: closing the connection");
+                tracing::info!("{which}: closing the connection");
                 let _ = handle.commands.send(Command::Shutdown).await;
                 shutdown_deadline.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
             }
@@ -170,11 +163,71 @@ pub async fn run_engine(
     }
 }
 
-fn signal_stream(
-    kind: tokio::signal::unix::SignalKind,
-) -> Result<tokio::signal::unix::Signal, CliError> {
-    tokio::signal::unix::signal(kind)
-        .map_err(|e| CliError::Failed(format!("cannot install a signal handler: {e}")))
+/// What stops `taskbell run` cleanly: SIGTERM and SIGINT on Unix; Ctrl-C,
+/// Ctrl-Break, closing the console and logging off or shutting down on Windows.
+struct StopSignals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    ctrl_c: tokio::signal::windows::CtrlC,
+    #[cfg(windows)]
+    ctrl_break: tokio::signal::windows::CtrlBreak,
+    #[cfg(windows)]
+    close: tokio::signal::windows::CtrlClose,
+    #[cfg(windows)]
+    shutdown: tokio::signal::windows::CtrlShutdown,
+    #[cfg(windows)]
+    logoff: tokio::signal::windows::CtrlLogoff,
+}
+
+fn handler_error(e: std::io::Error) -> CliError {
+    CliError::Failed(format!("cannot install a signal handler: {e}"))
+}
+
+impl StopSignals {
+    #[cfg(unix)]
+    fn install() -> Result<StopSignals, CliError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            terminate: signal(SignalKind::terminate()).map_err(handler_error)?,
+            interrupt: signal(SignalKind::interrupt()).map_err(handler_error)?,
+        })
+    }
+
+    #[cfg(windows)]
+    fn install() -> Result<StopSignals, CliError> {
+        use tokio::signal::windows;
+        Ok(StopSignals {
+            ctrl_c: windows::ctrl_c().map_err(handler_error)?,
+            ctrl_break: windows::ctrl_break().map_err(handler_error)?,
+            close: windows::ctrl_close().map_err(handler_error)?,
+            shutdown: windows::ctrl_shutdown().map_err(handler_error)?,
+            logoff: windows::ctrl_logoff().map_err(handler_error)?,
+        })
+    }
+
+    /// Waits for the next stop request; names it.
+    #[cfg(unix)]
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+
+    /// Waits for the next stop request; names it.
+    #[cfg(windows)]
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.ctrl_c.recv() => "Ctrl-C",
+            _ = self.ctrl_break.recv() => "Ctrl-Break",
+            _ = self.close.recv() => "console closed",
+            _ = self.shutdown.recv() => "shutdown",
+            _ = self.logoff.recv() => "log-off",
+        }
+    }
 }
 
 /// Records the engine status in `<data_dir>/state.json` (atomically; a

@@ -24,6 +24,10 @@ pub enum Backend {
     SecretService,
     /// The Linux kernel keyring (keyutils): kept in kernel memory until reboot or logout.
     KernelKeyring,
+    /// The Windows Credential Manager (generic credentials of the user).
+    WindowsCredentialManager,
+    /// The macOS login Keychain.
+    MacosKeychain,
     /// An in-process store that forgets everything at exit (tests only).
     Memory,
     /// A store supplied by the caller, described by its vendor string.
@@ -35,6 +39,8 @@ impl fmt::Display for Backend {
         match self {
             Backend::SecretService => f.write_str("Secret Service"),
             Backend::KernelKeyring => f.write_str("Linux kernel keyring (keyutils)"),
+            Backend::WindowsCredentialManager => f.write_str("Windows Credential Manager"),
+            Backend::MacosKeychain => f.write_str("macOS Keychain"),
             Backend::Memory => f.write_str("in-memory store (nothing is kept after exit)"),
             Backend::Other(v) => write!(f, "{v}"),
         }
@@ -154,10 +160,36 @@ impl Credentials {
         }
     }
 
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "windows")]
+    fn open_platform() -> Result<Credentials, CredentialsError> {
+        let store: Arc<CredentialStore> = windows_native_keyring_store::Store::new()
+            .map_err(|e| CredentialsError::NoKeyring(format!("Windows Credential Manager: {e}")))?;
+        probe(&store)
+            .map_err(|e| CredentialsError::NoKeyring(format!("Windows Credential Manager: {e}")))?;
+        tracing::info!(backend = "windows", "using the Windows Credential Manager");
+        Ok(Credentials {
+            store,
+            backend: Backend::WindowsCredentialManager,
+        })
+    }
+
+    #[cfg(target_os = "macos")]
+    fn open_platform() -> Result<Credentials, CredentialsError> {
+        let store: Arc<CredentialStore> = apple_native_keyring_store::keychain::Store::new()
+            .map_err(|e| CredentialsError::NoKeyring(format!("macOS Keychain: {e}")))?;
+        probe(&store).map_err(|e| CredentialsError::NoKeyring(format!("macOS Keychain: {e}")))?;
+        tracing::info!(backend = "keychain", "using the macOS Keychain");
+        Ok(Credentials {
+            store,
+            backend: Backend::MacosKeychain,
+        })
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "macos")))]
     fn open_platform() -> Result<Credentials, CredentialsError> {
         Err(CredentialsError::NoKeyring(
-            "this build of TaskBell supports only Linux keyrings".to_string(),
+            "this build of TaskBell knows the keyrings of Linux, Windows and macOS only"
+                .to_string(),
         ))
     }
 

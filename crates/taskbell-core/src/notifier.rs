@@ -233,16 +233,87 @@ impl Notifier for DesktopNotifier {
     }
 }
 
+/// TaskBell's AppUserModelID on Windows: the installer's Start-menu shortcut
+/// carries it (the bundle identifier), so toasts are attributed to TaskBell and
+/// stay in the Action Center under its name.
+pub const WINDOWS_APP_ID: &str = "dev.taskbell.tray";
+
+/// A toast body is markup-escaped for freedesktop daemons; Windows and macOS
+/// show text as it is.
 #[cfg(not(all(unix, not(target_os = "macos"))))]
+fn plain_text(body: &str) -> String {
+    body.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Windows toasts (notify-rust → WinRT): urgency as the toast scenario (critical
+/// stays on screen, the "Reminder" scenario), an "Open" button and a click on
+/// the body both open the link; the click is waited for on a thread of its own
+/// that ends when the toast is dismissed or expires.
+#[cfg(target_os = "windows")]
 impl Notifier for DesktopNotifier {
     fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
+        use notify_rust::NotificationResponse;
+        let link = DesktopNotifier::link(toast);
+        let body = plain_text(&toast.body);
         let mut n = notify_rust::Notification::new();
         n.appname(&self.app_name)
             .summary(&toast.title)
-            .body(&toast.body)
-            .icon(DesktopNotifier::icon(toast));
+            .body(&body)
+            .icon(DesktopNotifier::icon(toast))
+            .app_id(WINDOWS_APP_ID)
+            .urgency(match toast.urgency {
+                Urgency::Low => notify_rust::Urgency::Low,
+                Urgency::Normal => notify_rust::Urgency::Normal,
+                Urgency::Critical => notify_rust::Urgency::Critical,
+            });
+        if link.is_some() {
+            n.action("open", &self.open_label);
+        }
         if let Some(ms) = toast.timeout_ms {
             n.timeout(notify_rust::Timeout::Milliseconds(ms));
+        }
+        let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
+        if let Some(url) = link {
+            let opener = Arc::clone(&self.opener);
+            let spawned = std::thread::Builder::new()
+                .name("taskbell-toast-click".to_string())
+                .spawn(move || {
+                    let _ = handle.wait_for_response(move |r: &NotificationResponse| {
+                        let clicked = match r {
+                            NotificationResponse::Default => true,
+                            NotificationResponse::Action(a) => a == "open",
+                            _ => false,
+                        };
+                        if clicked {
+                            if let Err(e) = opener(&url) {
+                                tracing::warn!(error = %e, "could not open the task page");
+                            }
+                        }
+                    });
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot wait for a click on the toast");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// macOS notification centre through notify-rust (the app's bundle identity);
+/// a critical toast plays the default sound.
+#[cfg(not(any(target_os = "windows", all(unix, not(target_os = "macos")))))]
+impl Notifier for DesktopNotifier {
+    fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
+        let body = plain_text(&toast.body);
+        let mut n = notify_rust::Notification::new();
+        n.appname(&self.app_name)
+            .summary(&toast.title)
+            .body(&body)
+            .icon(DesktopNotifier::icon(toast));
+        if toast.urgency == Urgency::Critical {
+            n.sound_name("default");
         }
         let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
         drop(handle);
