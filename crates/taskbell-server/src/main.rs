@@ -86,6 +86,9 @@ async fn main() -> ExitCode {
         allow_public_demo: args.allow_public_demo,
         ..ServerConfig::default()
     };
+    // Install the stop handlers before telling anyone the address: a SIGTERM right
+    // after "listening on" must stop the server cleanly, not kill it by signal.
+    let stop = stop_signals();
     let server = match start(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -101,29 +104,43 @@ async fn main() -> ExitCode {
         tracing::warn!("stdout is closed; the address is {}", server.base_url());
     }
     drop(out);
-    wait_for_signal().await;
+    stop.await;
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// Registers the stop signals now (SIGTERM and SIGINT on Unix, Ctrl-C
+/// elsewhere) and returns what waits for the first of them.
+fn stop_signals() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut t), Ok(mut i)) => {
+                    tokio::select! {
+                        _ = t.recv() => {}
+                        _ = i.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                (Ok(mut t), Err(_)) => {
+                    t.recv().await;
+                }
+                (Err(_), Ok(mut i)) => {
+                    i.recv().await;
+                }
+                (Err(_), Err(_)) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
