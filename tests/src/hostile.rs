@@ -9,7 +9,6 @@
 //! It runs on a thread of its own (its own tokio runtime) on `127.0.0.1:0`,
 //! so sync and async tests can use it alike, and stops on `Drop`.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -23,7 +22,8 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::process::{HarnessError, Result};
+use crate::background::Background;
+use crate::process::Result;
 
 /// The token this server hands out (a JWT shape, so that log redaction by
 /// shape is exercised too; the signature part is what must never be printed).
@@ -93,16 +93,14 @@ struct Shared {
 
 /// A running hostile server; stopped on `Drop`.
 pub struct HostileServer {
-    addr: SocketAddr,
+    bg: Background,
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for HostileServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostileServer")
-            .field("addr", &self.addr)
+            .field("addr", &self.bg.addr)
             .finish()
     }
 }
@@ -114,53 +112,21 @@ impl HostileServer {
             behaviour,
             counters: Counters::default(),
         });
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").map_err(io("binding the hostile server"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(io("binding the hostile server"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(io("binding the hostile server"))?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(Arc::clone(&shared));
-        let thread = std::thread::Builder::new()
-            .name("hostile-server".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stop_rx.await;
-                        })
-                        .await;
-                });
-            })
-            .map_err(io("starting the hostile server thread"))?;
-        Ok(HostileServer {
-            addr,
-            shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        })
+        let bg = Background::start("hostile-server", move |listener| async move {
+            let _ = axum::serve(listener, app).await;
+        })?;
+        Ok(HostileServer { bg, shared })
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.bg.addr)
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.bg.addr.port()
     }
 
     /// Logins received so far.
@@ -191,17 +157,6 @@ impl HostileServer {
         pred: impl Fn(&HostileServer) -> bool,
     ) -> Result<()> {
         crate::process::wait_until(what, timeout, || pred(self).then_some(()))
-    }
-}
-
-impl Drop for HostileServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -384,12 +339,5 @@ async fn run_socket(shared: Arc<Shared>, mut socket: WebSocket) {
                 .await;
             return;
         }
-    }
-}
-
-fn io(context: &str) -> impl FnOnce(std::io::Error) -> HarnessError + '_ {
-    move |source| HarnessError::Io {
-        context: context.to_owned(),
-        source,
     }
 }

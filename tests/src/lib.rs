@@ -52,6 +52,7 @@
 //! SIGKILL; nextest's timeout kills the whole process group, children
 //! included.
 
+mod background;
 pub mod desktop;
 pub mod hostile;
 pub mod network;

@@ -181,25 +181,31 @@ async fn reconnects(handle: &mut EngineHandle, n: usize) -> Vec<(u32, u64)> {
     out
 }
 
+/// Runs an engine (remember-me as asked) against a server that does `after_pong`
+/// on every socket, until `n` reconnects were announced: their (attempt, delay).
+fn storm(after_pong: AfterPong, remember: bool, n: usize) -> (HostileServer, Vec<(u32, u64)>) {
+    let hostile = HostileServer::start(Behaviour {
+        after_pong,
+        ..Behaviour::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let seen = runtime().block_on(async {
+        let mut h = engine(&hostile, remember, dir.path());
+        let seen = reconnects(&mut h, n).await;
+        h.shutdown().await;
+        seen
+    });
+    (hostile, seen)
+}
+
 /// Attack 3: a server that closes every socket right after the first pong (and a
 /// 404 catch-up, which counts as caught up) got ~110 connects a minute: the backoff
 /// reset after each such "healthy" connection. Now a healthy connection must also
 /// last `healthy_after` (10 s) to reset it, so the attempts keep counting up.
 #[test]
 fn a_server_closing_right_after_each_pong_gets_growing_delays() {
-    let hostile = HostileServer::start(Behaviour {
-        after_pong: AfterPong::Close(1000),
-        ..Behaviour::default()
-    })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime();
-    let attempts = rt.block_on(async {
-        let mut h = engine(&hostile, false, dir.path());
-        let seen = reconnects(&mut h, 6).await;
-        h.shutdown().await;
-        seen
-    });
+    let (hostile, attempts) = storm(AfterPong::Close(1000), false, 6);
     let numbers: Vec<u32> = attempts.iter().map(|(a, _)| *a).collect();
     assert_eq!(numbers, [1, 2, 3, 4, 5, 6], "{attempts:?}");
     // Each delay within its growing ceiling (full jitter).
@@ -215,19 +221,7 @@ fn a_server_closing_right_after_each_pong_gets_growing_delays() {
 /// refusal within ten minutes of the last waits longer (2, 4, 8, 16 × base …).
 #[test]
 fn token_refusals_right_after_a_pong_get_growing_waits_before_each_login() {
-    let hostile = HostileServer::start(Behaviour {
-        after_pong: AfterPong::Close(4001),
-        ..Behaviour::default()
-    })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime();
-    let waits = rt.block_on(async {
-        let mut h = engine(&hostile, true, dir.path());
-        let seen = reconnects(&mut h, 4).await;
-        h.shutdown().await;
-        seen
-    });
+    let (hostile, waits) = storm(AfterPong::Close(4001), true, 4);
     // The first refusal signs in again at once (an expired token); from the second
     // on, each waits at least the doubling floor: 80, 160, 320, 640 ms.
     let floors = [80u64, 160, 320, 640];
