@@ -57,6 +57,10 @@ enum Cmd {
         /// The tray app binary (default: `taskbell-app` beside this binary, or $TASKBELL_APP).
         #[arg(long)]
         app: Option<std::path::PathBuf>,
+        /// Only the headless `taskbell run` (the `taskbell` command beside this binary);
+        /// no tray app is needed.
+        #[arg(long)]
+        daemon_only: bool,
     },
     /// A notification a second and a fault every 5 minutes, RSS over time.
     Soak {
@@ -139,11 +143,19 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Fleet(c) => {
             report = fleet::fleet(sizes(c).fleet).await?;
         }
-        Cmd::Tray { common, app } => {
+        Cmd::Tray {
+            common,
+            app,
+            daemon_only,
+        } => {
             let b = Bench::start(exe, sizes(common)).await?;
-            // Asked for by name: a missing build is an error, not a "not measured" row.
-            let bins = taskbell_bench::tray::locate_app(app.as_deref(), &b.exe)?;
-            report = scenarios::tray(&b, Some(&bins.app)).await?;
+            if daemon_only {
+                report = scenarios::daemon(&b).await?;
+            } else {
+                // Asked for by name: a missing build is an error, not a "not measured" row.
+                let bins = taskbell_bench::tray::locate_app(app.as_deref(), &b.exe)?;
+                report = scenarios::tray(&b, Some(&bins.app)).await?;
+            }
         }
         Cmd::Soak { minutes } => {
             let b = Bench::start(exe, Sizes::full()).await?;

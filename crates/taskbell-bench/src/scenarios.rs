@@ -662,6 +662,41 @@ pub async fn tray(b: &Bench, app: Option<&std::path::Path>) -> Result<Report> {
     r
 }
 
+/// The headless `taskbell run` alone, idle in a private desktop (the first part of
+/// [`tray`], without the tray app): the `taskbell` command beside this binary.
+pub async fn daemon(b: &Bench) -> Result<Report> {
+    let cli = b.exe.with_file_name("taskbell");
+    if !cli.is_file() {
+        return Err(anyhow!(
+            "the taskbell command is not built at {}: build taskbell-cli with the same profile",
+            cli.display()
+        ));
+    }
+    let bins = crate::tray::TrayBinaries {
+        app: cli.with_file_name("taskbell-app"),
+        cli,
+    };
+    let sizes = if b.sizes.quick {
+        crate::tray::TraySizes::quick()
+    } else {
+        crate::tray::TraySizes::full()
+    };
+    let p = Platform::demo(None).await?;
+    let server = p.base_url();
+    let r = tokio::task::spawn_blocking(move || {
+        crate::tray::daemon(
+            &bins,
+            &server,
+            DEMO_ANNOTATOR.username,
+            DEMO_ANNOTATOR.password,
+            sizes,
+        )
+    })
+    .await?;
+    drop(p);
+    r
+}
+
 /// Runs every scenario and prints the table.
 pub async fn all(b: &Bench) -> Result<Report> {
     let mut r = Report::default();

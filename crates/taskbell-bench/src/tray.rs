@@ -225,6 +225,21 @@ fn idle_rows(r: &mut Report, section: &str, what: &str, idle: &IdleReading) {
     ));
 }
 
+/// Measures the headless `taskbell run` alone (blocking), signed in as `username` on the
+/// platform at `server`.
+pub fn daemon(
+    bins: &TrayBinaries,
+    server: &str,
+    username: &str,
+    password: &str,
+    sizes: TraySizes,
+) -> Result<Report> {
+    eprintln!("== headless daemon ({})", bins.cli.display());
+    let mut r = Report::default();
+    measure(bins, server, username, password, sizes, &mut r, false)?;
+    Ok(r)
+}
+
 /// Measures the tray app (blocking: run it on a blocking thread), signed in as `username` on
 /// the platform at `server`.
 pub fn tray(
@@ -234,9 +249,23 @@ pub fn tray(
     password: &str,
     sizes: TraySizes,
 ) -> Result<Report> {
-    let app = bins.app.as_path();
-    eprintln!("== tray app memory ({})", app.display());
+    eprintln!("== tray app memory ({})", bins.app.display());
     let mut r = Report::default();
+    measure(bins, server, username, password, sizes, &mut r, true)?;
+    Ok(r)
+}
+
+/// The headless daemon, then (with `with_app`) the tray app, in one private desktop.
+fn measure(
+    bins: &TrayBinaries,
+    server: &str,
+    username: &str,
+    password: &str,
+    sizes: TraySizes,
+    r: &mut Report,
+    with_app: bool,
+) -> Result<()> {
+    let app = bins.app.as_path();
     let desktop = Desktop::start_with(DesktopOptions {
         notifications: true,
         keyring: true,
@@ -279,11 +308,14 @@ pub fn tray(
         fmt_duration(signed_in),
         "—",
     );
-    idle_rows(&mut r, s, "`taskbell run` idle, connected", &idle);
+    idle_rows(r, s, "`taskbell run` idle, connected", &idle);
     // Not 10 s: that is `taskbell run`'s own shutdown grace; WAIT only bounds a hang.
     let status = daemon.terminate(WAIT)?;
     if !status.success() {
         bail!("taskbell run exited with {status}: {}", daemon.log());
+    }
+    if !with_app {
+        return Ok(());
     }
 
     // 1. The tray app, idle in the tray, no window.
@@ -301,7 +333,7 @@ pub fn tray(
         fmt_duration(signed_in),
         "—",
     );
-    idle_rows(&mut r, s, "idle in the tray, no window", &idle);
+    idle_rows(r, s, "idle in the tray, no window", &idle);
 
     let xvfb = desktop
         .xvfb()
@@ -370,5 +402,5 @@ pub fn tray(
         fmt_kib(procfs::sample(pid)?.hwm_kib)
     ));
     child.terminate(WAIT)?;
-    Ok(r)
+    Ok(())
 }

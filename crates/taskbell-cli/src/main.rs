@@ -111,7 +111,10 @@ fn main() -> ExitCode {
     let _ = LOCAL_OFFSET.set(taskbell_core::supervisor::local_offset());
     let cli = Cli::parse();
     init_tracing(&cli.command);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: the engine is one event loop; keyring calls and toasts have
+    // threads of their own. A multi-threaded runtime kept a second worker (and its
+    // wake-ups) for nothing (issue 13).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -105,6 +105,7 @@ pub async fn run_engine(
     let mut state_rx = handle.state.clone();
     let initial = state_rx.borrow_and_update().clone();
     write_state(&paths, &initial, true);
+    let mut recorded = StateRecord::new(&initial, tokio::time::Instant::now());
     out.state(&initial)?;
 
     let mut stop = StopSignals::install()?;
@@ -124,7 +125,9 @@ pub async fn run_engine(
                     continue;
                 }
                 let status = state_rx.borrow_and_update().clone();
-                write_state(&paths, &status, true);
+                if recorded.due(&status, tokio::time::Instant::now()) {
+                    write_state(&paths, &status, true);
+                }
                 out.state(&status)?;
             }
             which = stop.recv(), if !stopping => {
@@ -226,6 +229,50 @@ impl StopSignals {
             _ = self.close.recv() => "console closed",
             _ = self.shutdown.recv() => "shutdown",
             _ = self.logoff.recv() => "log-off",
+        }
+    }
+}
+
+/// How often `state.json` follows a change of the heartbeat latency alone.
+const LATENCY_RECORD_EVERY: Duration = Duration::from_secs(300);
+
+/// Decides when `state.json` is written: at once for anything `taskbell status`
+/// shows but the latency (state, user, unread, pause, reconnects), and for the
+/// latency at most every [`LATENCY_RECORD_EVERY`]. Writing on every pong cost a
+/// file write and an fsync every heartbeat (issue 13).
+#[derive(Debug)]
+struct StateRecord {
+    last: Status,
+    at: tokio::time::Instant,
+}
+
+impl StateRecord {
+    fn new(status: &Status, now: tokio::time::Instant) -> StateRecord {
+        StateRecord {
+            last: status.clone(),
+            at: now,
+        }
+    }
+
+    /// Whether `status` must be written now; if so, remembers it as written.
+    fn due(&mut self, status: &Status, now: tokio::time::Instant) -> bool {
+        let without_latency = |s: &Status| {
+            let mut s = s.clone();
+            s.latency_ms = None;
+            if let State::Connected { latency_ms } = &mut s.state {
+                *latency_ms = None;
+            }
+            s
+        };
+        let changed = without_latency(status) != without_latency(&self.last);
+        let latency_stale = status.latency_ms != self.last.latency_ms
+            && now.saturating_duration_since(self.at) >= LATENCY_RECORD_EVERY;
+        if changed || latency_stale {
+            self.last = status.clone();
+            self.at = now;
+            true
+        } else {
+            false
         }
     }
 }
@@ -440,6 +487,47 @@ fn unescape_markup(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(state: State, latency: Option<u64>, unread: u64) -> Status {
+        Status {
+            state,
+            paused_until_ms: None,
+            unread,
+            user: None,
+            server: "http://127.0.0.1:1".into(),
+            keyring: "test".into(),
+            latency_ms: latency,
+            reconnects: 0,
+        }
+    }
+
+    #[test]
+    fn state_json_follows_changes_at_once_and_latency_only_now_and_then() {
+        let t0 = tokio::time::Instant::now();
+        let up = |ms| State::Connected {
+            latency_ms: Some(ms),
+        };
+        let mut r = StateRecord::new(&status(up(3), Some(3), 0), t0);
+        // Every pong changes the latency: no write for a heartbeat's worth of them.
+        for i in 1..=9u64 {
+            let at = t0 + Duration::from_secs(30 * i);
+            assert!(!r.due(&status(up(3 + i), Some(3 + i), 0), at), "pong {i}");
+        }
+        // Anything `taskbell status` shows besides the latency: written at once.
+        let t1 = t0 + Duration::from_secs(271);
+        assert!(r.due(&status(up(9), Some(9), 1), t1), "unread changed");
+        assert!(r.due(
+            &status(State::Connecting, None, 1),
+            t1 + Duration::from_secs(1)
+        ));
+        assert!(!r.due(
+            &status(State::Connecting, None, 1),
+            t1 + Duration::from_secs(2)
+        ));
+        // The latency alone, once the period has passed.
+        let mut r = StateRecord::new(&status(up(3), Some(3), 0), t0);
+        assert!(r.due(&status(up(4), Some(4), 0), t0 + LATENCY_RECORD_EVERY));
+    }
 
     #[test]
     fn markup_is_unescaped_for_the_terminal() {
