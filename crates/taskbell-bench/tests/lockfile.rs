@@ -19,7 +19,10 @@ fn the_blocking_crate_stays_below_1_7() {
                 .map(|v| v.trim_matches('"'))
         })
         .collect();
-    assert!(!versions.is_empty(), "no blocking crate in Cargo.lock: drop this test");
+    assert!(
+        !versions.is_empty(),
+        "no blocking crate in Cargo.lock: drop this test"
+    );
     for v in versions {
         let mut parts = v.split('.').map(|x| x.parse::<u32>().unwrap_or(u32::MAX));
         let (major, minor) = (parts.next(), parts.next());
