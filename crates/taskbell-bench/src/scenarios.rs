@@ -640,26 +640,7 @@ pub async fn tray(b: &Bench, app: Option<&std::path::Path>) -> Result<Report> {
             return Ok(r);
         }
     };
-    let sizes = if b.sizes.quick {
-        crate::tray::TraySizes::quick()
-    } else {
-        crate::tray::TraySizes::full()
-    };
-    // A quiet platform: the demo data, no activity; the app only exchanges heartbeats.
-    let p = Platform::demo(None).await?;
-    let server = p.base_url();
-    let r = tokio::task::spawn_blocking(move || {
-        crate::tray::tray(
-            &bins,
-            &server,
-            DEMO_ANNOTATOR.username,
-            DEMO_ANNOTATOR.password,
-            sizes,
-        )
-    })
-    .await?;
-    drop(p);
-    r
+    desktop_measure(b, bins, true).await
 }
 
 /// The headless `taskbell run` alone, idle in a private desktop (the first part of
@@ -676,6 +657,16 @@ pub async fn daemon(b: &Bench) -> Result<Report> {
         app: cli.with_file_name("taskbell-app"),
         cli,
     };
+    desktop_measure(b, bins, false).await
+}
+
+/// Runs [`crate::tray::measure`] against a quiet demo platform (no activity: only
+/// heartbeats).
+async fn desktop_measure(
+    b: &Bench,
+    bins: crate::tray::TrayBinaries,
+    with_app: bool,
+) -> Result<Report> {
     let sizes = if b.sizes.quick {
         crate::tray::TraySizes::quick()
     } else {
@@ -684,12 +675,13 @@ pub async fn daemon(b: &Bench) -> Result<Report> {
     let p = Platform::demo(None).await?;
     let server = p.base_url();
     let r = tokio::task::spawn_blocking(move || {
-        crate::tray::daemon(
+        crate::tray::measure(
             &bins,
             &server,
             DEMO_ANNOTATOR.username,
             DEMO_ANNOTATOR.password,
             sizes,
+            with_app,
         )
     })
     .await?;

@@ -225,47 +225,25 @@ fn idle_rows(r: &mut Report, section: &str, what: &str, idle: &IdleReading) {
     ));
 }
 
-/// Measures the headless `taskbell run` alone (blocking), signed in as `username` on the
+/// Measures (blocking: run it on a blocking thread) the headless daemon, then, with
+/// `with_app`, the tray app, in one private desktop, signed in as `username` on the
 /// platform at `server`.
-pub fn daemon(
+pub fn measure(
     bins: &TrayBinaries,
     server: &str,
     username: &str,
     password: &str,
     sizes: TraySizes,
-) -> Result<Report> {
-    eprintln!("== headless daemon ({})", bins.cli.display());
-    let mut r = Report::default();
-    measure(bins, server, username, password, sizes, &mut r, false)?;
-    Ok(r)
-}
-
-/// Measures the tray app (blocking: run it on a blocking thread), signed in as `username` on
-/// the platform at `server`.
-pub fn tray(
-    bins: &TrayBinaries,
-    server: &str,
-    username: &str,
-    password: &str,
-    sizes: TraySizes,
-) -> Result<Report> {
-    eprintln!("== tray app memory ({})", bins.app.display());
-    let mut r = Report::default();
-    measure(bins, server, username, password, sizes, &mut r, true)?;
-    Ok(r)
-}
-
-/// The headless daemon, then (with `with_app`) the tray app, in one private desktop.
-fn measure(
-    bins: &TrayBinaries,
-    server: &str,
-    username: &str,
-    password: &str,
-    sizes: TraySizes,
-    r: &mut Report,
     with_app: bool,
-) -> Result<()> {
+) -> Result<Report> {
     let app = bins.app.as_path();
+    if with_app {
+        eprintln!("== tray app memory ({})", app.display());
+    } else {
+        eprintln!("== headless daemon ({})", bins.cli.display());
+    }
+    let mut report = Report::default();
+    let r = &mut report;
     let desktop = Desktop::start_with(DesktopOptions {
         notifications: true,
         keyring: true,
@@ -315,7 +293,7 @@ fn measure(
         bail!("taskbell run exited with {status}: {}", daemon.log());
     }
     if !with_app {
-        return Ok(());
+        return Ok(report);
     }
 
     // 1. The tray app, idle in the tray, no window.
@@ -402,5 +380,5 @@ fn measure(
         fmt_kib(procfs::sample(pid)?.hwm_kib)
     ));
     child.terminate(WAIT)?;
-    Ok(())
+    Ok(report)
 }

@@ -84,3 +84,34 @@ fn quick_tray_run_prints_every_memory_state() {
         "{daemon}"
     );
 }
+
+/// `taskbell-bench tray --daemon-only --quick` measures the real `taskbell run` beside it
+/// (the debug build in tests) without any tray app: the daemon rows, and no app row.
+#[test]
+fn quick_daemon_only_run_prints_the_headless_rows() {
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_taskbell-bench"));
+    assert!(
+        bench.with_file_name("taskbell").is_file(),
+        "build taskbell-cli first (scripts/test.sh does)"
+    );
+    let out = Command::new(bench)
+        .args(["tray", "--daemon-only", "--quick"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for figure in [
+        "`taskbell run` idle, connected",
+        "idle wake-ups",
+        "idle CPU time",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains("| headless daemon") && l.contains(figure)),
+            "no {figure:?} row:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("| tray app"), "{stdout}");
+}
