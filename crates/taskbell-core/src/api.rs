@@ -732,6 +732,26 @@ pub enum Expect {
     Notifications,
 }
 
+/// Decodes fuzzer input as one REST answer: the first byte picks the HTTP status
+/// (low three bits: 200, 201, 204, 400, 401, 404, 429, 500) and the endpoint
+/// (the rest, modulo the five [`Expect`]s), the remaining bytes are the body.
+/// Shared by the `envelope` fuzz target and its corpus replay; empty input is
+/// `None`.
+pub fn decode_fuzz_input(data: &[u8]) -> Option<Result<(), ApiError>> {
+    const STATUSES: [u16; 8] = [200, 201, 204, 400, 401, 404, 429, 500];
+    const EXPECT: [Expect; 5] = [
+        Expect::Login,
+        Expect::User,
+        Expect::Tasks,
+        Expect::SkipRequests,
+        Expect::Notifications,
+    ];
+    let (&pick, body) = data.split_first()?;
+    let status = STATUSES[usize::from(pick & 7)];
+    let expect = EXPECT[usize::from(pick >> 3) % EXPECT.len()];
+    Some(decode_answer(status, body, expect))
+}
+
 /// Decodes one REST answer exactly as the client does after reading it (status,
 /// envelope, then the typed data), without any I/O: the entry point of the
 /// envelope fuzzer (`fuzz/fuzz_targets/envelope.rs`) and of its corpus replay.
