@@ -16,6 +16,9 @@ echo "== packaging files are well-formed (macOS LaunchAgent, Windows logon task)
 python3 -c 'import sys, xml.dom.minidom as m; [m.parse(f) for f in sys.argv[1:]]' \
   packaging/macos/dev.taskbell.run.plist packaging/windows/taskbell-run.xml
 
+echo "== GitHub workflows (schema, duplicate keys, zizmor)"
+bash scripts/lint-workflows.sh
+
 echo "== cargo build (the binaries the end-to-end tests run)"
 cargo build --workspace --bins --locked
 # The end-to-end tests run these very binaries, fresh from the build above, instead of

@@ -353,6 +353,10 @@ pub fn main() -> ExitCode {
         .or(configured)
         .unwrap_or_else(bridge::system_lang);
     let shared = Shared::new(options, lang, deps);
+    // libappindicator names the StatusNotifierItem after the GLib application name
+    // (its `Title`, which KDE and GNOME show); without it panels say "taskbell-app".
+    #[cfg(target_os = "linux")]
+    glib::set_application_name(tray::APP_NAME);
     let builder = Builder::default()
         // First, so a second launch is caught before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {

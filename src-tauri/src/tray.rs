@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tauri::image::Image;
 use tauri::menu::{IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
-use tauri::tray::TrayIconBuilder;
+use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Manager, Runtime};
 
 use crate::model::{ConnState, Lang, UiStatus};
@@ -473,12 +473,41 @@ pub fn draw_badge(rgba: &mut [u8], width: u32, height: u32, unread: u64) {
     }
 }
 
-/// The icon image for `status`: the state's PNG with the unread badge drawn on it.
+/// The name panels show for the tray item.
+pub const APP_NAME: &str = "TaskBell";
+
+/// macOS draws menu-bar icons as templates: only the alpha channel counts, tinted to suit
+/// the light or dark menu bar. Elsewhere the coloured icons are shown as they are.
+pub const TEMPLATE_ICONS: bool = cfg!(target_os = "macos");
+
+/// Windows users expect a left click on a notification-area icon to open the app and a
+/// right click to show its menu; macOS menu-bar items and Linux AppIndicators show the menu
+/// on any click (libappindicator reports no clicks at all).
+pub const LEFT_CLICK_OPENS_CENTER: bool = cfg!(target_os = "windows");
+
+/// Turns a coloured RGBA icon into a template image: every visible pixel black, near-white
+/// details (the bell's highlights, the badge digits) knocked out so they still show as
+/// holes once the OS tints the shape.
+pub fn to_template(rgba: &mut [u8]) {
+    for px in rgba.chunks_exact_mut(4) {
+        let light = px[0] >= 0xd0 && px[1] >= 0xd0 && px[2] >= 0xd0;
+        px[3] = if light { 0 } else { px[3] };
+        px[0] = 0;
+        px[1] = 0;
+        px[2] = 0;
+    }
+}
+
+/// The icon image for `status`: the state's PNG with the unread badge drawn on it (a
+/// template image where [`TEMPLATE_ICONS`]).
 pub fn icon_for(status: &UiStatus) -> tauri::Result<Image<'static>> {
     let base = Image::from_bytes(IconState::of(status).png())?;
     let (w, h) = (base.width(), base.height());
     let mut rgba = base.rgba().to_vec();
     draw_badge(&mut rgba, w, h, status.unread);
+    if TEMPLATE_ICONS {
+        to_template(&mut rgba);
+    }
     Ok(Image::new_owned(rgba, w, h))
 }
 
@@ -526,9 +555,22 @@ pub fn install<R: Runtime>(app: &AppHandle<R>, status: &UiStatus, lang: Lang) ->
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon_for(status)?)
         .tooltip(tooltip(status, lang))
+        .icon_as_template(TEMPLATE_ICONS)
         .menu(&menu)
-        .show_menu_on_left_click(true)
+        .show_menu_on_left_click(!LEFT_CLICK_OPENS_CENTER)
         .on_menu_event(|app, event| crate::commands::on_menu(app, event.id().as_ref()))
+        .on_tray_icon_event(|tray, event| {
+            if let TrayIconEvent::Click {
+                button: MouseButton::Left,
+                button_state: MouseButtonState::Up,
+                ..
+            } = event
+            {
+                if LEFT_CLICK_OPENS_CENTER {
+                    crate::commands::on_menu(tray.app_handle(), MenuId::Notifications.as_str());
+                }
+            }
+        })
         .build(app)?;
     Ok(())
 }
@@ -540,6 +582,7 @@ pub fn apply<R: Runtime>(app: &AppHandle<R>, status: &UiStatus, lang: Lang) -> t
         return Ok(());
     };
     tray.set_icon(Some(icon_for(status)?))?;
+    tray.set_icon_as_template(TEMPLATE_ICONS)?;
     tray.set_tooltip(Some(tooltip(status, lang)))?;
     tray.set_menu(Some(build_menu(app, &menu_model(status, lang))?))?;
     Ok(())
@@ -754,6 +797,29 @@ mod tests {
         let mut many = blank.clone();
         draw_badge(&mut many, 64, 64, 120);
         assert_ne!(many, img, "9+ differs from 7");
+    }
+
+    #[test]
+    fn template_icons_keep_the_shape_and_knock_out_light_details() {
+        // Three unread: the badge is drawn.
+        let coloured = icon_for(&status(ConnState::Connected {
+            latency_ms: Some(20),
+        }))
+        .unwrap();
+        let mut rgba = coloured.rgba().to_vec();
+        let opaque_before = rgba.chunks_exact(4).filter(|p| p[3] > 0).count();
+        let light = rgba
+            .chunks_exact(4)
+            .filter(|p| p[3] > 0 && p[..3].iter().all(|&c| c >= 0xd0))
+            .count();
+        assert!(light > 0, "the badge digits are white");
+        to_template(&mut rgba);
+        assert!(rgba.chunks_exact(4).all(|p| p[..3] == [0, 0, 0]));
+        let opaque_after = rgba.chunks_exact(4).filter(|p| p[3] > 0).count();
+        assert_eq!(opaque_after, opaque_before - light);
+        // Only macOS uses templates; Linux keeps its coloured state icons.
+        assert_eq!(TEMPLATE_ICONS, cfg!(target_os = "macos"));
+        assert_eq!(LEFT_CLICK_OPENS_CENTER, cfg!(target_os = "windows"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use taskbell_e2e::{
-    ChildGuard, Desktop, DesktopOptions, Stdout, descendants, free_port, wait_until,
+    ChildGuard, Desktop, DesktopOptions, SniWatcher, Stdout, descendants, free_port, wait_until,
     webkit_processes,
 };
 
@@ -443,4 +443,115 @@ fn login_window_then_keyring_sign_in_and_a_live_notification_in_the_center() {
         .unwrap();
     driver.quit();
     rt.block_on(server.shutdown());
+}
+
+/// Pixels of an icon file close to `rgb`.
+fn icon_colour(file: &Path, rgb: [u8; 3]) -> usize {
+    let bytes = std::fs::read(file).unwrap();
+    let img = tauri::image::Image::from_bytes(&bytes).unwrap();
+    img.rgba()
+        .chunks_exact(4)
+        .filter(|p| p[3] > 128 && (0..3).all(|c| p[c].abs_diff(rgb[c]) <= 24))
+        .count()
+}
+
+/// KDE Plasma and GNOME (AppIndicator extension) host tray icons as StatusNotifierItems,
+/// not XEmbed windows. With a StatusNotifierWatcher on the bus the app's item registers
+/// with it; its icon and state line follow the connection, and its native menu, read and
+/// clicked over `com.canonical.dbusmenu` as a panel does, pauses, opens the center and
+/// quits.
+#[test]
+fn statusnotifier_item_shows_state_and_its_dbusmenu_drives_the_app() {
+    const GREEN: [u8; 3] = [0x1f, 0x9d, 0x55];
+    const BLUE: [u8; 3] = [0x4a, 0x7f, 0xd6];
+    let desktop = Desktop::start_with(DesktopOptions {
+        notifications: true,
+        keyring: true,
+        tray: false,
+    })
+    .unwrap();
+    // The host first: libappindicator looks for a watcher when the icon is created.
+    let watcher = SniWatcher::start(desktop.bus()).unwrap();
+    let dirs = desktop.dir().join("app");
+    let mut app = ChildGuard::spawn(
+        "taskbell-app",
+        app_command(&desktop, &dirs).args(["--demo", "--lang", "en"]),
+        &desktop.log_dir(),
+        Stdout::Log,
+    )
+    .unwrap();
+    let item = watcher
+        .wait_for_item(WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", app.log()));
+
+    // Connected: the state line carries the heartbeat latency (libappindicator sends no
+    // tooltip), the item is titled TaskBell, and the icon is the green bell.
+    let state = wait_until("the state line with the latency", WAIT, || {
+        item.find(|e| e.label.starts_with("Connected · ") && e.label.ends_with(" ms"))
+            .ok()
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:#?}\n{}", item.menu(), app.log()));
+    assert!(
+        !state.enabled,
+        "the state line is information, not an action"
+    );
+    let props = item.props().unwrap();
+    assert_eq!(props.title, "TaskBell", "{props:?}");
+    assert_eq!(props.status, "Active", "{props:?}");
+    let icon = props
+        .icon_file()
+        .unwrap_or_else(|| panic!("no icon file: {props:?}"));
+    assert!(
+        icon_colour(&icon, GREEN) > 200,
+        "{} is not the green bell",
+        icon.display()
+    );
+    assert_eq!(icon_colour(&icon, BLUE), 0);
+    let user = item.find(|e| e.label.contains("张三")).unwrap();
+    assert!(!user.enabled);
+
+    // "Pause notifications" → "30 min", clicked through dbusmenu: paused icon and state.
+    let pause = item.find(|e| e.label == "30 min").unwrap();
+    let resume = item.find(|e| e.label == "Resume").unwrap();
+    assert!(!resume.enabled, "nothing to resume yet");
+    item.click(pause.id).unwrap();
+    wait_until("the paused state line", WAIT, || {
+        item.find(|e| e.label.contains("paused until")).ok()
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:#?}\n{}", item.menu(), app.log()));
+    let paused = wait_until("the blue paused icon", WAIT, || {
+        let p = item.props().ok()?;
+        let file = p.icon_file()?;
+        (icon_colour(&file, BLUE) > 200).then_some(p)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", item.props()));
+    assert_eq!(paused.status, "Active", "{paused:?}");
+    let resume = item.find(|e| e.label == "Resume").unwrap();
+    assert!(resume.enabled);
+    item.click(resume.id).unwrap();
+    wait_until("the state line without a pause", WAIT, || {
+        item.find(|e| e.label.starts_with("Connected"))
+            .ok()
+            .filter(|e| !e.label.contains("paused"))
+    })
+    .unwrap();
+
+    // "Notifications (N unread)…" opens the center: a web process starts.
+    assert_eq!(webkit_processes(app.id()), vec![]);
+    let center = item
+        .find(|e| e.label.starts_with("Notifications ("))
+        .unwrap();
+    item.click(center.id).unwrap();
+    wait_until("a WebKit process for the center", WAIT, || {
+        (!webkit_processes(app.id()).is_empty()).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", app.log()));
+
+    // "Quit TaskBell" ends the app cleanly.
+    let quit = item.find(|e| e.label == "Quit TaskBell").unwrap();
+    item.click(quit.id).unwrap();
+    let status = app
+        .wait_timeout(WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", app.log()));
+    assert!(status.success(), "{status:?}\n{}", app.log());
 }

@@ -26,6 +26,8 @@
 //!   an attacker's (redirected logins, storms of closes, huge bodies, escapes).
 //! - [`network`]: [`TestCa`] (a private CA), [`TlsFront`] (https in front of a
 //!   server), [`ConnectProxy`] and [`Socks5Proxy`] (which record their tunnels).
+//! - [`sni`]: [`SniWatcher`], a StatusNotifierItem host (KDE/GNOME-style tray) on the
+//!   private bus, and [`SniItem`], an item's properties and its dbusmenu, clickable.
 //! - [`services`]: [`Redis`], [`ServerProcess`] (the real `taskbell-server`
 //!   binary, restartable on the same port) and [`binary`] (locates, building
 //!   once, the workspace binaries).
@@ -58,6 +60,7 @@ pub mod hostile;
 pub mod network;
 pub mod process;
 pub mod services;
+pub mod sni;
 
 pub use desktop::{
     Desktop, DesktopOptions, Dunst, DunstEntry, KEYRING_PASSWORD, NotificationRecorder, NotifyCall,
@@ -70,3 +73,4 @@ pub use process::{
     webkit_processes,
 };
 pub use services::{Redis, ServerOptions, ServerProcess, binary, free_port};
+pub use sni::{ItemProps, MenuEntry, SniItem, SniWatcher};

@@ -52,8 +52,9 @@ impl fmt::Display for Backend {
 pub enum CredentialsError {
     /// No keyring backend could be opened at all.
     #[error(
-        "no keyring is available ({0}); TaskBell keeps tokens only in a keyring \
-         (a Secret Service such as gnome-keyring, or the Linux kernel keyring) and never in a file"
+        "no keyring is available ({0}); TaskBell keeps tokens only in the OS keyring \
+         (Secret Service or the kernel keyring on Linux, Credential Manager on Windows, \
+         the Keychain on macOS) and never in a file"
     )]
     NoKeyring(String),
     /// The keyring is there but refused access (locked, or the user said no).
@@ -191,6 +192,20 @@ impl Credentials {
             "this build of TaskBell knows the keyrings of Linux, Windows and macOS only"
                 .to_string(),
         ))
+    }
+
+    /// The keyrings [`Credentials::open`] tries on this OS, in order, as the status
+    /// line names them.
+    pub fn platform_keyrings() -> &'static [Backend] {
+        #[cfg(target_os = "linux")]
+        const KEYRINGS: &[Backend] = &[Backend::SecretService, Backend::KernelKeyring];
+        #[cfg(target_os = "windows")]
+        const KEYRINGS: &[Backend] = &[Backend::WindowsCredentialManager];
+        #[cfg(target_os = "macos")]
+        const KEYRINGS: &[Backend] = &[Backend::MacosKeychain];
+        #[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "macos")))]
+        const KEYRINGS: &[Backend] = &[];
+        KEYRINGS
     }
 
     /// An in-process store shared by all clones of the returned value; it forgets
@@ -349,35 +364,68 @@ impl keyring_core::api::CredentialStoreApi for EmptyStore {
 mod tests {
     use super::*;
 
+    /// What every store must do, whichever OS it belongs to: one entry per (server,
+    /// user) and kind, a trailing slash is the same server, clones share the store, and
+    /// clearing is idempotent. `tag` keeps runs against a real keyring apart.
+    fn round_trip_contract(c: &Credentials, tag: &str) {
+        let a = format!("http://a-{tag}");
+        let b = format!("http://b-{tag}");
+        let t = SecretToken::new(format!("tok-{tag}"));
+        c.store_token(&a, "alice", &t).unwrap();
+        assert_eq!(
+            c.load_token(&a, "alice").unwrap().unwrap().expose(),
+            format!("tok-{tag}")
+        );
+        assert!(c.load_token(&format!("{a}/"), "alice").unwrap().is_some());
+        assert!(c.load_token(&a, "bob").unwrap().is_none());
+        assert!(c.load_token(&b, "alice").unwrap().is_none());
+        assert!(c.load_password(&a, "alice").unwrap().is_none());
+        c.store_password(&a, "alice", "pw").unwrap();
+        let c2 = c.clone();
+        assert_eq!(
+            c2.load_password(&a, "alice").unwrap().as_deref(),
+            Some("pw")
+        );
+        c2.clear_token(&a, "alice").unwrap();
+        assert!(c.load_token(&a, "alice").unwrap().is_none());
+        assert!(c.load_password(&a, "alice").unwrap().is_some());
+        c.clear(&a, "alice").unwrap();
+        assert!(c.load_password(&a, "alice").unwrap().is_none());
+        c.clear(&a, "alice").unwrap();
+    }
+
     #[test]
     fn in_memory_round_trip_per_server_and_user() {
         let c = Credentials::in_memory();
         assert_eq!(c.backend(), &Backend::Memory);
-        let t = SecretToken::new("tok-1".to_string());
-        c.store_token("http://a", "alice", &t).unwrap();
-        assert_eq!(
-            c.load_token("http://a", "alice").unwrap().unwrap().expose(),
-            "tok-1"
-        );
-        // trailing slash is the same server
-        assert!(c.load_token("http://a/", "alice").unwrap().is_some());
-        assert!(c.load_token("http://a", "bob").unwrap().is_none());
-        assert!(c.load_token("http://b", "alice").unwrap().is_none());
-        assert!(c.load_password("http://a", "alice").unwrap().is_none());
-        c.store_password("http://a", "alice", "pw").unwrap();
-        // clones share the store
-        let c2 = c.clone();
-        assert_eq!(
-            c2.load_password("http://a", "alice").unwrap().as_deref(),
-            Some("pw")
-        );
-        c2.clear_token("http://a", "alice").unwrap();
-        assert!(c.load_token("http://a", "alice").unwrap().is_none());
-        assert!(c.load_password("http://a", "alice").unwrap().is_some());
-        c.clear("http://a", "alice").unwrap();
-        assert!(c.load_password("http://a", "alice").unwrap().is_none());
-        // clearing again is fine
-        c.clear("http://a", "alice").unwrap();
+        round_trip_contract(&c, "mem");
+    }
+
+    /// The same contract against this OS's own keyring (Windows Credential Manager,
+    /// macOS Keychain, Secret Service). Ignored by default: it writes to the user's real
+    /// keyring. The hosted CI runs it on Windows and macOS (`--run-ignored`); on Linux
+    /// the end-to-end tests cover gnome-keyring through the real binaries.
+    #[test]
+    #[ignore = "writes to the OS keyring; run with --run-ignored on a machine that has one"]
+    fn os_keyring_round_trip() {
+        let c = Credentials::open().unwrap();
+        assert_ne!(c.backend(), &Backend::Memory);
+        let tag = format!("ci-{}", std::process::id());
+        round_trip_contract(&c, &tag);
+    }
+
+    /// Each OS opens its own keyring: on Linux the Secret Service, else the kernel
+    /// keyring; never the in-memory store.
+    #[test]
+    fn the_platform_seam_names_this_oss_keyrings() {
+        let names = Credentials::platform_keyrings();
+        #[cfg(target_os = "linux")]
+        assert_eq!(names, [Backend::SecretService, Backend::KernelKeyring]);
+        #[cfg(target_os = "windows")]
+        assert_eq!(names, [Backend::WindowsCredentialManager]);
+        #[cfg(target_os = "macos")]
+        assert_eq!(names, [Backend::MacosKeychain]);
+        assert!(!names.contains(&Backend::Memory));
     }
 
     #[test]

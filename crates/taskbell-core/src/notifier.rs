@@ -210,7 +210,12 @@ impl Notifier for DesktopNotifier {
     fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
         let link = DesktopNotifier::link(toast);
         let actions: Vec<&str> = if link.is_some() {
-            vec!["default", &self.open_label, "open", &self.open_label]
+            vec![
+                DEFAULT_ACTION,
+                &self.open_label,
+                OPEN_ACTION,
+                &self.open_label,
+            ]
         } else {
             Vec::new()
         };
@@ -247,11 +252,14 @@ fn plain_text(body: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// Windows toasts (notify-rust → WinRT): urgency as the toast scenario (critical
-/// stays on screen, the "Reminder" scenario), an "Open" button and a click on
-/// the body both open the link; the click is waited for on a thread of its own
-/// that ends when the toast is dismissed or expires.
-#[cfg(target_os = "windows")]
+/// Windows and macOS toasts through notify-rust: WinRT toasts on Windows (attributed
+/// to [`WINDOWS_APP_ID`]), `UNUserNotificationCenter` on macOS. Urgency maps to each
+/// OS's own notion: on Windows a critical toast uses the "Reminder" scenario (it stays
+/// on screen), on macOS the "time-sensitive" interruption level (where the user allows
+/// it). An "Open" button and a click on the body both open the link: the response comes
+/// back to this process (WinRT's `Activated` event, the notification centre's delegate)
+/// and is waited for on a thread of its own that ends when the toast is dismissed.
+#[cfg(not(all(unix, not(target_os = "macos"))))]
 impl Notifier for DesktopNotifier {
     fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
         use notify_rust::NotificationResponse;
@@ -262,62 +270,64 @@ impl Notifier for DesktopNotifier {
             .summary(&toast.title)
             .body(&body)
             .icon(DesktopNotifier::icon(toast))
-            .app_id(WINDOWS_APP_ID)
             .urgency(match toast.urgency {
                 Urgency::Low => notify_rust::Urgency::Low,
                 Urgency::Normal => notify_rust::Urgency::Normal,
                 Urgency::Critical => notify_rust::Urgency::Critical,
             });
+        #[cfg(target_os = "windows")]
+        n.app_id(WINDOWS_APP_ID);
         if link.is_some() {
-            n.action("open", &self.open_label);
+            n.action(OPEN_ACTION, &self.open_label);
         }
         if let Some(ms) = toast.timeout_ms {
             n.timeout(notify_rust::Timeout::Milliseconds(ms));
         }
         let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
-        if let Some(url) = link {
-            let opener = Arc::clone(&self.opener);
-            let spawned = std::thread::Builder::new()
-                .name("taskbell-toast-click".to_string())
-                .spawn(move || {
-                    let _ = handle.wait_for_response(move |r: &NotificationResponse| {
-                        let clicked = match r {
-                            NotificationResponse::Default => true,
-                            NotificationResponse::Action(a) => a == "open",
-                            _ => false,
-                        };
-                        if clicked {
-                            if let Err(e) = opener(&url) {
-                                tracing::warn!(error = %e, "could not open the task page");
-                            }
+        let Some(url) = link else {
+            return Ok(());
+        };
+        let opener = Arc::clone(&self.opener);
+        let spawned = std::thread::Builder::new()
+            .name("taskbell-toast-click".to_string())
+            .spawn(move || {
+                let _ = handle.wait_for_response(move |r: &NotificationResponse| {
+                    if is_open(r) {
+                        if let Err(e) = opener(&url) {
+                            tracing::warn!(error = %e, "could not open the task page");
                         }
-                    });
+                    }
                 });
-            if let Err(e) = spawned {
-                tracing::warn!(error = %e, "cannot wait for a click on the toast");
-            }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot wait for a click on the toast");
         }
         Ok(())
     }
 }
 
-/// macOS notification centre through notify-rust (the app's bundle identity);
-/// a critical toast plays the default sound.
-#[cfg(not(any(target_os = "windows", all(unix, not(target_os = "macos")))))]
-impl Notifier for DesktopNotifier {
-    fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
-        let body = plain_text(&toast.body);
-        let mut n = notify_rust::Notification::new();
-        n.appname(&self.app_name)
-            .summary(&toast.title)
-            .body(&body)
-            .icon(DesktopNotifier::icon(toast));
-        if toast.urgency == Urgency::Critical {
-            n.sound_name("default");
-        }
-        let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
-        drop(handle);
-        Ok(())
+/// The action key of the "Open" button on every OS.
+const OPEN_ACTION: &str = "open";
+/// The freedesktop key of a click on a toast's body.
+const DEFAULT_ACTION: &str = "default";
+
+/// Whether a toast response asks to open the task: a click on the body or "Open".
+/// One rule for every OS: the freedesktop `ActionInvoked` key is mapped to the same
+/// response type notify-rust gives on Windows and macOS ([`response_of_action_key`]).
+pub fn is_open(response: &notify_rust::NotificationResponse) -> bool {
+    match response {
+        notify_rust::NotificationResponse::Default => true,
+        notify_rust::NotificationResponse::Action(a) => a == OPEN_ACTION,
+        _ => false,
+    }
+}
+
+/// The response a freedesktop `ActionInvoked(id, key)` stands for.
+pub fn response_of_action_key(key: &str) -> notify_rust::NotificationResponse {
+    if key == DEFAULT_ACTION {
+        notify_rust::NotificationResponse::Default
+    } else {
+        notify_rust::NotificationResponse::Action(key.to_string())
     }
 }
 
@@ -556,7 +566,7 @@ mod freedesktop {
                             let Ok((id, action)) = msg.body().deserialize::<(u32, String)>() else {
                                 continue;
                             };
-                            if action != "default" && action != "open" {
+                            if !super::is_open(&super::response_of_action_key(&action)) {
                                 continue;
                             }
                             let url = {
@@ -715,6 +725,22 @@ impl Notifier for LogNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One click rule for every OS: freedesktop action keys (Linux) map onto the
+    /// responses notify-rust reports on Windows and macOS, and only a body click or
+    /// "Open" opens the task.
+    #[test]
+    fn a_body_click_or_open_opens_on_every_os_and_nothing_else_does() {
+        use notify_rust::{CloseReason, NotificationResponse as R};
+        assert!(is_open(&response_of_action_key("default")));
+        assert!(is_open(&response_of_action_key("open")));
+        assert!(is_open(&R::Default));
+        assert!(is_open(&R::Action("open".into())));
+        assert!(!is_open(&response_of_action_key("snooze")));
+        assert!(!is_open(&response_of_action_key("")));
+        assert!(!is_open(&R::Closed(CloseReason::Dismissed)));
+        assert_eq!(response_of_action_key("default"), R::Default);
+    }
 
     fn toast(title: &str) -> Toast {
         Toast {
