@@ -16,6 +16,7 @@ fn main() {
             "send_test_notification",
             "reconnect_now",
             "open_window",
+            "close_window",
         ]));
     if let Err(e) = tauri_build::try_build(attributes) {
         // A build script reports failure by panicking; say why first.

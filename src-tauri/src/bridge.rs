@@ -300,6 +300,8 @@ pub fn ui_notification(n: &Notification, read: bool, config: &Config) -> UiNotif
         timestamp_ms: n.timestamp_ms,
         read,
         has_link: link_of(n, config).is_some(),
+        task_id: n.task_id.clone(),
+        project: n.project_id.clone(),
     }
 }
 
@@ -755,7 +757,11 @@ pub fn list_history<R: Runtime>(
     let records = history(app)?
         .list(&Query {
             unread_only: filter.unread_only,
-            limit: filter.limit.unwrap_or(200).clamp(1, 5000),
+            limit: filter
+                .limit
+                .unwrap_or(200)
+                .clamp(1, HistoryFilter::MAX_LIMIT),
+            offset: filter.offset.unwrap_or(0),
             ..Query::default()
         })
         .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?;

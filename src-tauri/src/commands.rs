@@ -191,6 +191,13 @@ pub fn open_window<R: Runtime>(app: AppHandle<R>, window: WindowKind) -> CmdResu
     Ok(windows::open(&app, window, lang)?)
 }
 
+/// Closes the window that asks (the center's Esc): it is destroyed with its web process, as
+/// when the window manager closes it; TaskBell stays in the tray.
+#[tauri::command]
+pub fn close_window<R: Runtime>(window: tauri::WebviewWindow<R>) -> CmdResult<()> {
+    Ok(window.close()?)
+}
+
 /// Handles a click in the tray menu.
 pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     let shared = app.state::<Shared>();

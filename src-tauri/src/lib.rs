@@ -260,6 +260,7 @@ pub fn run_app<R: Runtime>(
             commands::send_test_notification,
             commands::reconnect_now,
             commands::open_window,
+            commands::close_window,
         ])
         .on_window_event(|window, event| match event {
             tauri::WindowEvent::CloseRequested { .. } => {

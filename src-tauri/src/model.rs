@@ -115,6 +115,10 @@ pub struct UiNotification {
     pub read: bool,
     /// Whether clicking it opens a task on the platform.
     pub has_link: bool,
+    /// The platform's task id, when the notification is about a task (searchable).
+    pub task_id: Option<String>,
+    /// The project id, when the platform names one (searchable, a filter).
+    pub project: Option<String>,
 }
 
 /// The filter of the notification center's list.
@@ -126,9 +130,18 @@ pub struct HistoryFilter {
     /// Only unread ones.
     #[serde(default)]
     pub unread_only: bool,
-    /// At most this many (default 200).
+    /// At most this many (default 200, at most [`HistoryFilter::MAX_LIMIT`]).
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Skip this many of the newest first (paging; default 0).
+    #[serde(default)]
+    pub offset: Option<usize>,
+}
+
+impl HistoryFilter {
+    /// The most rows one call returns: the default history retention
+    /// (`history_max_rows`), so the center can hold the whole history.
+    pub const MAX_LIMIT: usize = 50_000;
 }
 
 /// The settings window's form.

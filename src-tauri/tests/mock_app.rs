@@ -306,6 +306,12 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
         (Some(false), Some(true)),
         "{n}"
     );
+    // The center searches by task and project.
+    assert_eq!(
+        (n["task_id"].as_str(), n["project"].is_null()),
+        (Some("12"), true),
+        "{n}"
+    );
     let key = n["key"].as_str().unwrap().to_string();
     f.wait_status("one more unread", |s| s.unread == before + 1);
 
@@ -320,6 +326,35 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
         (first["key"].as_str(), first["read"].as_bool()),
         (Some(key.as_str()), Some(false))
     );
+    // Paging: the newest first, then the rest from an offset, with no row twice.
+    let all = invoke(
+        &center,
+        "list_history",
+        json!({"filter": {"limit": 50_000}}),
+    )
+    .unwrap();
+    let all: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(all, [key.as_str()], "the one notification so far");
+    let page = |offset: usize| {
+        invoke(
+            &center,
+            "list_history",
+            json!({"filter": {"limit": 1, "offset": offset}}),
+        )
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["key"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(page(0), [key.as_str()]);
+    assert_eq!(page(1), Vec::<String>::new(), "the offset skips the newest");
     let none = invoke(
         &center,
         "list_history",

@@ -32,6 +32,23 @@ const T = {
   "center.unread_only": ["只看未读", "Unread only"],
   "center.empty": ["没有通知。", "No notifications."],
   "center.state": ["状态：{state}", "State: {state}"],
+  "center.search": ["搜索标题、内容、任务、项目", "Search title, task, project…"],
+  "center.search_label": ["搜索通知（标题、内容、任务编号、项目）", "Search notifications (title, content, task id, project)"],
+  "center.project_label": ["项目", "Project"],
+  "center.project_all": ["全部项目", "All projects"],
+  "center.kind_label": ["按类型筛选", "Filter by kind"],
+  "center.list_label": ["通知列表", "Notification list"],
+  "center.open": ["打开", "Open"],
+  "center.open_title": ["在浏览器中打开任务", "Open the task in the browser"],
+  "center.today": ["今天", "Today"],
+  "center.yesterday": ["昨天", "Yesterday"],
+  "center.undated": ["日期未知", "Date unknown"],
+  "center.task": ["任务 #{id}", "Task #{id}"],
+  "center.new": ["新通知：{title}", "New notification: {title}"],
+  "center.new_many": ["{n} 条新通知，最新：{title}", "{n} new notifications, latest: {title}"],
+  "center.no_match": ["没有符合条件的通知。", "No notifications match."],
+  "center.count": [" · 显示 {shown} / {total} 条", " · {shown} of {total} shown"],
+  "center.keys": ["↑↓ 选择 · Enter 打开 · M 标为已读 · / 搜索 · Esc 清除搜索或关闭", "↑↓ select · Enter open · M mark read · / search · Esc clear or close"],
   "filter.all": ["全部", "All"],
   "filter.reviews": ["审核", "Reviews"],
   "filter.submissions": ["提交", "Submissions"],
@@ -93,12 +110,15 @@ export function t(key, args = {}) {
   return s.replace(/\{(\w+)\}/g, (m, k) => (k in args ? String(args[k]) : m));
 }
 
-/** Fills every element with data-i18n="key" (text) or data-i18n-placeholder. */
+/** Fills every element with data-i18n="key" (text), data-i18n-placeholder or data-i18n-aria-label. */
 export function translate(root = document) {
   document.documentElement.lang = lang();
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
     el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+  for (const el of root.querySelectorAll("[data-i18n-aria-label]")) {
+    el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel));
   }
 }
 

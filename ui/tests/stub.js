@@ -1,7 +1,7 @@
 // A stub of the Tauri bridge for ui/ tests: stands in for window.__TAURI_INTERNALS__ and
 // for the Rust commands, with an in-memory backend seeded from fixtures/ (whose shapes a
 // Rust test checks against the real types). Injected before any page script runs.
-// window.__STUB_CONFIG__ = { lang, history, settings, status, diagnostics, errors } is set first.
+// window.__STUB_CONFIG__ = { lang, history, settings, status, diagnostics, errors, persist? } is set first.
 (() => {
   const cfg = window.__STUB_CONFIG__;
   window.__TASKBELL_LANG__ = cfg.lang;
@@ -20,13 +20,27 @@
         status: clone(cfg.status),
         diagnostics: clone(cfg.diagnostics),
       };
-  const persist = () => sessionStorage.setItem("__stub_db", JSON.stringify(db));
+  // cfg.persist === false (the 50,000-row test) skips it: megabytes per call, over the quota.
+  const persist = () => {
+    if (cfg.persist === false) return;
+    try {
+      sessionStorage.setItem("__stub_db", JSON.stringify(db));
+    } catch {
+      /* too big for sessionStorage: a reload starts from the fixtures */
+    }
+  };
   const unread = () => db.history.filter((n) => !n.read).length;
   const handlers = {
     get_status: () => db.status,
     get_settings: () => db.settings,
     get_diagnostics: () => db.diagnostics,
-    list_history: () => db.history,
+    // Newest first, `offset`/`limit` as the core's history query (no clamp here).
+    list_history: ({ filter }) => {
+      const sorted = [...db.history].sort((a, b) => b.timestamp_ms - a.timestamp_ms);
+      const offset = (filter && filter.offset) || 0;
+      const limit = filter && filter.limit != null ? filter.limit : 200;
+      return sorted.slice(offset, offset + limit);
+    },
     mark_read: ({ keys }) => {
       for (const n of db.history) if (keys.includes(n.key)) n.read = true;
       return unread();
@@ -55,6 +69,7 @@
     send_test_notification: () => null,
     reconnect_now: () => null,
     open_window: () => null,
+    close_window: () => null,
   };
   window.__TAURI_INTERNALS__ = {
     transformCallback(fn) {
@@ -72,8 +87,11 @@
       if (cmd === "plugin:event|unlisten") return null;
       const h = handlers[cmd];
       if (!h) throw { kind: "local", message: "no such command: " + cmd, field: null };
+      performance.mark("stub:" + cmd);
+      // The JSON round trip stands for the IPC's serialisation.
       const out = clone(h(clone(args)));
       persist();
+      performance.mark("stub:" + cmd + ":done");
       return out;
     },
   };
@@ -85,4 +103,5 @@
     },
     listening: (event) => (listeners.get(event) || []).length,
   };
+  performance.mark("stub:ready");
 })();
