@@ -22,6 +22,7 @@ pub mod backoff;
 pub mod config;
 pub mod credentials;
 pub mod delivery;
+pub mod engine;
 pub mod heartbeat;
 pub mod history;
 pub mod i18n;

@@ -73,8 +73,9 @@ use crate::i18n::{Lang, Msg, tr};
 use crate::net::{NetError, Network};
 use crate::notifier::{Notifier, NotifyError};
 use crate::protocol::{self, Inbound, Notification, Outbound, User};
-use crate::summary::{self, Summary};
+use crate::summary;
 
+pub use crate::engine::{Command, Event, ExitReason, State};
 pub use crate::signin::{SignInError, SignedIn, sign_in, sign_out};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -85,36 +86,6 @@ const CATCHUP_LIMIT: u32 = 100;
 const CATCHUP_MAX_PAGES: usize = 100;
 /// Capacity of the event channel; when a consumer lags further, events are dropped (logged).
 const EVENT_CAPACITY: usize = 8192;
-
-/// Connection state, for the tray icon and `taskbell status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum State {
-    /// Not signed in; `reason` says why when it was not the user's choice.
-    SignedOut {
-        /// Why ("session ended", "access denied: …").
-        reason: Option<String>,
-    },
-    /// Signing in or opening the socket.
-    Connecting,
-    /// The socket is up.
-    Connected {
-        /// The last heartbeat round trip.
-        latency_ms: Option<u64>,
-    },
-    /// Waiting before the next attempt.
-    Reconnecting {
-        /// Seconds until the next attempt.
-        in_secs: u64,
-        /// Why the last attempt or connection ended.
-        reason: String,
-    },
-    /// The server cannot be reached; attempts go on (see `Event::Reconnecting`).
-    Offline {
-        /// Why.
-        reason: String,
-    },
-}
 
 /// Everything a front end shows about the engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,97 +106,6 @@ pub struct Status {
     pub latency_ms: Option<u64>,
     /// Reconnects since start.
     pub reconnects: u64,
-}
-
-/// Something that happened, for the tray, the CLI's `--events json` and tests.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    /// A new notification (already stored; never repeated).
-    Notification(Notification),
-    /// A toast was handed to the notifier.
-    Toast(Toast),
-    /// The login summary.
-    Summary(Summary),
-    /// A heartbeat round trip.
-    Latency {
-        /// Milliseconds.
-        ms: u64,
-    },
-    /// The connection ended; the next attempt follows after `delay_ms`.
-    Reconnecting {
-        /// Why.
-        reason: String,
-        /// Delay before the next attempt.
-        delay_ms: u64,
-        /// Which attempt this delay precedes: 1 for the first after a stable or
-        /// healthy connection, growing while attempts fail.
-        attempt: u32,
-    },
-    /// The socket is up (after sign-in or a reconnect).
-    Connected,
-    /// Catch-up after a connect finished.
-    CaughtUp {
-        /// Notifications fetched (before dedupe).
-        fetched: usize,
-        /// Of those, new ones.
-        new: usize,
-        /// False when the server keeps no history (404).
-        supported: bool,
-    },
-    /// The session ended; the engine stops.
-    SignedOut {
-        /// Why, when not the user's choice.
-        reason: Option<String>,
-    },
-    /// A problem worth telling the user; the engine goes on.
-    Error {
-        /// One sentence.
-        message: String,
-    },
-}
-
-/// What a front end asks the engine to do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Drop the current connection (or wait) and connect now.
-    ReconnectNow,
-    /// Pause toasts until this time (ms since the epoch). Notifications are still stored.
-    Pause {
-        /// End of the pause.
-        until_ms: i64,
-    },
-    /// End a pause.
-    Resume,
-    /// Revoke the token where possible, clear the keyring, stop.
-    SignOut,
-    /// Close the socket with 1000, flush, stop.
-    Shutdown,
-    /// Show a test toast.
-    TestNotification,
-    /// Mark notifications read (by key).
-    MarkRead {
-        /// Notification keys.
-        keys: Vec<String>,
-    },
-    /// Mark everything read.
-    MarkAllRead,
-    /// Apply new settings (delivery rules now, heartbeat on the next connection).
-    SetConfig(Box<Config>),
-}
-
-/// Why the engine task ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
-pub enum ExitReason {
-    /// `Command::Shutdown`, or every command sender was dropped.
-    Shutdown,
-    /// The user signed out, or the session ended without a remembered password.
-    SignedOut,
-    /// The server denied access (4003 / 403).
-    AccessDenied(String),
-    /// A local failure the engine cannot get past (no keyring, history unusable).
-    Failed(String),
 }
 
 /// Timings the engine uses; `Default` gives the production values.
