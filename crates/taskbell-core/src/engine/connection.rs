@@ -598,7 +598,6 @@ impl Connection {
         self.backoff.connected_at(now.mono);
         self.set_state(State::Connected { latency_ms: None });
         self.emit(Event::Connected);
-        tracing::info!(user = %self.username, "connected");
         self.phase = Phase::Open(Box::new(Link {
             id: self.connections,
             heartbeat,

@@ -491,8 +491,9 @@ fn close_1008_tells_the_user_and_waits_at_least_the_policy_floor() {
 }
 
 #[test]
-fn normal_going_away_too_large_and_internal_error_closes_reconnect_with_backoff() {
-    for code in [1000u16, 1001, 1009, 1011] {
+fn normal_going_away_too_large_internal_error_and_unknown_closes_reconnect_with_backoff() {
+    // 4002 is no code of the protocol: like any other, it reconnects with backoff.
+    for code in [1000u16, 1001, 1009, 1011, 4002] {
         let mut r = Rig::connected();
         let a = r.feed(closed(code, ""));
         assert_eq!(a[0], Action::Close(Close::Gone), "{code}");
