@@ -139,7 +139,7 @@ pub struct Timing {
     /// Retry delay after a failed catch-up.
     pub catchup_retry: Duration,
     /// Token refusals (4001) less than this apart form a streak that waits
-    /// longer and longer before signing in again ([`RefusalStreak`]).
+    /// longer and longer before signing in again ([`RefusalStreak`](crate::backoff::RefusalStreak)).
     pub auth_refusal_window: Duration,
 }
 
