@@ -10,18 +10,23 @@
 //!
 //! Pure modules (no I/O, tested without sockets or clocks): [`protocol`],
 //! [`backoff`], [`heartbeat`], [`summary`] (rendering), [`delivery`], [`i18n`],
-//! [`config`] (validation), [`sanitize`] (terminal-safe text, secret redaction).
+//! [`config`] (validation), [`sanitize`] (terminal-safe text, secret redaction),
+//! and [`engine`], whose [`engine::connection`] is the connection's state
+//! machine: every rule of sign-in, close codes, heartbeat, catch-up, backoff and
+//! commands.
 //!
 //! I/O modules: [`net`] (one trust and proxy decision for every connection),
 //! [`api`] (REST), [`credentials`] (OS keyring), [`history`]
 //! (SQLite), [`notifier`] (desktop notifications), and [`supervisor`], the one
-//! event loop that owns the socket and reconnects.
+//! event loop that drives the state machine: it owns the socket, the history
+//! writer thread and the toast worker, and does what the machine decides.
 
 pub mod api;
 pub mod backoff;
 pub mod config;
 pub mod credentials;
 pub mod delivery;
+pub mod engine;
 pub mod heartbeat;
 pub mod history;
 pub mod i18n;
