@@ -803,3 +803,155 @@ fn login_prompts_for_the_password_without_echo() {
         "the password was echoed: {text}"
     );
 }
+
+/// Two accounts on two real servers: `login` adds the second, `accounts` lists both,
+/// one `run` holds both connections and names the account on each event and toast,
+/// `logout` wants the account named and signs out that one only. The first account's
+/// files stay where a single account's always were (a config from before accounts
+/// needs no migration).
+#[test]
+fn two_accounts_on_two_servers_run_side_by_side() {
+    let f = Fixture::start(DesktopOptions::default());
+    let b = ServerProcess::start(ServerOptions::default()).expect("a second server");
+    let a_url = f.server.base_url();
+    let b_url = b.base_url();
+    let port = |u: &str| {
+        u.rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string()
+    };
+    let a_id = format!("zhangsan@127.0.0.1_{}", port(&a_url));
+    let b_id = format!("lisi@127.0.0.1_{}", port(&b_url));
+
+    // The annotator on A (the first account), then the reviewer on B.
+    assert!(f.login("zhangsan", "annotate-123").status.success());
+    let added = f.run_cmd(
+        &[
+            "login",
+            "--server",
+            &b_url,
+            "--username",
+            "lisi",
+            "--password-stdin",
+        ],
+        Some("review-123\n"),
+    );
+    assert!(added.status.success(), "{added:?}");
+    let main = std::fs::read_to_string(f.config_dir().join("config.toml")).unwrap();
+    assert!(
+        main.contains("zhangsan") && !main.contains("lisi"),
+        "{main}"
+    );
+    let second = f
+        .config_dir()
+        .join("accounts")
+        .join(&b_id)
+        .join("config.toml");
+    assert!(std::fs::read_to_string(&second).unwrap().contains("lisi"));
+
+    let listed = f.run_cmd(&["accounts", "--json"], None);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: Value = serde_json::from_str(&listed.stdout).unwrap();
+    let rows: Vec<(String, bool, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_string(),
+                a["primary"].as_bool().unwrap(),
+                a["signed_in"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [(a_id.clone(), true, true), (b_id.clone(), false, true)]
+    );
+
+    // One run, two connections; every event names its account.
+    let mut run = f.start_run();
+    let out = run.stdout().unwrap().clone();
+    for id in [&a_id, &b_id] {
+        out.wait_for(WAIT, |l| {
+            l.contains(r#""event":"caught_up""#) && l.contains(&format!(r#""account":"{id}""#))
+        })
+        .unwrap_or_else(|e| panic!("{e}: {id} caught up\n{}", run.log()));
+    }
+    f.desktop.dunst().unwrap().close_all().unwrap();
+    // On B the annotator submits: B's reviewer (lisi) is told, named on the toast.
+    let annotator_b = {
+        let v = rest(
+            "POST",
+            &format!("{b_url}/api/auth/login"),
+            None,
+            Some(json!({"username": "zhangsan", "password": "annotate-123"})),
+        );
+        v["data"]["access_token"].as_str().unwrap().to_string()
+    };
+    let v = rest(
+        "POST",
+        &format!("{b_url}/api/tasks/task-1001/submit"),
+        Some(&annotator_b),
+        None,
+    );
+    assert_eq!(v["success"], true, "{v}");
+    // (Each account's welcome toast is named too: "lisi@… · 登录成功".)
+    f.wait_notify("lisi's welcome, named", |c| {
+        c.summary == format!("{b_id} · 登录成功")
+    });
+    let on_b = f.wait_notify("the submission on B, for lisi", |c| {
+        c.summary == format!("{b_id} · 新任务待审核")
+    });
+    assert!(!on_b.body.is_empty(), "{on_b:?}");
+    let event = out
+        .wait_for(WAIT, |l| {
+            l.contains(r#""event":"notification""#) && l.contains(&b_id)
+        })
+        .unwrap();
+    assert!(event.contains("task_submitted"), "{event}");
+    // On A a reviewer rejects zhangsan's task: A's account is named.
+    let reviewer_a = f.rest_login("lisi", "review-123");
+    f.reject(&reviewer_a, "task-1006", "类别标签错误，请修正");
+    let on_a = f.wait_notify("the rejection on A, for zhangsan", |c| {
+        c.summary == format!("{a_id} · 任务审核结果")
+    });
+    assert!(on_a.body.contains("文本分类-0010"), "{on_a:?}");
+    run.signal("TERM").unwrap();
+    let status = run.wait_timeout(WAIT).unwrap();
+    assert!(status.success(), "{status:?}\n{}", run.log());
+    // Each account's history is its own.
+    let hist = |account: &str| -> Vec<String> {
+        let h = f.run_cmd(&["history", "--json", "--account", account], None);
+        assert!(h.status.success(), "{h:?}");
+        serde_json::from_str::<Value>(&h.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["notification"]["kind"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(hist(&b_id).contains(&"task_submitted".to_string()));
+    assert!(!hist(&a_id).contains(&"task_submitted".to_string()));
+    assert!(hist("zhangsan").contains(&"task_reviewed".to_string()));
+
+    // Logout needs the account named when there are several; then only that one goes.
+    let which = f.run_cmd(&["logout"], None);
+    assert_one_line_failure(&which, "several accounts");
+    let out_b = f.run_cmd(&["logout", &b_id], None);
+    assert!(out_b.status.success(), "{out_b:?}");
+    let listed: Value =
+        serde_json::from_str(&f.run_cmd(&["accounts", "--json"], None).stdout).unwrap();
+    let signed: Vec<bool> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["signed_in"].as_bool().unwrap())
+        .collect();
+    assert_eq!(signed, [true, false]);
+    let unknown = f.run_cmd(&["logout", "wangwu"], None);
+    assert_one_line_failure(&unknown, "no account");
+}

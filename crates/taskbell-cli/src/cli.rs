@@ -26,10 +26,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sign in; the token goes to the OS keyring, server and user name to the config.
+    /// Signing in as another user or on another server adds an account.
     Login(LoginArgs),
-    /// Sign out: revoke the token where possible and remove it from the keyring.
-    Logout,
-    /// Run in the foreground: login summary, live notifications, reconnects.
+    /// Sign out of one account: revoke the token where possible and remove it from
+    /// the keyring.
+    Logout(LogoutArgs),
+    /// List the accounts, whether each is signed in, and their unread counts.
+    Accounts(AccountsArgs),
+    /// Run in the foreground, every signed-in account at once: login summary, live
+    /// notifications, reconnects.
     Run(RunArgs),
     /// Show the account, keyring, notification daemon, unread count and last state.
     Status(StatusArgs),
@@ -58,6 +63,22 @@ pub struct LoginArgs {
     pub remember: bool,
 }
 
+/// `taskbell logout`.
+#[derive(Debug, Args, Default)]
+pub struct LogoutArgs {
+    /// The account (`user@host` as `taskbell accounts` lists it, or a user name
+    /// only one account has); may be left out when there is one account.
+    pub account: Option<String>,
+}
+
+/// `taskbell accounts`.
+#[derive(Debug, Args, Default)]
+pub struct AccountsArgs {
+    /// Print a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Output formats of `run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EventFormat {
@@ -79,6 +100,9 @@ pub struct StatusArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Which account [default: the first].
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
 }
 
 /// `taskbell history`.
@@ -93,6 +117,9 @@ pub struct HistoryArgs {
     /// Print a JSON array.
     #[arg(long)]
     pub json: bool,
+    /// Which account [default: the first].
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
 }
 
 /// `taskbell demo`.
@@ -152,8 +179,19 @@ mod tests {
             Command::History(HistoryArgs {
                 unread: true,
                 limit: 5,
-                json: false
+                json: false,
+                account: None,
             })
+        ));
+        let cli = Cli::try_parse_from(["taskbell", "logout", "lisi@b.example"]).unwrap();
+        match cli.command {
+            Command::Logout(a) => assert_eq!(a.account.as_deref(), Some("lisi@b.example")),
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["taskbell", "accounts", "--json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Accounts(AccountsArgs { json: true })
         ));
     }
 

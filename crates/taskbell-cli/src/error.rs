@@ -44,6 +44,13 @@ pub enum CliError {
     /// Writing output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// The account named does not exist or is ambiguous, or none was named where
+    /// several exist.
+    #[error(transparent)]
+    Account(#[from] taskbell_core::accounts::AccountError),
+    /// Several accounts and none named.
+    #[error("there are several accounts ({0}); name one")]
+    WhichAccount(String),
     /// The demo server could not start.
     #[error("cannot start the demo server: {0}")]
     Demo(String),

@@ -1,7 +1,7 @@
 //! `taskbell status` and `taskbell history`.
 
 use serde::Serialize;
-use taskbell_core::config::{Config, Paths};
+use taskbell_core::config::Paths;
 use taskbell_core::history::{History, Query, Record};
 use taskbell_core::notifier::ServerInfo;
 use taskbell_core::sanitize;
@@ -47,7 +47,7 @@ fn process_alive(pid: u32) -> bool {
 
 /// Runs `taskbell status`.
 pub async fn status(paths: &Paths, args: &StatusArgs) -> Result<(), CliError> {
-    let config = Config::load(&paths.config_file())?;
+    let config = paths.load_config()?;
     let (keyring, keyring_error, signed_in) = match crate::account::open_keyring().await {
         Ok(creds) => {
             let backend = creds.backend().to_string();

@@ -99,10 +99,15 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let paths = Paths::resolve(cli.config_dir, cli.data_dir)?;
     match &cli.command {
         Command::Login(args) => account::login(&paths, args).await,
-        Command::Logout => account::logout(&paths).await,
+        Command::Logout(args) => account::logout(&paths, args).await,
+        Command::Accounts(args) => account::accounts(&paths, args).await,
         Command::Run(args) => run::run(paths, args).await,
-        Command::Status(args) => info::status(&paths, args).await,
-        Command::History(args) => info::history(&paths, args),
+        Command::Status(args) => {
+            info::status(&account::select(&paths, args.account.as_deref())?, args).await
+        }
+        Command::History(args) => {
+            info::history(&account::select(&paths, args.account.as_deref())?, args)
+        }
         Command::Demo(_) => Ok(()),
     }
 }

@@ -6,14 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use taskbell_core::accounts::{self, Labelled};
 use taskbell_core::config::{Config, Paths};
 use taskbell_core::credentials::Credentials;
 use taskbell_core::i18n::{Lang, Msg, tr};
 use taskbell_core::notifier::{DesktopNotifier, LogNotifier, Notifier};
 use taskbell_core::sanitize;
-use taskbell_core::supervisor::{Command, Engine, EngineOptions, Event, ExitReason, State, Status};
+use taskbell_core::supervisor::{
+    Command, Engine, EngineHandle, EngineOptions, Event, ExitReason, State, Status,
+};
+use tokio::sync::mpsc;
 
-use crate::account::open_keyring;
+use crate::account::{has_credentials, open_keyring};
 use crate::cli::{EventFormat, RunArgs};
 use crate::error::CliError;
 
@@ -36,29 +40,48 @@ pub struct StateFile {
     pub status: Status,
 }
 
-/// Runs `taskbell run`.
+/// Runs `taskbell run`: every account that is signed in (a token, or a remembered
+/// password, in the keyring), each with its own engine.
 pub async fn run(paths: Paths, args: &RunArgs) -> Result<(), CliError> {
-    let config = Config::load(&paths.config_file())?;
-    let (Some(server), Some(username)) = (config.server.clone(), config.username.clone()) else {
-        return Err(CliError::NotSignedIn);
-    };
-    // Refuses http:// or ws:// to a remote host unless allow_insecure.
-    config.server_url()?;
-    let credentials = open_keyring().await?;
-    let remember = config.remember_me;
-    let creds = credentials.clone();
-    let found = tokio::task::spawn_blocking(move || -> Result<bool, CliError> {
-        if creds.load_token(&server, &username)?.is_some() {
-            return Ok(true);
-        }
-        Ok(remember && creds.load_password(&server, &username)?.is_some())
-    })
-    .await
-    .map_err(|e| CliError::Failed(format!("keyring task failed: {e}")))??;
-    if !found {
+    let all = accounts::list(&paths)?;
+    if all.is_empty() {
         return Err(CliError::NotSignedIn);
     }
-    run_engine(config, paths, credentials, args.events).await
+    let credentials = open_keyring().await?;
+    let several = all.len() > 1;
+    let mut runs = Vec::new();
+    for account in all {
+        let config = account.paths.load_config()?;
+        // Refuses http:// or ws:// to a remote host unless allow_insecure.
+        config.server_url()?;
+        if has_credentials(&credentials, &account).await? {
+            runs.push(Run {
+                label: several.then(|| account.id.clone()),
+                config,
+                paths: account.paths,
+            });
+        } else if several {
+            eprintln!(
+                "taskbell: {} is signed out; `taskbell login` signs in again",
+                account.id
+            );
+        }
+    }
+    if runs.is_empty() {
+        return Err(CliError::NotSignedIn);
+    }
+    run_engines(runs, credentials, args.events).await
+}
+
+/// One account for [`run_engines`].
+#[derive(Debug)]
+pub struct Run {
+    /// Names the account on every event and toast (`None` with a single account).
+    pub label: Option<String>,
+    /// Its effective config.
+    pub config: Config,
+    /// Where its config and data live.
+    pub paths: Paths,
 }
 
 /// Picks the desktop notifier when a notification daemon answers, else one
@@ -87,7 +110,7 @@ async fn pick_notifier(lang: Lang, json: bool) -> Arc<dyn Notifier> {
     }
 }
 
-/// Runs the engine until SIGINT/SIGTERM (exit 0) or until it stops by itself
+/// Runs one engine until SIGINT/SIGTERM (exit 0) or until it stops by itself
 /// (signed out, access denied: an error).
 pub async fn run_engine(
     config: Config,
@@ -95,28 +118,35 @@ pub async fn run_engine(
     credentials: Credentials,
     format: Option<EventFormat>,
 ) -> Result<(), CliError> {
-    let json = format == Some(EventFormat::Json);
-    let lang = config.language.unwrap_or_else(Lang::from_system);
-    let notifier = pick_notifier(lang, json).await;
-    let mut options = EngineOptions::new(config, paths.clone(), notifier, credentials);
-    options.lang = lang;
-    let mut handle = Engine::start(options)?;
-    let mut out = Printer::new(json);
-    let mut state_rx = handle.state.clone();
-    let initial = state_rx.borrow_and_update().clone();
-    write_state(&paths, &initial, true);
-    let mut recorded = StateRecord::new(&initial, tokio::time::Instant::now());
-    out.state(&initial)?;
+    let run = Run {
+        label: None,
+        config,
+        paths,
+    };
+    run_engines(vec![run], credentials, format).await
+}
 
-    let mut stop = StopSignals::install()?;
-    let mut stopping = false;
+/// What an engine's forwarder reports to the printing loop.
+enum Item {
+    Event(Event),
+    State(Status),
+    Ended(ExitReason, Status),
+}
+
+/// Hands one engine's events and state changes to the printing loop, then how it
+/// ended.
+async fn forward(index: usize, mut handle: EngineHandle, tx: mpsc::Sender<(usize, Item)>) {
+    let mut state_rx = handle.state.clone();
+    state_rx.borrow_and_update();
     let mut state_open = true;
-    let shutdown_deadline = tokio::time::sleep(Duration::MAX);
-    tokio::pin!(shutdown_deadline);
     loop {
         tokio::select! {
             ev = handle.events.recv() => match ev {
-                Some(ev) => out.event(&ev)?,
+                Some(ev) => {
+                    if tx.send((index, Item::Event(ev))).await.is_err() {
+                        return;
+                    }
+                }
                 None => break,
             },
             changed = state_rx.changed(), if state_open => {
@@ -125,44 +155,135 @@ pub async fn run_engine(
                     continue;
                 }
                 let status = state_rx.borrow_and_update().clone();
-                if recorded.due(&status, tokio::time::Instant::now()) {
-                    write_state(&paths, &status, true);
+                if tx.send((index, Item::State(status))).await.is_err() {
+                    return;
                 }
-                out.state(&status)?;
             }
+        }
+    }
+    let reason = match (&mut handle.join).await {
+        Ok(r) => r,
+        Err(e) => ExitReason::Failed(format!("the engine task failed: {e}")),
+    };
+    let last = state_rx.borrow().clone();
+    let _ = tx.send((index, Item::Ended(reason, last))).await;
+}
+
+/// Runs one engine per account until SIGINT/SIGTERM (exit 0) or until every engine
+/// stopped by itself; one that stops while others run is reported and the rest go on.
+pub async fn run_engines(
+    runs: Vec<Run>,
+    credentials: Credentials,
+    format: Option<EventFormat>,
+) -> Result<(), CliError> {
+    let json = format == Some(EventFormat::Json);
+    let lang = runs
+        .first()
+        .and_then(|r| r.config.language)
+        .unwrap_or_else(Lang::from_system);
+    let notifier = pick_notifier(lang, json).await;
+    let mut out = Printer::new(json);
+    let (tx, mut rx) = mpsc::channel::<(usize, Item)>(256);
+    let mut commands = Vec::with_capacity(runs.len());
+    let mut aborts = Vec::with_capacity(runs.len());
+    let mut records = Vec::with_capacity(runs.len());
+    let now = tokio::time::Instant::now();
+    for (index, run) in runs.iter().enumerate() {
+        let shown: Arc<dyn Notifier> = match &run.label {
+            Some(label) => Arc::new(Labelled::new(label.clone(), Arc::clone(&notifier))),
+            None => Arc::clone(&notifier),
+        };
+        let mut options = EngineOptions::new(
+            run.config.clone(),
+            run.paths.clone(),
+            shown,
+            credentials.clone(),
+        );
+        options.lang = lang;
+        let mut handle = Engine::start(options)?;
+        let initial = handle.state.borrow_and_update().clone();
+        write_state(&run.paths, &initial, true);
+        records.push(StateRecord::new(&initial, now));
+        out.state(run.label.as_deref(), &initial)?;
+        commands.push(handle.commands.clone());
+        aborts.push(handle.join.abort_handle());
+        tokio::spawn(forward(index, handle, tx.clone()));
+    }
+    drop(tx);
+
+    let mut stop = StopSignals::install()?;
+    let mut stopping = false;
+    let mut ended: Vec<Option<(ExitReason, Status)>> = runs.iter().map(|_| None).collect();
+    let shutdown_deadline = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(shutdown_deadline);
+    loop {
+        tokio::select! {
+            item = rx.recv() => match item {
+                None => break,
+                Some((i, Item::Event(ev))) => out.event(runs[i].label.as_deref(), &ev)?,
+                Some((i, Item::State(status))) => {
+                    if records[i].due(&status, tokio::time::Instant::now()) {
+                        write_state(&runs[i].paths, &status, true);
+                    }
+                    out.state(runs[i].label.as_deref(), &status)?;
+                }
+                Some((i, Item::Ended(reason, last))) => {
+                    write_state(&runs[i].paths, &last, false);
+                    let still = ended.iter().filter(|e| e.is_none()).count() > 1;
+                    if let (Some(label), true, false) = (&runs[i].label, still, stopping) {
+                        if let Some(e) = exit_error(&reason, &last) {
+                            eprintln!("taskbell: {label}: {}", sanitize::terminal_line(&e.one_line()));
+                        }
+                    }
+                    ended[i] = Some((reason, last));
+                }
+            },
             which = stop.recv(), if !stopping => {
                 stopping = true;
-                tracing::info!("{which}: closing the connection");
-                let _ = handle.commands.send(Command::Shutdown).await;
+                tracing::info!("{which}: closing the connections");
+                for c in &commands {
+                    let _ = c.send(Command::Shutdown).await;
+                }
                 shutdown_deadline.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
             }
             () = &mut shutdown_deadline => {
-                tracing::warn!("the engine did not stop in time; exiting");
-                handle.join.abort();
+                tracing::warn!("an engine did not stop in time; exiting");
+                for a in &aborts {
+                    a.abort();
+                }
                 break;
             }
         }
     }
-    let reason = match tokio::time::timeout(SHUTDOWN_GRACE, &mut handle.join).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(_)) | Err(_) if stopping => ExitReason::Shutdown,
-        Ok(Err(e)) => ExitReason::Failed(format!("the engine task failed: {e}")),
-        Err(_) => ExitReason::Failed("the engine did not stop".into()),
-    };
-    let last = state_rx.borrow().clone();
-    write_state(&paths, &last, false);
     out.flush()?;
-    match reason {
-        ExitReason::Shutdown => {
+    if stopping {
+        out.stopped()?;
+        return Ok(());
+    }
+    // Every engine ended by itself: the first one's reason is the exit's.
+    match ended
+        .into_iter()
+        .flatten()
+        .find_map(|(r, last)| exit_error(&r, &last))
+    {
+        Some(e) => Err(e),
+        None => {
             out.stopped()?;
             Ok(())
         }
-        ExitReason::SignedOut => match last.state {
-            State::SignedOut { reason } => Err(CliError::SignedOut(reason)),
-            _ => Err(CliError::SignedOut(None)),
+    }
+}
+
+/// The error an engine's end stands for (`None` for a clean shutdown).
+fn exit_error(reason: &ExitReason, last: &Status) -> Option<CliError> {
+    match reason {
+        ExitReason::Shutdown => None,
+        ExitReason::SignedOut => match &last.state {
+            State::SignedOut { reason } => Some(CliError::SignedOut(reason.clone())),
+            _ => Some(CliError::SignedOut(None)),
         },
-        ExitReason::AccessDenied(why) => Err(CliError::AccessDenied(why)),
-        ExitReason::Failed(why) => Err(CliError::Failed(why)),
+        ExitReason::AccessDenied(why) => Some(CliError::AccessDenied(why.clone())),
+        ExitReason::Failed(why) => Some(CliError::Failed(why.clone())),
     }
 }
 
@@ -328,10 +449,13 @@ pub fn describe_state(state: &State) -> String {
     }
 }
 
-/// Writes events to stdout: JSON lines, or lines for a human.
+/// Writes events to stdout: JSON lines, or lines for a human. With several
+/// accounts each line names its account (`"account"` in JSON, `[id]` for people).
 struct Printer {
     json: bool,
-    last_state: Option<State>,
+    last_state: std::collections::HashMap<Option<String>, State>,
+    /// `[account] ` in front of the lines of the event being printed.
+    prefix: String,
     stdout: std::io::Stdout,
 }
 
@@ -346,7 +470,8 @@ impl Printer {
     fn new(json: bool) -> Printer {
         Printer {
             json,
-            last_state: None,
+            last_state: std::collections::HashMap::new(),
+            prefix: String::new(),
             stdout: std::io::stdout(),
         }
     }
@@ -354,7 +479,8 @@ impl Printer {
     /// One or more lines for a human; control characters escaped (titles and
     /// reasons are other people's text), newlines kept.
     fn line(&mut self, text: &str) -> Result<(), CliError> {
-        self.raw(&sanitize::terminal_text(text))
+        let text = format!("{}{}", self.prefix, sanitize::terminal_text(text));
+        self.raw(&text)
     }
 
     fn raw(&mut self, text: &str) -> Result<(), CliError> {
@@ -364,40 +490,49 @@ impl Printer {
         Ok(())
     }
 
-    fn json_line(&mut self, value: &impl Serialize) -> Result<(), CliError> {
-        let text = serde_json::to_string(value)
+    /// One JSON object per line; `account` added when there are several.
+    fn json_line(&mut self, account: Option<&str>, value: &impl Serialize) -> Result<(), CliError> {
+        let mut value = serde_json::to_value(value)
+            .map_err(|e| CliError::Failed(format!("cannot encode an event: {e}")))?;
+        if let (Some(account), Some(obj)) = (account, value.as_object_mut()) {
+            obj.insert("account".into(), serde_json::Value::from(account));
+        }
+        let text = serde_json::to_string(&value)
             .map_err(|e| CliError::Failed(format!("cannot encode an event: {e}")))?;
         self.raw(&sanitize::json_line(&text))
     }
 
     /// A state change (only when the state itself changed, not every latency tick).
-    fn state(&mut self, status: &Status) -> Result<(), CliError> {
-        let same_kind = self
-            .last_state
-            .as_ref()
+    fn state(&mut self, account: Option<&str>, status: &Status) -> Result<(), CliError> {
+        let key = account.map(str::to_string);
+        let last = self.last_state.get(&key);
+        let same_kind = last
             .is_some_and(|s| std::mem::discriminant(s) == std::mem::discriminant(&status.state));
-        let changed = self.last_state.as_ref() != Some(&status.state);
+        let changed = last != Some(&status.state);
+        self.last_state.insert(key, status.state.clone());
         if !changed || (same_kind && matches!(status.state, State::Connected { .. })) {
-            self.last_state = Some(status.state.clone());
             return Ok(());
         }
-        self.last_state = Some(status.state.clone());
         if self.json {
-            self.json_line(&StateEvent {
-                event: "state",
-                status,
-            })
+            self.json_line(
+                account,
+                &StateEvent {
+                    event: "state",
+                    status,
+                },
+            )
         } else {
-            tracing::info!(state = %describe_state(&status.state), "state");
+            tracing::info!(account, state = %describe_state(&status.state), "state");
             Ok(())
         }
     }
 
-    fn event(&mut self, ev: &Event) -> Result<(), CliError> {
+    fn event(&mut self, account: Option<&str>, ev: &Event) -> Result<(), CliError> {
         if self.json {
             log_event(ev);
-            return self.json_line(ev);
+            return self.json_line(account, ev);
         }
+        self.prefix = account.map(|a| format!("[{a}] ")).unwrap_or_default();
         match ev {
             Event::Toast(t) => {
                 let body = unescape_markup(&t.body).replace('\n', "\n   ");
@@ -443,8 +578,9 @@ impl Printer {
     }
 
     fn stopped(&mut self) -> Result<(), CliError> {
+        self.prefix.clear();
         if self.json {
-            self.json_line(&serde_json::json!({"event": "stopped"}))
+            self.json_line(None, &serde_json::json!({"event": "stopped"}))
         } else {
             self.line("· stopped")
         }

@@ -15,12 +15,15 @@
 //! machine: every rule of sign-in, close codes, heartbeat, catch-up, backoff and
 //! commands.
 //!
+//! [`accounts`] says where each account's config and data live.
+//!
 //! I/O modules: [`net`] (one trust and proxy decision for every connection),
 //! [`api`] (REST), [`credentials`] (OS keyring), [`history`]
 //! (SQLite), [`notifier`] (desktop notifications), and [`supervisor`], the one
 //! event loop that drives the state machine: it owns the socket, the history
 //! writer thread and the toast worker, and does what the machine decides.
 
+pub mod accounts;
 pub mod api;
 pub mod backoff;
 pub mod config;

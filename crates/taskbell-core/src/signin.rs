@@ -78,7 +78,7 @@ pub async fn sign_in(
     if password.is_empty() {
         return Err(SignInError::Invalid("the password is empty".to_string()));
     }
-    let config = Config::load(&paths.config_file())?;
+    let config = paths.load_config()?;
     let url = crate::config::parse_server_url(server, config.allow_insecure)?;
     let server_text = url.as_str().trim_end_matches('/').to_string();
     let network = Network::from_config(&config)?;
@@ -100,12 +100,14 @@ pub async fn sign_in(
         blocking(move || creds.clear_password(&s, &u)).await?;
     }
 
-    let config = Config::update(&paths.config_file(), |c| {
+    Config::update(&paths.config_file(), |c| {
         c.server = Some(server_text.clone());
         c.username = Some(username.to_string());
         c.remember_me = remember;
         Ok::<_, ConfigError>(())
     })?;
+    // The effective config: for a further account, the main file's settings too.
+    let config = paths.load_config()?;
     tracing::info!(server = %server_text, user = %username, keyring = %credentials.backend(), "signed in");
     Ok(SignedIn {
         user: ok.user,
@@ -119,7 +121,7 @@ pub async fn sign_in(
 /// token and password from the keyring. Server and user name stay in the config
 /// (to prefill the next sign-in); `remember_me` is turned off.
 pub async fn sign_out(paths: &Paths, credentials: &Credentials) -> Result<(), SignInError> {
-    let config = Config::load(&paths.config_file())?;
+    let config = paths.load_config()?;
     let (Some(server), Some(username)) = (config.server.clone(), config.username.clone()) else {
         return Err(SignInError::NotSignedIn);
     };
