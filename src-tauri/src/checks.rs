@@ -6,6 +6,7 @@ use crate::model::{Check, Lang};
 
 /// The StatusNotifierItem host registry that KDE, GNOME's AppIndicator extension, waybar…
 /// put on the session bus.
+#[cfg(target_os = "linux")]
 const SNI_WATCHER: &str = "org.kde.StatusNotifierWatcher";
 
 fn check(id: &str, result: Result<String, String>, fix: &str) -> Check {
@@ -54,8 +55,20 @@ pub fn notifications(lang: Lang) -> Check {
     check("notifications", found, fix)
 }
 
+/// Windows' notification area and macOS' menu bar are always there.
+#[cfg(not(target_os = "linux"))]
+pub fn tray(_lang: Lang) -> Check {
+    let host = if cfg!(target_os = "macos") {
+        "the menu bar"
+    } else {
+        "the notification area"
+    };
+    check("tray", Ok(host.to_string()), "")
+}
+
 /// Looks for a tray host: a StatusNotifierWatcher on the session bus, or an XEmbed system
 /// tray (the `_NET_SYSTEM_TRAY_S<n>` selection) on X11.
+#[cfg(target_os = "linux")]
 pub fn tray(lang: Lang) -> Check {
     let found = match (sni_watcher(), xembed_tray()) {
         (Ok(true), _) => Ok(format!("StatusNotifier host ({SNI_WATCHER})")),
@@ -80,6 +93,7 @@ pub fn tray(lang: Lang) -> Check {
     check("tray", found, fix)
 }
 
+#[cfg(target_os = "linux")]
 fn sni_watcher() -> Result<bool, String> {
     let conn =
         zbus::blocking::Connection::session().map_err(|e| format!("no session D-Bus: {e}"))?;
@@ -89,6 +103,7 @@ fn sni_watcher() -> Result<bool, String> {
 }
 
 /// The screen number whose XEmbed tray selection has an owner, if any.
+#[cfg(target_os = "linux")]
 fn xembed_tray() -> Result<Option<usize>, String> {
     use x11rb::connection::Connection as _;
     use x11rb::protocol::xproto::ConnectionExt as _;
@@ -123,6 +138,7 @@ mod tests {
         assert!(keyring(&Err("x".into()), Lang::ZhCn).fix.contains("钥匙串"));
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn tray_check_without_any_display_or_bus_says_what_to_do() {
         // A process with neither DISPLAY nor a session bus: both probes fail cleanly.
@@ -144,6 +160,7 @@ mod tests {
         assert!(text.contains("trayer"), "{text}");
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     #[ignore = "run by tray_check_without_any_display_or_bus_says_what_to_do in a clean environment"]
     fn tray_probe_child() {

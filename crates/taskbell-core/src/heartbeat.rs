@@ -8,7 +8,13 @@
 //! - A pong echoes our `timestamp` (wall ms); it answers that ping and every
 //!   older one. A pong with a timestamp we never sent is ignored.
 //! - The connection is dead when the oldest unanswered ping is older than
-//!   `timeout`: the caller closes it and reconnects.
+//!   `timeout` and nothing at all came in since it was sent: the caller closes
+//!   it and reconnects.
+//! - Every incoming frame is proof of life ([`Heartbeat::frame_received`]): once
+//!   the first pong came, a ping is sent only after `interval` without any frame,
+//!   so a talkative server (its own pings, notifications) costs no pings at all
+//!   and a silent one one ping per interval. A dead link is still noticed within
+//!   `interval + timeout` of the last frame.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -29,6 +35,10 @@ pub struct Heartbeat {
     /// Unanswered pings, oldest first: (the timestamp we sent, when).
     outstanding: VecDeque<(i64, Instant)>,
     samples: VecDeque<Duration>,
+    /// When the last frame of any kind came in.
+    last_rx: Option<Instant>,
+    /// Whether a pong has answered one of our pings on this connection.
+    answered: bool,
 }
 
 impl Heartbeat {
@@ -40,6 +50,8 @@ impl Heartbeat {
             next_ping: now,
             outstanding: VecDeque::new(),
             samples: VecDeque::new(),
+            last_rx: None,
+            answered: false,
         }
     }
 
@@ -84,6 +96,7 @@ impl Heartbeat {
         let (_, sent) = self.outstanding[pos];
         // This ping and all older ones are answered: the link is alive.
         self.outstanding.drain(..=pos);
+        self.answered = true;
         let latency = now.saturating_duration_since(sent);
         if self.samples.len() >= MAX_SAMPLES {
             self.samples.pop_front();
@@ -92,23 +105,46 @@ impl Heartbeat {
         Some(latency)
     }
 
+    /// Records that a frame of any kind (a pong, a notification, the server's own
+    /// ping…) came in at `now`: the link is alive. Once a pong has answered one of
+    /// our pings, the next ping waits for `interval` without frames. (Before that
+    /// the first ping goes out at once whatever arrives: its pong starts the
+    /// catch-up and gives the first latency.)
+    pub fn frame_received(&mut self, now: Instant) {
+        self.last_rx = Some(now);
+        if self.answered {
+            let quiet_until = now.checked_add(self.interval).unwrap_or(now);
+            self.next_ping = self.next_ping.max(quiet_until);
+        }
+    }
+
     /// How many pings are unanswered.
     pub fn outstanding(&self) -> usize {
         self.outstanding.len()
     }
 
-    /// When the oldest unanswered ping times out, if one is unanswered.
-    pub fn pong_deadline(&self) -> Option<Instant> {
+    /// The oldest unanswered ping sent after the last frame came in: the one whose
+    /// silence counts (a frame after a ping proves the link alive, pong or not).
+    fn oldest_unproven(&self) -> Option<Instant> {
         self.outstanding
-            .front()
-            .map(|(_, sent)| sent.checked_add(self.timeout).unwrap_or(*sent))
+            .iter()
+            .map(|(_, sent)| *sent)
+            .find(|sent| self.last_rx.is_none_or(|rx| *sent > rx))
     }
 
-    /// If the connection is dead at `now` (the oldest unanswered ping is at
-    /// least `timeout` old), how long that ping has gone unanswered.
+    /// When the oldest unanswered ping times out, if one is unanswered and nothing
+    /// came in since it was sent.
+    pub fn pong_deadline(&self) -> Option<Instant> {
+        self.oldest_unproven()
+            .map(|sent| sent.checked_add(self.timeout).unwrap_or(sent))
+    }
+
+    /// If the connection is dead at `now` (a ping unanswered for at least `timeout`,
+    /// with no frame at all since it went out), how long that ping has gone
+    /// unanswered.
     pub fn dead_since(&self, now: Instant) -> Option<Duration> {
-        let (_, sent) = self.outstanding.front()?;
-        let silent = now.saturating_duration_since(*sent);
+        let sent = self.oldest_unproven()?;
+        let silent = now.saturating_duration_since(sent);
         (silent >= self.timeout).then_some(silent)
     }
 
@@ -144,6 +180,48 @@ mod tests {
 
     fn hb(t0: Instant) -> Heartbeat {
         Heartbeat::new(30 * S, 10 * S, t0)
+    }
+
+    #[test]
+    fn any_frame_is_proof_of_life_once_a_pong_came() {
+        let t0 = Instant::now();
+        let mut h = hb(t0);
+        // Before the first pong, frames do not delay the first ping.
+        h.frame_received(t0);
+        assert!(h.ping_due(t0), "the first ping goes out at once");
+        h.ping_sent(t0, 1);
+        assert!(h.pong_received(1, t0 + S).is_some());
+        h.frame_received(t0 + S);
+        assert_eq!(h.next_ping_at(), t0 + 31 * S);
+        // A notification every 20 s: no ping is ever due.
+        for i in 1..=10u32 {
+            let at = t0 + S + 20 * S * i;
+            assert!(!h.ping_due(at), "frame {i}");
+            h.frame_received(at);
+        }
+        let last = t0 + 201 * S;
+        assert_eq!(h.next_ping_at(), last + 30 * S);
+        // Silence: one ping after the interval; dead `timeout` after it.
+        h.ping_sent(last + 30 * S, 2);
+        assert_eq!(h.pong_deadline(), Some(last + 40 * S));
+        assert!(!h.is_dead(last + 39 * S));
+        assert_eq!(h.dead_since(last + 40 * S), Some(10 * S));
+    }
+
+    #[test]
+    fn a_frame_after_a_ping_proves_the_link_though_the_pong_is_late() {
+        let t0 = Instant::now();
+        let mut h = hb(t0);
+        h.ping_sent(t0, 1);
+        h.pong_received(1, t0 + S);
+        h.ping_sent(t0 + 31 * S, 2);
+        // A notification arrives before the pong: the link is alive.
+        h.frame_received(t0 + 32 * S);
+        assert_eq!(h.pong_deadline(), None);
+        assert!(!h.is_dead(t0 + 60 * S));
+        // The late pong still gives a latency sample.
+        assert_eq!(h.pong_received(2, t0 + 33 * S), Some(2 * S));
+        assert_eq!(h.outstanding(), 0);
     }
 
     #[test]

@@ -15,6 +15,8 @@ fn bin() -> Command {
     c
 }
 
+// SIGTERM is a Unix signal (on Windows the server stops on Ctrl-C).
+#[cfg(unix)]
 #[tokio::test]
 async fn the_binary_prints_its_address_serves_and_stops_on_sigterm() {
     let mut child = bin()
