@@ -225,6 +225,18 @@ fn idle_rows(r: &mut Report, section: &str, what: &str, idle: &IdleReading) {
     ));
 }
 
+/// A file's size in MiB (and bytes), or why it is unknown.
+fn file_size(path: &Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(m) => format!(
+            "{:.1} MiB ({} bytes)",
+            m.len() as f64 / 1_048_576.0,
+            m.len()
+        ),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
 /// Measures (blocking: run it on a blocking thread) the headless daemon, then, with
 /// `with_app`, the tray app, in one private desktop, signed in as `username` on the
 /// platform at `server`.
@@ -280,6 +292,7 @@ pub fn measure(
         sizes,
     )?;
     let s = "headless daemon";
+    r.row(s, "`taskbell` binary size", file_size(&bins.cli), "—");
     r.row(
         s,
         "`taskbell run`: start → welcome toast",
@@ -296,6 +309,12 @@ pub fn measure(
         return Ok(report);
     }
 
+    r.row(
+        "tray app",
+        "`taskbell-app` binary size",
+        file_size(app),
+        "—",
+    );
     // 1. The tray app, idle in the tray, no window.
     let (mut child, signed_in, idle) = start_signed_in(
         "taskbell-app",
