@@ -340,6 +340,8 @@ pub struct DunstEntry {
 pub struct Dunst {
     child: ChildGuard,
     env: Env,
+    /// The label [`Dunst::choose_action`] makes the context menu pick.
+    pick: PathBuf,
 }
 
 impl Dunst {
@@ -348,10 +350,31 @@ impl Dunst {
         let config_home = dir.join("dunst-config");
         mkdir(&config_home.join("dunst"))?;
         let rc = config_home.join("dunst").join("dunstrc");
+        // The context menu ("dunstctl context") runs `dmenu` with one line per action
+        // ("#<label> (<summary>) [<id>,<key>]"); ours picks the line of the label
+        // written to `pick`, as a user choosing it would.
+        let pick = config_home.join("dunst").join("pick.txt");
+        let menu = config_home.join("dunst").join("pick.sh");
+        write(
+            &menu,
+            &format!(
+                "#!/bin/sh\nlabel=$(cat '{}')\ngrep -F \"#$label (\" | head -n 1\n",
+                pick.display()
+            ),
+        )?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&menu, std::fs::Permissions::from_mode(0o755))
+                .map_err(io_err(format!("making {} executable", menu.display())))?;
+        }
         write(
             &rc,
-            "[global]\n    notification_limit = 0\n    history_length = 10000\n    \
-             sticky_history = yes\n    idle_threshold = 0\n    show_indicators = no\n",
+            &format!(
+                "[global]\n    notification_limit = 0\n    history_length = 10000\n    \
+                 sticky_history = yes\n    idle_threshold = 0\n    show_indicators = no\n    \
+                 dmenu = {}\n",
+                menu.display()
+            ),
         )?;
         let mut env = bus.env();
         env.extend(&xvfb.env());
@@ -360,7 +383,7 @@ impl Dunst {
         cmd.arg("-config").arg(&rc);
         let mut child = ChildGuard::spawn("dunst", &mut cmd, dir, Stdout::Log)?;
         bus.wait_for_name(NOTIFICATIONS, &mut child)?;
-        Ok(Dunst { child, env })
+        Ok(Dunst { child, env, pick })
     }
 
     fn dunstctl(&self, args: &[&str]) -> Result<String> {
@@ -401,6 +424,14 @@ impl Dunst {
     /// `ActionInvoked(id, "default")`.
     pub fn invoke_action(&self, position: usize) -> Result<()> {
         self.dunstctl(&["action", &position.to_string()]).map(drop)
+    }
+
+    /// Chooses the action labelled `label` on a shown notification through dunst's
+    /// context menu, as a user would: dunst then signals `ActionInvoked(id, key)`
+    /// from its own bus name. Returns once dunst was asked (the signal follows).
+    pub fn choose_action(&self, label: &str) -> Result<()> {
+        write(&self.pick, label)?;
+        self.dunstctl(&["context"]).map(drop)
     }
 
     /// The number of notifications dunst shows right now.
@@ -474,6 +505,8 @@ pub struct NotifyCall {
     pub hint_names: Vec<String>,
     /// `expire_timeout` in ms (-1: server default, 0: never).
     pub expire_timeout: i32,
+    /// The id the daemon answered with (`None` until its reply was seen).
+    pub id: Option<u32>,
     /// When the recorder saw the call (monotonic; for intervals).
     pub seen: Instant,
     /// When the recorder saw the call (wall clock, ms since the epoch; for
@@ -488,14 +521,29 @@ impl NotifyCall {
     }
 }
 
+/// One `org.freedesktop.Notifications.CloseNotification` call seen on the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseCall {
+    /// The bus name of the caller.
+    pub sender: String,
+    /// The bus name it was sent to (the daemon's unique name, or the well-known one).
+    pub destination: String,
+    /// The notification id to close.
+    pub id: u32,
+}
+
 #[derive(Debug, Default)]
 struct Calls {
     calls: Vec<NotifyCall>,
+    closes: Vec<CloseCall>,
+    /// `Notify` calls waiting for their reply: (caller, serial) → index in `calls`.
+    pending: HashMap<(String, u32), usize>,
     closed: bool,
 }
 
 /// Records every `Notify` method call on the bus (a D-Bus monitor
-/// connection, like `dbus-monitor`), with urgency and actions, for tests to
+/// connection, like `dbus-monitor`), with urgency, actions and the id the
+/// daemon answered with, and every `CloseNotification` call, for tests to
 /// wait on.
 #[derive(Debug, Clone)]
 pub struct NotificationRecorder {
@@ -523,7 +571,17 @@ impl NotificationRecorder {
             .interface(NOTIFICATIONS)?
             .member("Notify")?
             .build();
-        zbus::blocking::fdo::MonitoringProxy::new(&conn)?.become_monitor(&[rule], 0)?;
+        let close_rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::MethodCall)
+            .interface(NOTIFICATIONS)?
+            .member("CloseNotification")?
+            .build();
+        // Every reply on the bus: those to a recorded `Notify` carry its id.
+        let reply_rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::MethodReturn)
+            .build();
+        zbus::blocking::fdo::MonitoringProxy::new(&conn)?
+            .become_monitor(&[rule, close_rule, reply_rule], 0)?;
         let shared = Arc::new((Mutex::new(Calls::default()), Condvar::new()));
         let reader = Arc::clone(&shared);
         let iter = zbus::blocking::MessageIterator::from(conn);
@@ -538,10 +596,50 @@ impl NotificationRecorder {
                         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
                         .unwrap_or(0);
                     let header = msg.header();
-                    if header.member().map(|m| m.as_str()) != Some("Notify") {
+                    let sender = header.sender().map(|s| s.to_string()).unwrap_or_default();
+                    if msg.message_type() == zbus::message::Type::MethodReturn {
+                        let to = header
+                            .destination()
+                            .map(|d| d.to_string())
+                            .unwrap_or_default();
+                        let Some(serial) = header.reply_serial() else {
+                            continue;
+                        };
+                        let (lock, cvar) = &*reader;
+                        let mut g = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                        if let Some(i) = g.pending.remove(&(to, serial.get())) {
+                            if let Ok(id) = msg.body().deserialize::<u32>() {
+                                g.calls[i].id = Some(id);
+                                cvar.notify_all();
+                            }
+                        }
                         continue;
                     }
-                    let sender = header.sender().map(|s| s.to_string()).unwrap_or_default();
+                    match header.member().map(|m| m.as_str()) {
+                        Some("Notify") => {}
+                        Some("CloseNotification") => {
+                            let Ok(id) = msg.body().deserialize::<u32>() else {
+                                continue;
+                            };
+                            let destination = header
+                                .destination()
+                                .map(|d| d.to_string())
+                                .unwrap_or_default();
+                            let (lock, cvar) = &*reader;
+                            lock.lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .closes
+                                .push(CloseCall {
+                                    sender,
+                                    destination,
+                                    id,
+                                });
+                            cvar.notify_all();
+                            continue;
+                        }
+                        _ => continue,
+                    }
+                    let serial = msg.primary_header().serial_num().get();
                     let Ok(args) = msg.body().deserialize::<NotifyArgs>() else {
                         continue;
                     };
@@ -564,14 +662,16 @@ impl NotificationRecorder {
                         urgency,
                         hint_names,
                         expire_timeout: timeout,
+                        id: None,
                         seen,
                         seen_at_ms,
                     };
                     let (lock, cvar) = &*reader;
-                    lock.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .calls
-                        .push(call);
+                    let mut g = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                    let key = (call.sender.clone(), serial);
+                    g.calls.push(call);
+                    let i = g.calls.len() - 1;
+                    g.pending.insert(key, i);
                     cvar.notify_all();
                 }
                 let (lock, cvar) = &*reader;
@@ -590,6 +690,46 @@ impl NotificationRecorder {
             .unwrap_or_else(PoisonError::into_inner)
             .calls
             .clone()
+    }
+
+    /// Every `CloseNotification` call recorded so far, in order.
+    pub fn closes(&self) -> Vec<CloseCall> {
+        self.shared
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closes
+            .clone()
+    }
+
+    /// Waits until a `CloseNotification` call matching `pred` was recorded and returns it.
+    pub fn wait_for_close(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&CloseCall) -> bool,
+    ) -> Result<CloseCall> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cvar) = &*self.shared;
+        let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(c) = guard.closes.iter().find(|c| pred(c)) {
+                return Ok(c.clone());
+            }
+            let now = Instant::now();
+            if guard.closed || now >= deadline {
+                return Err(HarnessError::Timeout {
+                    what: format!(
+                        "a matching CloseNotification call; seen so far: {:?}",
+                        guard.closes
+                    ),
+                    after: timeout,
+                });
+            }
+            guard = cvar
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// Waits until a call matching `pred` was recorded and returns it.

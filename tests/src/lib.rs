@@ -63,8 +63,8 @@ pub mod services;
 pub mod sni;
 
 pub use desktop::{
-    Desktop, DesktopOptions, Dunst, DunstEntry, KEYRING_PASSWORD, NotificationRecorder, NotifyCall,
-    SecretItem, SecretService, SessionBus, Tray, Xvfb, parse_dunst_history,
+    CloseCall, Desktop, DesktopOptions, Dunst, DunstEntry, KEYRING_PASSWORD, NotificationRecorder,
+    NotifyCall, SecretItem, SecretService, SessionBus, Tray, Xvfb, parse_dunst_history,
 };
 pub use hostile::{AfterPong, Behaviour, HOSTILE_TOKEN, HostileServer, HugeBody};
 pub use network::{ConnectProxy, Socks5Proxy, TestCa, TlsFront};

@@ -27,6 +27,8 @@ pub const ENV_CONFIG_DIR: &str = "TASKBELL_CONFIG_DIR";
 pub const ENV_DATA_DIR: &str = "TASKBELL_DATA_DIR";
 /// The default task page template.
 pub const DEFAULT_TASK_URL_TEMPLATE: &str = "{server}/tasks/{task_id}";
+/// The default review page template (a reviewer's "Review" action on a toast).
+pub const DEFAULT_REVIEW_URL_TEMPLATE: &str = "{server}/tasks/{task_id}/review";
 
 /// Why the configuration could not be read, saved or used.
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +172,10 @@ pub struct Config {
     pub language: Option<Lang>,
     /// Task page template with `{server}` and `{task_id}`.
     pub task_url_template: String,
+    /// Review page template with `{server}` and `{task_id}` (the "Review" action
+    /// reviewers get on `task_submitted` and `skip_requested` toasts; same origin
+    /// rule as the task page).
+    pub review_url_template: String,
     /// Allow `http://` / `ws://` to hosts that are not loopback.
     pub allow_insecure: bool,
     /// More than this many toasts within the fold window fold into one.
@@ -213,6 +219,7 @@ impl Default for Config {
             paused_until_ms: None,
             language: None,
             task_url_template: DEFAULT_TASK_URL_TEMPLATE.to_owned(),
+            review_url_template: DEFAULT_REVIEW_URL_TEMPLATE.to_owned(),
             allow_insecure: false,
             fold_threshold: 3,
             fold_window_ms: 2000,
@@ -362,14 +369,13 @@ impl Config {
                 "is empty; remove it or name a PEM file".to_owned(),
             );
         }
-        if !self.task_url_template.contains("{task_id}") {
-            return invalid(
-                "task_url_template",
-                format!(
-                    "must contain {{task_id}}, got \"{}\"",
-                    self.task_url_template
-                ),
-            );
+        for (key, template) in [
+            ("task_url_template", &self.task_url_template),
+            ("review_url_template", &self.review_url_template),
+        ] {
+            if !template.contains("{task_id}") {
+                return invalid(key, format!("must contain {{task_id}}, got \"{template}\""));
+            }
         }
         if let Some(q) = &self.quiet_hours {
             q.minutes()?;
@@ -551,6 +557,7 @@ mod tests {
         assert_eq!(c, Config::default());
         assert_eq!(c.heartbeat_interval_secs, 30);
         assert_eq!(c.task_url_template, "{server}/tasks/{task_id}");
+        assert_eq!(c.review_url_template, "{server}/tasks/{task_id}/review");
 
         let mut c = Config {
             server: Some("https://annotate.example.com".into()),
@@ -700,6 +707,10 @@ mod tests {
         assert_eq!(
             invalid_key(Config::from_toml("task_url_template = \"{server}/x\"")),
             "task_url_template"
+        );
+        assert_eq!(
+            invalid_key(Config::from_toml("review_url_template = \"{server}/r\"")),
+            "review_url_template"
         );
         assert_eq!(
             invalid_key(Config::from_toml(

@@ -12,7 +12,12 @@
 //!   with `urgent_bypass`, critical ones still come through;
 //! - bodies are markup-escaped (`&`, `<`, `>`) for daemons that render markup;
 //! - the "Open" URL is only ever an `http(s)` URL on the platform's own
-//!   origin ([`task_url`]), with the task id percent-encoded.
+//!   origin ([`task_url`]), with the task id percent-encoded; so is the
+//!   "Review" URL reviewers get ([`DeliveryPolicy::review_url`]).
+//!
+//! A toast goes to the notifier as a [`ToastCard`] (the toast and its review
+//! link); what the user chooses on it that the engine must carry out comes back
+//! as a [`ToastAction`].
 //!
 //! Dedupe is not done here but by the persistent [`crate::history`] store.
 
@@ -24,7 +29,7 @@ use url::Url;
 
 use crate::config::{Config, QuietHours};
 use crate::i18n::{Lang, Msg, tr};
-use crate::protocol::{self, Notification, NotificationKind, Priority};
+use crate::protocol::{self, Notification, NotificationKind, Priority, Role};
 
 /// How many titles a folded toast lists before "… and N more".
 const FOLD_LIST: usize = 3;
@@ -77,6 +82,54 @@ pub struct Toast {
     pub timeout_ms: Option<u32>,
 }
 
+/// A toast as handed to the notifier: the toast and what a click on it can
+/// open besides its task page.
+///
+/// A toast with a task (`toast.open_url`) offers "Open task" (also a click on
+/// its body), "Mark read" and "Snooze"; one with a `review_url` also "Review".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToastCard {
+    /// The toast.
+    pub toast: Toast,
+    /// The vetted review page (reviewers, `task_submitted` / `skip_requested`).
+    pub review_url: Option<String>,
+}
+
+impl ToastCard {
+    /// A card without a review link.
+    pub fn plain(toast: Toast) -> ToastCard {
+        ToastCard {
+            toast,
+            review_url: None,
+        }
+    }
+
+    /// Whether the toast is about a task, so it offers Open, Mark read and Snooze.
+    pub fn has_task(&self) -> bool {
+        self.toast.open_url.is_some() && !self.toast.keys.is_empty()
+    }
+}
+
+/// What the user chose on a toast that the engine carries out ("Open task" and
+/// "Review" only open a vetted link; the notifier does that itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToastActionKind {
+    /// Mark the toast's notifications read (locally and on the server).
+    MarkRead,
+    /// Show the toast again later, once.
+    Snooze,
+}
+
+/// A choice on a toast, reported by the notifier to the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToastAction {
+    /// The toast it was made on, as it was shown.
+    pub card: ToastCard,
+    /// What was chosen.
+    pub kind: ToastActionKind,
+}
+
 /// Why a toast was not shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Suppression {
@@ -104,6 +157,8 @@ pub struct DeliveryPolicy {
     pub urgent_bypass: bool,
     /// Task page template (`{server}`, `{task_id}`).
     pub url_template: String,
+    /// Review page template (`{server}`, `{task_id}`).
+    pub review_url_template: String,
     /// The platform base URL; `None` → no "Open" URLs.
     pub server_origin: Option<Url>,
     /// Language for generated titles.
@@ -128,9 +183,27 @@ impl DeliveryPolicy {
             paused_until_ms: config.paused_until_ms,
             urgent_bypass: config.urgent_bypass,
             url_template: config.task_url_template.clone(),
+            review_url_template: config.review_url_template.clone(),
             server_origin: config.server_url().ok(),
             lang,
         }
+    }
+
+    /// The "Review" link of a notification for a user of `role`: only reviewers
+    /// and admins, only for `task_submitted` and `skip_requested`, only with a
+    /// task id, and only on the platform's own origin (as [`task_url`]).
+    pub fn review_url(&self, n: &Notification, role: Role) -> Option<String> {
+        if !role.reviews()
+            || !matches!(
+                n.kind,
+                NotificationKind::TaskSubmitted | NotificationKind::SkipRequested
+            )
+        {
+            return None;
+        }
+        let server = self.server_origin.as_ref()?;
+        let task_id = n.task_id.as_deref()?;
+        task_url(&self.review_url_template, server, task_id)
     }
 
     /// Whether a toast of this urgency is suppressed now, and why.
@@ -872,6 +945,43 @@ mod tests {
         // a non-http server never yields URLs
         let f = Url::parse("file:///tmp").unwrap();
         assert_eq!(task_url(def, &f, "1"), None);
+    }
+
+    #[test]
+    fn review_links_only_for_reviewers_on_submissions_and_skip_requests() {
+        let p = policy();
+        let mut n = notif("k", Priority::Normal, Some("task 1"));
+        n.kind = NotificationKind::TaskSubmitted;
+        assert_eq!(
+            p.review_url(&n, Role::Reviewer).as_deref(),
+            Some("http://localhost:8000/tasks/task%201/review")
+        );
+        assert!(p.review_url(&n, Role::Admin).is_some());
+        assert_eq!(p.review_url(&n, Role::Annotator), None);
+        n.kind = NotificationKind::SkipRequested;
+        assert!(p.review_url(&n, Role::Reviewer).is_some());
+        for kind in [
+            NotificationKind::TaskReviewed,
+            NotificationKind::TaskAssigned,
+            NotificationKind::System,
+        ] {
+            n.kind = kind;
+            assert_eq!(p.review_url(&n, Role::Reviewer), None);
+        }
+        n.kind = NotificationKind::TaskSubmitted;
+        n.task_id = None;
+        assert_eq!(p.review_url(&n, Role::Reviewer), None, "no task, no review");
+        // The same origin rule as the task page.
+        let mut evil = policy();
+        evil.review_url_template = "https://evil.example/{task_id}".into();
+        n.task_id = Some("1".into());
+        assert_eq!(evil.review_url(&n, Role::Reviewer), None);
+        let mut relative = policy();
+        relative.review_url_template = "/review?task={task_id}".into();
+        assert_eq!(
+            relative.review_url(&n, Role::Reviewer).as_deref(),
+            Some("http://localhost:8000/review?task=1")
+        );
     }
 
     #[test]

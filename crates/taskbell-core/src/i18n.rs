@@ -177,6 +177,14 @@ pub enum Msg<'a> {
     },
     /// The "Open" action on a toast.
     Open,
+    /// The "Open task" action on a toast about a task.
+    OpenTask,
+    /// The "Mark read" action on a toast.
+    MarkRead,
+    /// The "Snooze" action on a toast (shown again later, once).
+    Snooze,
+    /// The "Review" action on a reviewer's toast about a submission or a skip request.
+    Review,
     /// The session ended (token expired or revoked) and no password is remembered.
     SessionEnded,
     /// The server denied access (close code 4003).
@@ -290,6 +298,10 @@ pub fn tr(lang: Lang, msg: Msg<'_>) -> String {
         ),
         Msg::Unread { n } => pick(format!("{n} 条未读"), format!("{n} unread")),
         Msg::Open => pick("打开".into(), "Open".into()),
+        Msg::OpenTask => pick("打开任务".into(), "Open task".into()),
+        Msg::MarkRead => pick("标为已读".into(), "Mark read".into()),
+        Msg::Snooze => pick("稍后提醒".into(), "Snooze".into()),
+        Msg::Review => pick("去审核".into(), "Review".into()),
         Msg::SessionEnded => pick(
             "登录已失效，请重新登录".into(),
             "Your session has ended; please sign in again".into(),

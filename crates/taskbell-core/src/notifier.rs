@@ -2,6 +2,13 @@
 //! (freedesktop notifications over one persistent D-Bus connection; notify-rust
 //! where there is no D-Bus), and a [`RecordingNotifier`] for tests.
 //!
+//! A toast about a task offers "Open task" (also a click on its body), "Mark
+//! read", "Snooze" and, for reviewers on submissions and skip requests,
+//! "Review", once an engine has [attached](Notifier::attach) itself. Open and
+//! Review open a vetted link here; Mark read and Snooze go back to the engine
+//! as a [`ToastAction`]. [`Notifier::withdraw`] closes the toasts of
+//! notifications read elsewhere.
+//!
 //! A missing notification daemon is an error the caller logs; it is never fatal.
 //! [`Notifier::show`] blocks for one D-Bus round trip: the engine calls it from a
 //! worker thread, never from its event loop.
@@ -10,7 +17,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::delivery::{Toast, Urgency};
+use crate::delivery::{Toast, ToastAction, ToastActionKind, ToastCard, Urgency};
+use crate::i18n::{Lang, Msg, tr};
 
 /// Why a toast could not be shown.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +37,115 @@ pub enum NotifyError {
 pub trait Notifier: Send + Sync {
     /// Shows one toast. Blocking; must not wait for the user.
     fn show(&self, toast: &Toast) -> Result<(), NotifyError>;
+
+    /// Shows one toast with its actions (the engine calls this). The default
+    /// shows the plain toast.
+    fn show_card(&self, card: &ToastCard) -> Result<(), NotifyError> {
+        self.show(&card.toast)
+    }
+
+    /// Closes the toasts standing for these notification keys that are still on
+    /// screen (a folded toast once every key it stands for was withdrawn).
+    /// Blocking, like [`Notifier::show`]. The default does nothing.
+    fn withdraw(&self, keys: &[String]) -> Result<(), NotifyError> {
+        let _ = keys;
+        Ok(())
+    }
+
+    /// Reports "Mark read" and "Snooze" to `sink` from now on (an engine calls
+    /// this when it starts; the last one wins). Without a sink a toast offers
+    /// only "Open". The default ignores it.
+    fn attach(&self, sink: ActionSink) {
+        let _ = sink;
+    }
+}
+
+/// Where a notifier reports what the user chose on a toast, and the language
+/// of the action labels.
+#[derive(Debug, Clone)]
+pub struct ActionSink {
+    /// The engine's input.
+    pub sender: tokio::sync::mpsc::Sender<ToastAction>,
+    /// The language of the action labels.
+    pub lang: Lang,
+}
+
+impl ActionSink {
+    /// Reports one choice without blocking; a full or closed channel is logged.
+    pub fn report(&self, action: ToastAction) {
+        if let Err(e) = self.sender.try_send(action) {
+            tracing::warn!(error = %e, "a toast action could not be handed to the engine");
+        }
+    }
+}
+
+/// The action keys a toast offers, as (key, label) pairs in order.
+///
+/// With an engine attached, a toast with a task offers "Open task" (also the
+/// body click, `default`), "Mark read", "Snooze" and, with a review link,
+/// "Review"; without one, a toast with a link offers only "Open".
+fn action_pairs(card: &ToastCard, labels: &Labels, attached: bool) -> Vec<(&'static str, String)> {
+    let link = DesktopNotifier::link(&card.toast).is_some();
+    if attached && card.has_task() && link {
+        let mut v = vec![
+            (DEFAULT_ACTION, labels.open_task.clone()),
+            (OPEN_ACTION, labels.open_task.clone()),
+            (MARK_READ_ACTION, labels.mark_read.clone()),
+            (SNOOZE_ACTION, labels.snooze.clone()),
+        ];
+        if vetted(card.review_url.as_deref()).is_some() {
+            v.push((REVIEW_ACTION, labels.review.clone()));
+        }
+        v
+    } else if link {
+        vec![
+            (DEFAULT_ACTION, labels.open.clone()),
+            (OPEN_ACTION, labels.open.clone()),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
+/// An http(s) link, or nothing.
+fn vetted(url: Option<&str>) -> Option<String> {
+    url.filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .map(str::to_string)
+}
+
+/// The labels of a toast's actions.
+#[derive(Debug, Clone)]
+struct Labels {
+    open: String,
+    open_task: String,
+    mark_read: String,
+    snooze: String,
+    review: String,
+}
+
+impl Labels {
+    fn new(lang: Lang, open: String) -> Labels {
+        Labels {
+            open,
+            open_task: tr(lang, Msg::OpenTask),
+            mark_read: tr(lang, Msg::MarkRead),
+            snooze: tr(lang, Msg::Snooze),
+            review: tr(lang, Msg::Review),
+        }
+    }
+}
+
+/// The sink and the labels, shared by every clone of a notifier and its listener.
+#[derive(Debug)]
+struct Attached {
+    sink: Option<ActionSink>,
+    labels: Labels,
+}
+
+type SharedAttached = Arc<Mutex<Attached>>;
+
+fn lock_attached(a: &SharedAttached) -> std::sync::MutexGuard<'_, Attached> {
+    a.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What the notification daemon says about itself (`GetServerInformation`).
@@ -121,7 +238,7 @@ pub type Opener = Arc<dyn Fn(&str) -> Result<(), NotifyError> + Send + Sync>;
 #[derive(Clone)]
 pub struct DesktopNotifier {
     app_name: String,
-    open_label: String,
+    attached: SharedAttached,
     opener: Opener,
     #[cfg(all(unix, not(target_os = "macos")))]
     bus: freedesktop::SharedBus,
@@ -131,7 +248,7 @@ impl fmt::Debug for DesktopNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DesktopNotifier")
             .field("app_name", &self.app_name)
-            .field("open_label", &self.open_label)
+            .field("labels", &lock_attached(&self.attached).labels)
             .finish_non_exhaustive()
     }
 }
@@ -144,11 +261,15 @@ impl Default for DesktopNotifier {
 
 impl DesktopNotifier {
     /// A notifier on the session bus (`DBUS_SESSION_BUS_ADDRESS`) with the app name
-    /// "TaskBell", the action label "Open" and [`open_in_browser`] as the opener.
+    /// "TaskBell", the action label "Open" (the other labels in English until an
+    /// engine attaches with its language) and [`open_in_browser`] as the opener.
     pub fn new() -> DesktopNotifier {
         DesktopNotifier {
             app_name: "TaskBell".to_string(),
-            open_label: "Open".to_string(),
+            attached: Arc::new(Mutex::new(Attached {
+                sink: None,
+                labels: Labels::new(Lang::En, "Open".to_string()),
+            })),
             opener: Arc::new(open_in_browser),
             #[cfg(all(unix, not(target_os = "macos")))]
             bus: freedesktop::SharedBus::new(None),
@@ -174,8 +295,8 @@ impl DesktopNotifier {
     }
 
     /// Sets the label of the "Open" action (localised by the caller).
-    pub fn with_open_label(mut self, label: impl Into<String>) -> DesktopNotifier {
-        self.open_label = label.into();
+    pub fn with_open_label(self, label: impl Into<String>) -> DesktopNotifier {
+        lock_attached(&self.attached).labels.open = label.into();
         self
     }
 
@@ -190,11 +311,13 @@ impl DesktopNotifier {
 
     /// The toast's link, if it is one we may open (http or https).
     fn link(toast: &Toast) -> Option<String> {
-        toast
-            .open_url
-            .as_deref()
-            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-            .map(str::to_string)
+        vetted(toast.open_url.as_deref())
+    }
+
+    /// The actions `card` offers now, and whether an engine is attached.
+    fn actions_of(&self, card: &ToastCard) -> Vec<(&'static str, String)> {
+        let a = lock_attached(&self.attached);
+        action_pairs(card, &a.labels, a.sink.is_some())
     }
 
     fn icon(toast: &Toast) -> &'static str {
@@ -208,17 +331,13 @@ impl DesktopNotifier {
 #[cfg(all(unix, not(target_os = "macos")))]
 impl Notifier for DesktopNotifier {
     fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
-        let link = DesktopNotifier::link(toast);
-        let actions: Vec<&str> = if link.is_some() {
-            vec![
-                DEFAULT_ACTION,
-                &self.open_label,
-                OPEN_ACTION,
-                &self.open_label,
-            ]
-        } else {
-            Vec::new()
-        };
+        self.show_card(&ToastCard::plain(toast.clone()))
+    }
+
+    fn show_card(&self, card: &ToastCard) -> Result<(), NotifyError> {
+        let toast = &card.toast;
+        let pairs = self.actions_of(card);
+        let actions: Vec<&str> = pairs.iter().flat_map(|(k, l)| [*k, l.as_str()]).collect();
         let request = freedesktop::NotifyRequest {
             app_name: &self.app_name,
             icon: DesktopNotifier::icon(toast),
@@ -234,7 +353,19 @@ impl Notifier for DesktopNotifier {
                 .timeout_ms
                 .map_or(-1, |ms| i32::try_from(ms).unwrap_or(i32::MAX)),
         };
-        self.bus.notify(&request, link, &self.opener)
+        self.bus
+            .notify(&request, card, &self.opener, &self.attached)
+    }
+
+    fn withdraw(&self, keys: &[String]) -> Result<(), NotifyError> {
+        self.bus.withdraw(keys)
+    }
+
+    fn attach(&self, sink: ActionSink) {
+        let mut a = lock_attached(&self.attached);
+        let open = a.labels.open.clone();
+        a.labels = Labels::new(sink.lang, open);
+        a.sink = Some(sink);
     }
 }
 
@@ -256,14 +387,29 @@ fn plain_text(body: &str) -> String {
 /// to [`WINDOWS_APP_ID`]), `UNUserNotificationCenter` on macOS. Urgency maps to each
 /// OS's own notion: on Windows a critical toast uses the "Reminder" scenario (it stays
 /// on screen), on macOS the "time-sensitive" interruption level (where the user allows
-/// it). An "Open" button and a click on the body both open the link: the response comes
-/// back to this process (WinRT's `Activated` event, the notification centre's delegate)
-/// and is waited for on a thread of its own that ends when the toast is dismissed.
+/// it). The same action ids as on Linux ("Open task", "Mark read", "Snooze", "Review";
+/// a click on the body opens the task): the response comes back to this process (WinRT's
+/// `Activated` event, the notification centre's delegate) and is waited for on a thread
+/// of its own that ends when the toast is dismissed; [`chosen`] maps it, as on Linux.
+/// Withdrawing is not supported here (notify-rust cannot close a toast on these OSes).
 #[cfg(not(all(unix, not(target_os = "macos"))))]
 impl Notifier for DesktopNotifier {
     fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
+        self.show_card(&ToastCard::plain(toast.clone()))
+    }
+
+    fn attach(&self, sink: ActionSink) {
+        let mut a = lock_attached(&self.attached);
+        let open = a.labels.open.clone();
+        a.labels = Labels::new(sink.lang, open);
+        a.sink = Some(sink);
+    }
+
+    fn show_card(&self, card: &ToastCard) -> Result<(), NotifyError> {
         use notify_rust::NotificationResponse;
+        let toast = &card.toast;
         let link = DesktopNotifier::link(toast);
+        let pairs = self.actions_of(card);
         let body = plain_text(&toast.body);
         let mut n = notify_rust::Notification::new();
         n.appname(&self.app_name)
@@ -277,26 +423,25 @@ impl Notifier for DesktopNotifier {
             });
         #[cfg(target_os = "windows")]
         n.app_id(WINDOWS_APP_ID);
-        if link.is_some() {
-            n.action(OPEN_ACTION, &self.open_label);
+        // The body click is the platform's own; only the buttons are listed.
+        for (key, label) in pairs.iter().filter(|(k, _)| *k != DEFAULT_ACTION) {
+            n.action(key, label);
         }
         if let Some(ms) = toast.timeout_ms {
             n.timeout(notify_rust::Timeout::Milliseconds(ms));
         }
         let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
-        let Some(url) = link else {
+        if link.is_none() {
             return Ok(());
-        };
+        }
         let opener = Arc::clone(&self.opener);
+        let attached = Arc::clone(&self.attached);
+        let card = card.clone();
         let spawned = std::thread::Builder::new()
             .name("taskbell-toast-click".to_string())
             .spawn(move || {
                 let _ = handle.wait_for_response(move |r: &NotificationResponse| {
-                    if is_open(r) {
-                        if let Err(e) = opener(&url) {
-                            tracing::warn!(error = %e, "could not open the task page");
-                        }
-                    }
+                    carry_out(chosen(r), &card, &opener, &attached);
                 });
             });
         if let Err(e) = spawned {
@@ -307,19 +452,80 @@ impl Notifier for DesktopNotifier {
 }
 
 /// The action key of the "Open" button on every OS.
-const OPEN_ACTION: &str = "open";
+pub const OPEN_ACTION: &str = "open";
 /// The freedesktop key of a click on a toast's body.
-const DEFAULT_ACTION: &str = "default";
+pub const DEFAULT_ACTION: &str = "default";
+/// The action key of "Mark read" on every OS.
+pub const MARK_READ_ACTION: &str = "mark_read";
+/// The action key of "Snooze" on every OS.
+pub const SNOOZE_ACTION: &str = "snooze";
+/// The action key of "Review" on every OS.
+pub const REVIEW_ACTION: &str = "review";
 
-/// Whether a toast response asks to open the task: a click on the body or "Open".
-/// One rule for every OS: the freedesktop `ActionInvoked` key is mapped to the same
-/// response type notify-rust gives on Windows and macOS ([`response_of_action_key`]).
-pub fn is_open(response: &notify_rust::NotificationResponse) -> bool {
+/// What a response on a toast asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chosen {
+    /// Open the task page (a click on the body, or "Open task").
+    Open,
+    /// Open the review page.
+    Review,
+    /// Something the engine carries out.
+    Engine(ToastActionKind),
+    /// Nothing (closed, dismissed, an unknown key).
+    Nothing,
+}
+
+/// What a toast response asks for. One rule for every OS: the freedesktop
+/// `ActionInvoked` key is mapped to the response notify-rust gives on Windows
+/// and macOS ([`response_of_action_key`]) first.
+pub fn chosen(response: &notify_rust::NotificationResponse) -> Chosen {
     match response {
-        notify_rust::NotificationResponse::Default => true,
-        notify_rust::NotificationResponse::Action(a) => a == OPEN_ACTION,
-        _ => false,
+        notify_rust::NotificationResponse::Default => Chosen::Open,
+        notify_rust::NotificationResponse::Action(a) => match a.as_str() {
+            OPEN_ACTION => Chosen::Open,
+            REVIEW_ACTION => Chosen::Review,
+            MARK_READ_ACTION => Chosen::Engine(ToastActionKind::MarkRead),
+            SNOOZE_ACTION => Chosen::Engine(ToastActionKind::Snooze),
+            _ => Chosen::Nothing,
+        },
+        _ => Chosen::Nothing,
     }
+}
+
+/// Does what was chosen on `card`: opens its vetted task or review page, or
+/// hands the choice to the attached engine (nothing when none is attached).
+fn carry_out(chosen: Chosen, card: &ToastCard, opener: &Opener, attached: &SharedAttached) {
+    let url = match chosen {
+        Chosen::Nothing => return,
+        Chosen::Open => DesktopNotifier::link(&card.toast),
+        Chosen::Review => vetted(card.review_url.as_deref()),
+        Chosen::Engine(kind) => {
+            let sink = lock_attached(attached).sink.clone();
+            match sink {
+                Some(sink) => {
+                    tracing::info!(action = ?kind, title = %card.toast.title, "toast action");
+                    sink.report(ToastAction {
+                        card: card.clone(),
+                        kind,
+                    });
+                }
+                None => tracing::debug!("a toast action without an engine to carry it out"),
+            }
+            return;
+        }
+    };
+    if let Some(url) = url {
+        tracing::info!(action = ?chosen, "opening a page from a toast");
+        if let Err(e) = opener(&url) {
+            tracing::warn!(error = %e, "could not open the page");
+        }
+    }
+}
+
+/// Whether a toast response asks to open the task: a click on the body or "Open"
+/// (see [`chosen`]).
+pub fn is_open(response: &notify_rust::NotificationResponse) -> bool {
+    chosen(response) == Chosen::Open
 }
 
 /// The response a freedesktop `ActionInvoked(id, key)` stands for.
@@ -338,15 +544,16 @@ mod freedesktop {
     use std::sync::{Arc, Mutex, PoisonError};
     use std::time::Duration;
 
-    use super::{NotifyError, Opener};
+    use super::{NotifyError, Opener, SharedAttached};
+    use crate::delivery::ToastCard;
 
     const NAME: &str = "org.freedesktop.Notifications";
     const PATH: &str = "/org/freedesktop/Notifications";
     /// A daemon that does not answer within this is treated as failed (the worker
     /// thread must not hang on it).
     const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-    /// Links kept for toasts the daemon has not reported closed yet; the oldest go
-    /// first (some daemons never report persistent toasts closed).
+    /// Toasts remembered until the daemon reports them closed; the oldest go first
+    /// (some daemons never report persistent toasts closed).
     const MAX_LINKS: usize = 512;
 
     /// One `Notify` call's arguments.
@@ -360,17 +567,19 @@ mod freedesktop {
         pub timeout_ms: i32,
     }
 
-    /// A shown toast's link and the unique bus name of the daemon that showed it:
-    /// only that daemon's signals may open it (any other client on the session
-    /// bus can emit an `ActionInvoked` signal too).
+    /// A shown toast (its links and keys), the keys not withdrawn yet, and the
+    /// unique bus name of the daemon that showed it: only that daemon's signals may
+    /// act on it (any other client on the session bus can emit an `ActionInvoked`
+    /// signal too), and only that daemon is asked to close it.
     struct Link {
-        url: String,
+        card: ToastCard,
+        keys_left: Vec<String>,
         daemon: String,
     }
 
     type Links = Arc<Mutex<BTreeMap<u32, Link>>>;
 
-    /// The live connection and the links of the toasts shown over it.
+    /// The live connection and the toasts shown over it, by daemon id.
     struct Bus {
         conn: zbus::blocking::Connection,
         links: Links,
@@ -433,7 +642,11 @@ mod freedesktop {
             }
         }
 
-        fn connect(&self, opener: &Opener) -> Result<Arc<Bus>, NotifyError> {
+        fn connect(
+            &self,
+            opener: &Opener,
+            attached: &SharedAttached,
+        ) -> Result<Arc<Bus>, NotifyError> {
             let builder = match &self.address {
                 Some(a) => zbus::blocking::connection::Builder::address(a.as_str()),
                 None => zbus::blocking::connection::Builder::session(),
@@ -442,18 +655,27 @@ mod freedesktop {
                 .and_then(|b| b.method_timeout(CALL_TIMEOUT).build())
                 .map_err(|e| NotifyError::NoDaemon(format!("no session bus: {e}")))?;
             let links: Links = Arc::new(Mutex::new(BTreeMap::new()));
-            start_listener(&conn, Arc::clone(&links), Arc::clone(opener));
+            start_listener(
+                &conn,
+                Arc::clone(&links),
+                Arc::clone(opener),
+                Arc::clone(attached),
+            );
             tracing::debug!(unique_name = ?conn.unique_name(), "connected to the session bus for notifications");
             Ok(Arc::new(Bus { conn, links }))
         }
 
         /// The live connection, opening one if there is none.
-        fn current(&self, opener: &Opener) -> Result<Arc<Bus>, NotifyError> {
+        fn current(
+            &self,
+            opener: &Opener,
+            attached: &SharedAttached,
+        ) -> Result<Arc<Bus>, NotifyError> {
             let mut slot = lock(&self.bus);
             if let Some(bus) = slot.as_ref() {
                 return Ok(Arc::clone(bus));
             }
-            let bus = self.connect(opener)?;
+            let bus = self.connect(opener, attached)?;
             *slot = Some(Arc::clone(&bus));
             Ok(bus)
         }
@@ -466,22 +688,30 @@ mod freedesktop {
             }
         }
 
-        /// Sends one `Notify`; remembers `link` for the toast's "Open" action. A broken
-        /// connection is replaced and the call tried once more.
+        /// Sends one `Notify`; remembers the toast for its actions and for
+        /// withdrawing it. A broken connection is replaced and the call tried once more.
         pub(super) fn notify(
             &self,
             req: &NotifyRequest<'_>,
-            link: Option<String>,
+            card: &ToastCard,
             opener: &Opener,
+            attached: &SharedAttached,
         ) -> Result<(), NotifyError> {
             let mut retried = false;
             loop {
-                let bus = self.current(opener)?;
+                let bus = self.current(opener, attached)?;
                 match call_notify(&bus.conn, req) {
                     Ok((id, daemon)) => {
-                        if let Some(url) = link {
+                        if !req.actions.is_empty() || !card.toast.keys.is_empty() {
                             let mut links = lock(&bus.links);
-                            links.insert(id, Link { url, daemon });
+                            links.insert(
+                                id,
+                                Link {
+                                    card: card.clone(),
+                                    keys_left: card.toast.keys.clone(),
+                                    daemon,
+                                },
+                            );
                             while links.len() > MAX_LINKS {
                                 links.pop_first();
                             }
@@ -501,6 +731,50 @@ mod freedesktop {
                     Err(e) => return Err(classify(e)),
                 }
             }
+        }
+    }
+
+    impl SharedBus {
+        /// Closes (`CloseNotification`, to the daemon that showed them) the toasts
+        /// whose every key is now withdrawn. Without a connection nothing is shown.
+        pub(super) fn withdraw(&self, keys: &[String]) -> Result<(), NotifyError> {
+            let Some(bus) = lock(&self.bus).clone() else {
+                return Ok(());
+            };
+            let closing: Vec<(u32, String)> = {
+                let mut links = lock(&bus.links);
+                let mut done = Vec::new();
+                for (id, l) in links.iter_mut() {
+                    let before = l.keys_left.len();
+                    l.keys_left.retain(|k| !keys.contains(k));
+                    if before > 0 && l.keys_left.is_empty() {
+                        done.push((*id, l.daemon.clone()));
+                    }
+                }
+                for (id, _) in &done {
+                    links.remove(id);
+                }
+                done
+            };
+            let mut failed = None;
+            for (id, daemon) in closing {
+                let to = if daemon.is_empty() {
+                    NAME
+                } else {
+                    daemon.as_str()
+                };
+                tracing::debug!(notification = id, "withdrawing a toast read elsewhere");
+                if let Err(e) =
+                    bus.conn
+                        .call_method(Some(to), PATH, Some(NAME), "CloseNotification", &(id,))
+                {
+                    if connection_broken(&e) {
+                        self.forget(&bus);
+                    }
+                    failed = Some(NotifyError::Failed(format!("CloseNotification: {e}")));
+                }
+            }
+            failed.map_or(Ok(()), Err)
         }
     }
 
@@ -537,9 +811,15 @@ mod freedesktop {
         Ok((reply.body().deserialize::<u32>()?, daemon))
     }
 
-    /// One thread per connection: opens the link of a toast whose action was invoked,
-    /// forgets the link of a toast that was closed. Ends when the connection closes.
-    fn start_listener(conn: &zbus::blocking::Connection, links: Links, opener: Opener) {
+    /// One thread per connection: carries out the action invoked on a toast (opens
+    /// its vetted link, or hands "Mark read" / "Snooze" to the engine), forgets a
+    /// toast that was closed. Ends when the connection closes.
+    fn start_listener(
+        conn: &zbus::blocking::Connection,
+        links: Links,
+        opener: Opener,
+        attached: SharedAttached,
+    ) {
         let rule = zbus::MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .interface(NAME)
@@ -566,14 +846,15 @@ mod freedesktop {
                             let Ok((id, action)) = msg.body().deserialize::<(u32, String)>() else {
                                 continue;
                             };
-                            if !super::is_open(&super::response_of_action_key(&action)) {
+                            let chosen = super::chosen(&super::response_of_action_key(&action));
+                            if chosen == super::Chosen::Nothing {
                                 continue;
                             }
-                            let url = {
+                            let card = {
                                 let links = lock(&links);
                                 match links.get(&id) {
                                     Some(l) if !l.daemon.is_empty() && l.daemon == sender => {
-                                        Some(l.url.clone())
+                                        Some(l.card.clone())
                                     }
                                     Some(_) => {
                                         tracing::warn!(
@@ -586,11 +867,8 @@ mod freedesktop {
                                     None => None,
                                 }
                             };
-                            if let Some(url) = url {
-                                tracing::info!(notification = id, "opening the task page");
-                                if let Err(e) = opener(&url) {
-                                    tracing::warn!(error = %e, "could not open the task page");
-                                }
+                            if let Some(card) = card {
+                                super::carry_out(chosen, &card, &opener, &attached);
                             }
                         }
                         Some("NotificationClosed") => {
@@ -612,12 +890,20 @@ mod freedesktop {
     }
 }
 
-/// Collects toasts in memory, for tests; can be told to fail like a missing daemon.
+/// Collects toasts (with their review links) and withdrawals in memory, for
+/// tests; can be told to fail like a missing daemon, and can play the user's
+/// choice on a toast ([`RecordingNotifier::choose`]).
 #[derive(Clone, Default)]
 pub struct RecordingNotifier {
-    inner: Arc<Mutex<Vec<Toast>>>,
+    inner: Arc<Mutex<Vec<ToastCard>>>,
+    withdrawn: Arc<Mutex<Vec<String>>>,
+    sink: Arc<Mutex<Option<ActionSink>>>,
     fail: Arc<Mutex<Option<NotifyError>>>,
     count: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl fmt::Debug for RecordingNotifier {
@@ -636,9 +922,35 @@ impl RecordingNotifier {
 
     /// Every toast shown so far, in order.
     pub fn toasts(&self) -> Vec<Toast> {
-        match self.inner.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
+        locked(&self.inner)
+            .iter()
+            .map(|c| c.toast.clone())
+            .collect()
+    }
+
+    /// Every toast shown so far with its review link, in order.
+    pub fn cards(&self) -> Vec<ToastCard> {
+        locked(&self.inner).clone()
+    }
+
+    /// Every key withdrawn so far, in order.
+    pub fn withdrawn(&self) -> Vec<String> {
+        locked(&self.withdrawn).clone()
+    }
+
+    /// Plays the user choosing `kind` on `card`, as a notifier reports it; false
+    /// when no engine is attached.
+    pub fn choose(&self, card: &ToastCard, kind: ToastActionKind) -> bool {
+        let sink = locked(&self.sink).clone();
+        match sink {
+            Some(s) => s
+                .sender
+                .try_send(ToastAction {
+                    card: card.clone(),
+                    kind,
+                })
+                .is_ok(),
+            None => false,
         }
     }
 
@@ -691,6 +1003,19 @@ impl RecordingNotifier {
 
 impl Notifier for RecordingNotifier {
     fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
+        self.show_card(&ToastCard::plain(toast.clone()))
+    }
+
+    fn withdraw(&self, keys: &[String]) -> Result<(), NotifyError> {
+        locked(&self.withdrawn).extend(keys.iter().cloned());
+        Ok(())
+    }
+
+    fn attach(&self, sink: ActionSink) {
+        *locked(&self.sink) = Some(sink);
+    }
+
+    fn show_card(&self, card: &ToastCard) -> Result<(), NotifyError> {
         let fail = match self.fail.lock() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
@@ -703,7 +1028,7 @@ impl Notifier for RecordingNotifier {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            g.push(toast.clone());
+            g.push(card.clone());
             g.len()
         };
         self.count.send_replace(n);
@@ -740,6 +1065,78 @@ mod tests {
         assert!(!is_open(&response_of_action_key("")));
         assert!(!is_open(&R::Closed(CloseReason::Dismissed)));
         assert_eq!(response_of_action_key("default"), R::Default);
+    }
+
+    /// The same action ids mean the same on every OS.
+    #[test]
+    fn action_keys_map_to_one_choice_on_every_os() {
+        use notify_rust::NotificationResponse as R;
+        let of = |k: &str| chosen(&response_of_action_key(k));
+        assert_eq!(of("default"), Chosen::Open);
+        assert_eq!(of("open"), Chosen::Open);
+        assert_eq!(of("review"), Chosen::Review);
+        assert_eq!(of("mark_read"), Chosen::Engine(ToastActionKind::MarkRead));
+        assert_eq!(of("snooze"), Chosen::Engine(ToastActionKind::Snooze));
+        assert_eq!(of("other"), Chosen::Nothing);
+        assert_eq!(
+            chosen(&R::Action("snooze".into())),
+            Chosen::Engine(ToastActionKind::Snooze)
+        );
+    }
+
+    fn task_card(review: Option<&str>) -> ToastCard {
+        let mut t = toast("task");
+        t.open_url = Some("https://p.example/tasks/1".into());
+        t.keys = vec!["k1".into()];
+        ToastCard {
+            toast: t,
+            review_url: review.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_toast_with_a_task_offers_every_action_once_an_engine_is_attached() {
+        let labels = Labels::new(Lang::ZhCn, "打开".into());
+        let keys =
+            |v: Vec<(&'static str, String)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(
+            keys(action_pairs(&task_card(None), &labels, true)),
+            ["default", "open", "mark_read", "snooze"]
+        );
+        let with_review = action_pairs(
+            &task_card(Some("https://p.example/tasks/1/review")),
+            &labels,
+            true,
+        );
+        assert_eq!(
+            with_review,
+            [
+                ("default", "打开任务".to_string()),
+                ("open", "打开任务".to_string()),
+                ("mark_read", "标为已读".to_string()),
+                ("snooze", "稍后提醒".to_string()),
+                ("review", "去审核".to_string()),
+            ]
+        );
+        // A review link that is not http(s) is no action.
+        assert_eq!(
+            keys(action_pairs(
+                &task_card(Some("javascript:x")),
+                &labels,
+                true
+            ))
+            .len(),
+            4
+        );
+        // No engine: only "Open"; no task: nothing.
+        assert_eq!(
+            action_pairs(&task_card(None), &labels, false),
+            [
+                ("default", "打开".to_string()),
+                ("open", "打开".to_string())
+            ]
+        );
+        assert!(action_pairs(&ToastCard::plain(toast("x")), &labels, true).is_empty());
     }
 
     fn toast(title: &str) -> Toast {

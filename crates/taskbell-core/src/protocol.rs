@@ -12,7 +12,9 @@
 //! - a missing `priority`, or one we do not know, means [`Priority::Normal`];
 //! - a notification without `id` gets a stable content key
 //!   ([`Notification::key`]) so it can still be deduplicated;
-//! - chat frames (`group`, `private`) become notifications too.
+//! - chat frames (`group`, `private`) become notifications too;
+//! - a `read` frame *(ours, optional)* lists ids marked read elsewhere; ids that
+//!   are neither strings nor numbers are skipped, at most [`MAX_READ_IDS`] kept.
 //!
 //! Everything else (not JSON, not an object, unknown `type`, a missing or
 //! mistyped field, a frame over [`MAX_FRAME_BYTES`]) is a [`DecodeError`] with a
@@ -75,6 +77,9 @@ fn bound_data(data: &mut Map<String, Value>) {
         total <= MAX_DATA_BYTES
     });
 }
+
+/// A `read` frame's ids beyond this many are ignored.
+pub const MAX_READ_IDS: usize = 10_000;
 
 /// Integers below this are seconds since the epoch, at or above it milliseconds
 /// (protocol.md §1: "integer < 10^11 is seconds").
@@ -565,6 +570,12 @@ pub enum Inbound {
     },
     /// A notification or chat message.
     Notification(Notification),
+    /// *(ours, optional)* These notifications were marked read elsewhere (another
+    /// client of the same account): mark them read and withdraw their toasts.
+    Read {
+        /// Notification ids (opaque strings).
+        ids: Vec<String>,
+    },
 }
 
 /// A client → server frame.
@@ -710,6 +721,24 @@ pub fn decode_value(value: &Value, now_ms: i64) -> Result<Inbound, DecodeError> 
         "ping" => Ok(Inbound::Ping {
             timestamp: obj.get("timestamp").and_then(int_value),
         }),
+        "read" => match obj.get("ids") {
+            None | Some(Value::Null) => Err(DecodeError::MissingField {
+                frame_type: "read".to_owned(),
+                field: "ids",
+            }),
+            Some(Value::Array(items)) => Ok(Inbound::Read {
+                ids: items
+                    .iter()
+                    .filter_map(id_string)
+                    .take(MAX_READ_IDS)
+                    .collect(),
+            }),
+            Some(other) => Err(DecodeError::WrongType {
+                field: "ids",
+                expected: "an array of ids",
+                found: json_kind(other),
+            }),
+        },
         _ => match NotificationKind::parse(&frame_type) {
             Some(NotificationKind::Other(_)) | None => {
                 let raw = obj.get("type").and_then(Value::as_str).unwrap_or_default();
@@ -1236,6 +1265,37 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn read_frames_list_ids_as_opaque_strings() {
+        assert_eq!(
+            decode_at(r#"{"type":"read","ids":["1699012345678-0",42]}"#, NOW),
+            Ok(Inbound::Read {
+                ids: vec!["1699012345678-0".to_owned(), "42".to_owned()]
+            })
+        );
+        // Ids of another shape are skipped, not fatal.
+        assert_eq!(
+            decode_at(r#"{"type":"READ","ids":[{"x":1},null,"a"]}"#, NOW),
+            Ok(Inbound::Read {
+                ids: vec!["a".to_owned()]
+            })
+        );
+        assert!(matches!(
+            decode_at(r#"{"type":"read"}"#, NOW),
+            Err(DecodeError::MissingField { field: "ids", .. })
+        ));
+        assert!(matches!(
+            decode_at(r#"{"type":"read","ids":"a"}"#, NOW),
+            Err(DecodeError::WrongType { field: "ids", .. })
+        ));
+        let many: Vec<u32> = (0..20_000).collect();
+        let text = serde_json::json!({"type": "read", "ids": many}).to_string();
+        match decode_at(&text, NOW) {
+            Ok(Inbound::Read { ids }) => assert_eq!(ids.len(), MAX_READ_IDS),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

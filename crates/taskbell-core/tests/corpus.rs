@@ -42,6 +42,7 @@ fn kind_of(i: &Inbound) -> String {
     match i {
         Inbound::Pong { .. } => "pong".to_owned(),
         Inbound::Ping { .. } => "ping".to_owned(),
+        Inbound::Read { .. } => "read".to_owned(),
         Inbound::Notification(n) => n.kind.as_str().to_owned(),
     }
 }
@@ -97,6 +98,7 @@ fn good_frames_decode_to_their_kind() {
         "test",
         "group",
         "private",
+        "read",
     ] {
         assert!(kinds.contains(k), "no good frame of kind {k}");
     }

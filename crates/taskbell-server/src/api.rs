@@ -597,7 +597,17 @@ async fn mark_read(
         .map(|v| id_string(v, "ids[]"))
         .collect::<Result<Vec<_>, _>>()?;
     let n = app.bus.mark_read(&caller.user.id, &ids);
-    Ok(ok(json!({"marked": n})))
+    // Every socket of the caller learns it (the REST caller has no socket identity, so its
+    // own sockets get the frame too; a client ignores ids it already has read). The marks
+    // are kept even when the push fails: it is best effort, like the marks themselves.
+    let pushed = match app.publish_read(&caller.user.id, &ids).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(user = %caller.user.id, "read marks not pushed to the sockets: {e:?}");
+            false
+        }
+    };
+    Ok(ok(json!({"marked": n, "pushed": pushed})))
 }
 
 #[derive(Deserialize)]

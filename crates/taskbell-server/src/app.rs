@@ -178,6 +178,28 @@ impl App {
         Ok(ids)
     }
 
+    /// Tells every socket of `user` (on every instance) that `ids` were marked read, with the
+    /// optional `{"type":"read","ids":[...]}` frame of protocol.md §3. Not stored in the history:
+    /// a client that was offline learns read state from nowhere (read marks are the client's).
+    pub async fn publish_read(&self, user: &str, ids: &[String]) -> Result<(), ApiError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let channel = format!("notify:user:{user}");
+        let frame = json!({"type": "read", "ids": ids});
+        self.bus
+            .publish(
+                &self.hub,
+                &channel,
+                BusMessage {
+                    frame,
+                    ids: HashMap::new(),
+                },
+            )
+            .await
+            .map_err(|e| ApiError::internal(format!("publishing the read marks failed: {e}")))
+    }
+
     /// An annotator submits their task: reviewers and admins get `task_submitted`.
     pub async fn submit_task(&self, actor: &UserRecord, task_id: &str) -> Result<Task, ApiError> {
         let task = {

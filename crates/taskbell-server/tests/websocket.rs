@@ -204,6 +204,59 @@ async fn scenario_6_same_account_on_two_clients() {
     assert_eq!(na["content"], "今晚维护");
 }
 
+/// Marking read through REST pushes `{"type":"read","ids":[...]}` to every socket of that
+/// user, and to nobody else.
+#[tokio::test]
+async fn read_marks_reach_every_socket_of_the_user_only() {
+    let s = server().await;
+    let base = s.base_url();
+    let zs = login_demo(&base, DEMO_ANNOTATOR).await;
+    let zs2 = login_demo(&base, DEMO_ANNOTATOR).await;
+    let ls = login_demo(&base, DEMO_REVIEWER).await;
+    let mut a = connect(&base, &zs).await;
+    let mut b = connect(&base, &zs2).await;
+    let mut other = connect(&base, &ls).await;
+    for ws in [&mut a, &mut b, &mut other] {
+        sync(ws).await;
+    }
+    post(
+        &base,
+        "/api/tasks/task-1006/review",
+        Some(&ls),
+        json!({"action": "reject", "comment": "重做"}),
+    )
+    .await;
+    let n = expect_type(&mut a, "task_reviewed").await;
+    expect_type(&mut b, "task_reviewed").await;
+    let id = n["id"].as_str().unwrap().to_owned();
+    let (status, body) = post(
+        &base,
+        "/api/notifications/read",
+        Some(&zs),
+        json!({"ids": [id, 42]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["pushed"], true);
+    for ws in [&mut a, &mut b] {
+        let r = expect_type(ws, "read").await;
+        assert_eq!(r, json!({"type": "read", "ids": [id, "42"]}));
+    }
+    assert!(
+        sync(&mut other).await.is_empty(),
+        "another user hears nothing"
+    );
+    // Nothing to mark, nothing pushed.
+    post(
+        &base,
+        "/api/notifications/read",
+        Some(&zs),
+        json!({"ids": []}),
+    )
+    .await;
+    assert!(sync(&mut a).await.is_empty());
+}
+
 #[tokio::test]
 async fn skip_requests_and_assignments_notify() {
     let s = server().await;

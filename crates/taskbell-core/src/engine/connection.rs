@@ -30,6 +30,15 @@
 //! - **Every socket ends with exactly one [`Action::Close`]**, so the driver knows
 //!   when to drop the socket and the catch-up request that belong to it.
 //!
+//! - **Toast actions come back as inputs.** "Mark read" and "Snooze" on a toast
+//!   arrive as [`Input::ToastAction`]; a snoozed toast is kept here and comes back
+//!   once, [`Rules::snooze`] later on the machine's own clock (pause and quiet
+//!   hours apply then). Whatever is marked read (a toast, a command, the server's
+//!   `read` frame, "mark all read") is withdrawn from the screen
+//!   ([`Action::Withdraw`]) and forgotten if snoozed; what the user marked read
+//!   here also goes to the server ([`Action::MarkReadOnServer`]), what the server
+//!   reported read does not go back.
+//!
 //! Invariant (from `ARCHITECTURE.md`): **a notification is announced only after
 //! the history said it is new, and the cursor only ever moves to ids the server
 //! sent — from catch-up pages, and from live frames only once this connection's
@@ -43,7 +52,9 @@ use super::{Command, Event, ExitReason, State};
 use crate::api::{ApiError, NotificationPage};
 use crate::backoff::{Backoff, BackoffPolicy, RefusalStreak};
 use crate::config::Config;
-use crate::delivery::{self, Delivery, DeliveryPolicy, Toast, Urgency};
+use crate::delivery::{
+    self, Delivery, DeliveryPolicy, Toast, ToastAction, ToastActionKind, ToastCard, Urgency,
+};
 use crate::heartbeat::Heartbeat;
 use crate::history::Retention;
 use crate::i18n::{Lang, Msg, tr};
@@ -57,6 +68,10 @@ pub const CATCHUP_MAX_PAGES: usize = 100;
 pub const CATCHUP_RETRY_CAP: Duration = Duration::from_secs(60);
 /// The history's retention is applied after this many stored notifications.
 pub const PRUNE_EVERY: u32 = 1_000;
+/// Snoozed toasts kept at most; snoozing one more drops the one due first.
+pub const MAX_SNOOZED: usize = 64;
+/// Review links kept for toasts not shown yet (held for folding, suppressed).
+const MAX_REVIEW_LINKS: usize = 256;
 
 /// The time, as the driver read it when the input arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +98,8 @@ pub struct Rules {
     pub catchup_retry: Duration,
     /// Token refusals less than this apart form a streak ([`RefusalStreak`]).
     pub auth_refusal_window: Duration,
+    /// How long "Snooze" puts a toast away (1 h in production).
+    pub snooze: Duration,
 }
 
 /// Why signing in did not produce a session (the driver's keyring and REST work,
@@ -240,6 +257,10 @@ pub enum Input {
     },
     /// A front end's command.
     Command(Command),
+    /// The user chose "Mark read" or "Snooze" on a toast.
+    ToastAction(ToastAction),
+    /// The answer to [`Action::MarkAllRead`]: the keys that were unread.
+    MarkedAllRead(Vec<String>),
     /// [`Connection::deadline`] has passed.
     Tick,
 }
@@ -275,18 +296,23 @@ pub enum Action {
     },
     /// Apply the history's retention.
     Prune(Retention),
-    /// Hand a toast to the notifier.
-    Show(Toast),
+    /// Hand a toast (with its actions' links) to the notifier.
+    Show(ToastCard),
+    /// Close the toasts standing for these notification keys, where still shown.
+    Withdraw(Vec<String>),
     /// Publish an event.
     Emit(Event),
     /// Change the published status.
     Status(StatusChange),
     /// Persist the pause in the config file.
     SavePause(Option<i64>),
-    /// Mark these notifications read, locally and on the server.
+    /// Mark these notifications read in the history (the unread count follows).
     MarkRead(Vec<String>),
-    /// Mark everything read, locally and on the server.
+    /// Mark everything read in the history; answer with [`Input::MarkedAllRead`].
     MarkAllRead,
+    /// Tell the server these ids were read (`POST /api/notifications/read`): best
+    /// effort, in the background, a failure only logged.
+    MarkReadOnServer(Vec<String>),
     /// Revoke the token where possible and clear the keyring.
     SignOut,
     /// Stop; nothing follows.
@@ -365,6 +391,13 @@ struct Wait {
     unreachable: bool,
 }
 
+/// A toast put away by "Snooze".
+#[derive(Debug)]
+struct Snoozed {
+    due: Instant,
+    card: ToastCard,
+}
+
 /// The state machine; see the module docs.
 #[derive(Debug)]
 pub struct Connection {
@@ -382,6 +415,10 @@ pub struct Connection {
     stored_since_prune: u32,
     connections: u64,
     phase: Phase,
+    /// Toasts put away by "Snooze", in the order they were snoozed.
+    snoozed: Vec<Snoozed>,
+    /// Review links of announced notifications whose toast is not shown yet.
+    reviews: std::collections::VecDeque<(String, String)>,
     out: Vec<Action>,
 }
 
@@ -403,6 +440,8 @@ impl Connection {
             stored_since_prune: 0,
             connections: 0,
             phase: Phase::SigningIn,
+            snoozed: Vec::new(),
+            reviews: std::collections::VecDeque::new(),
             out: Vec::new(),
         }
     }
@@ -433,10 +472,16 @@ impl Connection {
             Phase::Stopped => return None,
             Phase::SigningIn | Phase::Connecting => None,
         };
-        match (phase, self.delivery.next_flush_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let snooze = self.snoozed.iter().map(|s| s.due).min();
+        [phase, self.delivery.next_flush_at(), snooze]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// How many toasts are snoozed.
+    pub fn snoozed(&self) -> usize {
+        self.snoozed.len()
     }
 
     /// Decides what `input` means at `now`; returns what to do, in order.
@@ -528,6 +573,22 @@ impl Connection {
                 }
             }
             Input::Command(cmd) => self.command(cmd, now),
+            Input::ToastAction(a) => match a.kind {
+                ToastActionKind::MarkRead => self.read_here(a.card.toast.keys, true),
+                ToastActionKind::Snooze => self.snooze(a.card, now),
+            },
+            Input::MarkedAllRead(keys) => {
+                // Everything stored is read now: nothing snoozed comes back.
+                self.snoozed.clear();
+                self.reviews.clear();
+                let ids = server_ids(&keys);
+                if !keys.is_empty() {
+                    self.push(Action::Withdraw(keys));
+                }
+                if !ids.is_empty() {
+                    self.push(Action::MarkReadOnServer(ids));
+                }
+            }
             Input::Tick => self.tick(now),
         }
     }
@@ -542,6 +603,91 @@ impl Connection {
 
     fn set_state(&mut self, state: State) {
         self.push(Action::Status(StatusChange::State(state)));
+    }
+
+    /// Hands `toast` to the notifier, with the review link of its notification.
+    fn show(&mut self, toast: Toast) {
+        let review_url = match toast.keys.as_slice() {
+            [key] => self
+                .reviews
+                .iter()
+                .position(|(k, _)| k == key)
+                .and_then(|i| self.reviews.remove(i))
+                .map(|(_, url)| url),
+            _ => None,
+        };
+        self.push(Action::Show(ToastCard { toast, review_url }));
+    }
+
+    // ---- read marks and toast actions ------------------------------------
+
+    /// Marks `keys` read in the history, withdraws their toasts, forgets them if
+    /// snoozed, and tells the server when the user marked them here.
+    fn read_here(&mut self, keys: Vec<String>, tell_server: bool) {
+        if keys.is_empty() {
+            return;
+        }
+        self.snoozed
+            .retain(|s| !s.card.toast.keys.iter().all(|k| keys.contains(k)));
+        let ids = if tell_server {
+            server_ids(&keys)
+        } else {
+            Vec::new()
+        };
+        self.push(Action::MarkRead(keys.clone()));
+        self.push(Action::Withdraw(keys));
+        if !ids.is_empty() {
+            self.push(Action::MarkReadOnServer(ids));
+        }
+    }
+
+    /// Puts a toast away until [`Rules::snooze`] from now; it comes back once.
+    fn snooze(&mut self, card: ToastCard, now: Now) {
+        if card.toast.keys.is_empty() {
+            return;
+        }
+        // The same toast snoozed twice (a repeated signal) still comes back once.
+        self.snoozed
+            .retain(|s| s.card.toast.keys != card.toast.keys);
+        if self.snoozed.len() >= MAX_SNOOZED {
+            let first = self
+                .snoozed
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.due)
+                .map(|(i, _)| i);
+            if let Some(i) = first {
+                tracing::warn!("too many snoozed toasts; the one due first is dropped");
+                self.snoozed.remove(i);
+            }
+        }
+        let keys = card.toast.keys.clone();
+        self.snoozed.push(Snoozed {
+            due: now.mono.checked_add(self.rules.snooze).unwrap_or(now.mono),
+            card,
+        });
+        // Off the screen now (most daemons close a toast whose action was invoked).
+        self.push(Action::Withdraw(keys));
+    }
+
+    /// Shows the snoozed toasts that are due, unless pause or quiet hours hold them.
+    fn wake_snoozed(&mut self, now: Now) {
+        if !self.snoozed.iter().any(|s| s.due <= now.mono) {
+            return;
+        }
+        let (due, later): (Vec<Snoozed>, Vec<Snoozed>) = std::mem::take(&mut self.snoozed)
+            .into_iter()
+            .partition(|s| s.due <= now.mono);
+        self.snoozed = later;
+        for s in due {
+            let policy = self.delivery.policy();
+            match policy.suppression(s.card.toast.urgency, now.local_minute, now.wall_ms) {
+                Some(why) => {
+                    tracing::info!(reason = ?why, title = %s.card.toast.title, "a snoozed toast came due while toasts are held back; not shown (it stays unread in the history)");
+                }
+                None => self.push(Action::Show(s.card)),
+            }
+        }
     }
 
     fn exit(&mut self, reason: ExitReason) {
@@ -661,6 +807,7 @@ impl Connection {
             Inbound::Ping { timestamp } => self.push(Action::Send(Outbound::Pong {
                 timestamp: timestamp.unwrap_or(now.wall_ms),
             })),
+            Inbound::Read { ids } => self.read_here(ids, false),
             Inbound::Notification(n) => {
                 // Live ids move the cursor only once this connection has caught up:
                 // before that, the history between the cursor and them is not stored yet.
@@ -899,12 +1046,20 @@ impl Connection {
     /// Announces a newly stored notification and shows its toasts.
     fn announce(&mut self, n: Notification, now: Now) {
         self.push(Action::Status(StatusChange::UnreadAdded));
+        if let Some(role) = self.user.as_ref().map(|u| u.role)
+            && let Some(url) = self.delivery.policy().review_url(&n, role)
+        {
+            if self.reviews.len() >= MAX_REVIEW_LINKS {
+                self.reviews.pop_front();
+            }
+            self.reviews.push_back((n.key.clone(), url));
+        }
         let toasts = self
             .delivery
             .offer(&n, now.mono, now.local_minute, now.wall_ms);
         self.emit(Event::Notification(n));
         for t in toasts {
-            self.push(Action::Show(t));
+            self.show(t);
         }
     }
 
@@ -964,8 +1119,9 @@ impl Connection {
 
     fn tick(&mut self, now: Now) {
         for t in self.delivery.poll(now.mono) {
-            self.push(Action::Show(t));
+            self.show(t);
         }
+        self.wake_snoozed(now);
         match &mut self.phase {
             Phase::Open(link) => {
                 let retry = link.catch_up.retry_at.filter(|at| now.mono >= *at);
@@ -1028,7 +1184,7 @@ impl Connection {
             Command::Shutdown => {
                 self.close(Close::Normal);
                 for t in self.delivery.flush(now.mono) {
-                    self.push(Action::Show(t));
+                    self.show(t);
                 }
                 self.set_state(State::Offline {
                     reason: "stopped".to_string(),
@@ -1052,9 +1208,9 @@ impl Connection {
                     folded: 1,
                     timeout_ms: None,
                 };
-                self.push(Action::Show(toast));
+                self.show(toast);
             }
-            Command::MarkRead { keys } => self.push(Action::MarkRead(keys)),
+            Command::MarkRead { keys } => self.read_here(keys, true),
             Command::MarkAllRead => self.push(Action::MarkAllRead),
             Command::SetConfig(config) => {
                 let config = *config;
@@ -1075,6 +1231,14 @@ impl Connection {
         self.push(Action::SavePause(until_ms));
         self.push(Action::Status(StatusChange::Paused(until_ms)));
     }
+}
+
+/// The keys that are server ids (not the content keys of frames without `id`).
+fn server_ids(keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .filter(|k| !k.starts_with("content:"))
+        .cloned()
+        .collect()
 }
 
 /// Where the page after `page` starts, when there is one and it is further on.

@@ -18,6 +18,7 @@ fn rules() -> Rules {
         clock_jump: Duration::from_secs(10),
         catchup_retry: Duration::from_secs(5),
         auth_refusal_window: Duration::from_secs(600),
+        snooze: Duration::from_secs(3600),
     }
 }
 
@@ -1053,7 +1054,7 @@ fn bursts_are_held_and_folded_and_flushed_when_the_window_ends() {
     let folded: Vec<&Toast> = a
         .iter()
         .filter_map(|a| match a {
-            Action::Show(t) => Some(t),
+            Action::Show(t) => Some(&t.toast),
             _ => None,
         })
         .collect();
@@ -1178,7 +1179,10 @@ fn shutdown_closes_flushes_held_toasts_and_stops() {
     }
     let a = r.cmd(Command::Shutdown);
     assert_eq!(a[0], Action::Close(Close::Normal));
-    assert!(matches!(&a[2], Action::Show(t) if t.folded == 2), "{a:?}");
+    assert!(
+        matches!(&a[2], Action::Show(t) if t.toast.folded == 2),
+        "{a:?}"
+    );
     assert_eq!(
         states(&a),
         vec![&State::Offline {
@@ -1246,12 +1250,16 @@ fn local_commands_work_in_every_phase() {
     let mut r = Rig::new();
     r.feed(Input::Start);
     let a = r.cmd(Command::TestNotification);
-    assert!(matches!(&a[..], [Action::Show(t)] if t.keys == [format!("test:{WALL0}")]));
+    assert!(matches!(&a[..], [Action::Show(t)] if t.toast.keys == [format!("test:{WALL0}")]));
     assert_eq!(
         r.cmd(Command::MarkRead {
             keys: vec!["k".into()]
         }),
-        vec![Action::MarkRead(vec!["k".into()])]
+        vec![
+            Action::MarkRead(vec!["k".into()]),
+            Action::Withdraw(vec!["k".into()]),
+            Action::MarkReadOnServer(vec!["k".into()]),
+        ]
     );
     assert_eq!(r.cmd(Command::MarkAllRead), vec![Action::MarkAllRead]);
     let config = Config {
@@ -1266,4 +1274,202 @@ fn local_commands_work_in_every_phase() {
     r.feed(Input::Opened);
     r.pong();
     assert_eq!(r.m.deadline(), Some(r.t0 + Duration::from_secs(60)));
+}
+
+// ---- toast actions, read marks, snooze --------------------------------------
+
+fn shows(actions: &[Action]) -> Vec<&ToastCard> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Show(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A rig with a server (so toasts have task links), connected and caught up,
+/// signed in as `role`.
+fn with_tasks(role: Role) -> Rig {
+    let config = Config {
+        server: Some("http://localhost:8000".to_string()),
+        ..Config::default()
+    };
+    let mut r = Rig::with(config, rules());
+    r.feed(Input::Start);
+    r.feed(Input::SignedIn(User { role, ..user() }));
+    r.feed(Input::Opened);
+    r.catch_up();
+    r
+}
+
+/// A live notification of `kind` about task `t-<id>`, stored as new; its card.
+fn task_note(r: &mut Rig, id: &str, kind: &str) -> ToastCard {
+    let text = format!(
+        r#"{{"type":"{kind}","id":"{id}","title":"t {id}","content":"c","data":{{"task_id":"t-{id}"}},"timestamp":1700000000}}"#
+    );
+    let Inbound::Notification(n) = protocol::decode_at(&text, WALL0).unwrap() else {
+        panic!("not a notification")
+    };
+    let stores = r.feed(Input::Frame(Inbound::Notification(n)));
+    let a = r.store_all_new(&stores);
+    let cards = shows(&a);
+    assert_eq!(cards.len(), 1, "{a:?}");
+    cards[0].clone()
+}
+
+#[test]
+fn a_read_frame_marks_read_and_withdraws_but_does_not_tell_the_server_back() {
+    let mut r = with_tasks(Role::Annotator);
+    task_note(&mut r, "n1", "task_reviewed");
+    let a = r.feed(Input::Frame(Inbound::Read {
+        ids: vec!["n1".into(), "n0".into()],
+    }));
+    assert_eq!(
+        a,
+        vec![
+            Action::MarkRead(vec!["n1".into(), "n0".into()]),
+            Action::Withdraw(vec!["n1".into(), "n0".into()]),
+        ]
+    );
+    // An empty one is nothing.
+    assert!(
+        r.feed(Input::Frame(Inbound::Read { ids: vec![] }))
+            .is_empty()
+    );
+}
+
+#[test]
+fn marking_read_here_withdraws_and_calls_the_endpoint_with_server_ids_only() {
+    let mut r = with_tasks(Role::Annotator);
+    let card = task_note(&mut r, "n1", "task_reviewed");
+    // "Mark read" on the toast.
+    let a = r.feed(Input::ToastAction(ToastAction {
+        card,
+        kind: ToastActionKind::MarkRead,
+    }));
+    assert_eq!(
+        a,
+        vec![
+            Action::MarkRead(vec!["n1".into()]),
+            Action::Withdraw(vec!["n1".into()]),
+            Action::MarkReadOnServer(vec!["n1".into()]),
+        ]
+    );
+    // From the center: a frame without id has a content key the server never saw.
+    let a = r.cmd(Command::MarkRead {
+        keys: vec!["content:abc".into(), "n2".into()],
+    });
+    assert_eq!(a.last(), Some(&Action::MarkReadOnServer(vec!["n2".into()])));
+    let a = r.cmd(Command::MarkRead {
+        keys: vec!["content:abc".into()],
+    });
+    assert!(
+        !a.iter().any(|a| matches!(a, Action::MarkReadOnServer(_))),
+        "{a:?}"
+    );
+    // Mark all read is a round trip: what was unread is withdrawn and sent.
+    assert_eq!(r.cmd(Command::MarkAllRead), vec![Action::MarkAllRead]);
+    let a = r.feed(Input::MarkedAllRead(vec!["n3".into(), "content:x".into()]));
+    assert_eq!(
+        a,
+        vec![
+            Action::Withdraw(vec!["n3".into(), "content:x".into()]),
+            Action::MarkReadOnServer(vec!["n3".into()]),
+        ]
+    );
+    assert!(r.feed(Input::MarkedAllRead(vec![])).is_empty());
+}
+
+#[test]
+fn a_snoozed_toast_comes_back_once_after_the_snooze_on_the_machines_clock() {
+    let mut r = with_tasks(Role::Annotator);
+    let card = task_note(&mut r, "n1", "task_reviewed");
+    let snooze = ToastAction {
+        card: card.clone(),
+        kind: ToastActionKind::Snooze,
+    };
+    let a = r.feed(Input::ToastAction(snooze.clone()));
+    assert_eq!(
+        a,
+        vec![Action::Withdraw(vec!["n1".into()])],
+        "off the screen"
+    );
+    let due = r.now + Duration::from_secs(3600);
+    // The same toast reported twice (a repeated signal) still comes back once.
+    r.advance(Duration::from_secs(1));
+    r.feed(Input::ToastAction(snooze));
+    assert_eq!(r.m.snoozed(), 1);
+    let due = due + Duration::from_secs(1);
+    assert!(r.m.deadline().unwrap() <= due);
+    // The connection drops meanwhile: the snooze survives it.
+    r.feed(Input::Lost("gone".into()));
+    let before = r.run_for(due - r.now - Duration::from_millis(1));
+    assert!(shows(&before).is_empty(), "not before its time: {before:?}");
+    let at = r.run_for(Duration::from_millis(2));
+    assert_eq!(shows(&at), [&card], "the same toast, once");
+    assert_eq!(r.m.snoozed(), 0);
+    let after = r.run_for(Duration::from_secs(7200));
+    assert!(shows(&after).is_empty(), "{after:?}");
+}
+
+#[test]
+fn a_snoozed_toast_read_meanwhile_never_comes_back() {
+    let mut r = with_tasks(Role::Annotator);
+    let one = task_note(&mut r, "n1", "task_reviewed");
+    let two = task_note(&mut r, "n2", "task_reviewed");
+    for card in [one, two] {
+        r.feed(Input::ToastAction(ToastAction {
+            card,
+            kind: ToastActionKind::Snooze,
+        }));
+    }
+    assert_eq!(r.m.snoozed(), 2);
+    // Read on another client; then everything read in the center.
+    r.feed(Input::Frame(Inbound::Read {
+        ids: vec!["n1".into()],
+    }));
+    assert_eq!(r.m.snoozed(), 1);
+    r.feed(Input::MarkedAllRead(vec!["n2".into()]));
+    assert_eq!(r.m.snoozed(), 0);
+    let a = r.run_for(Duration::from_secs(7200));
+    assert!(shows(&a).is_empty(), "{a:?}");
+}
+
+#[test]
+fn pause_and_quiet_hours_still_apply_when_a_snoozed_toast_comes_back() {
+    let mut r = with_tasks(Role::Annotator);
+    let card = task_note(&mut r, "n1", "task_reviewed");
+    r.feed(Input::ToastAction(ToastAction {
+        card,
+        kind: ToastActionKind::Snooze,
+    }));
+    // Paused for two hours from now: the snooze ends inside the pause.
+    let until = r.at().wall_ms + 2 * 3600 * 1000;
+    r.cmd(Command::Pause { until_ms: until });
+    let a = r.run_for(Duration::from_secs(3601));
+    assert!(shows(&a).is_empty(), "held back by the pause: {a:?}");
+    assert_eq!(r.m.snoozed(), 0, "it came due; it does not come back later");
+    let a = r.run_for(Duration::from_secs(7200));
+    assert!(shows(&a).is_empty(), "{a:?}");
+}
+
+#[test]
+fn reviewers_get_a_review_link_on_submissions_and_skip_requests_only() {
+    let mut r = with_tasks(Role::Reviewer);
+    let submitted = task_note(&mut r, "n1", "task_submitted");
+    assert_eq!(
+        submitted.toast.open_url.as_deref(),
+        Some("http://localhost:8000/tasks/t-n1")
+    );
+    assert_eq!(
+        submitted.review_url.as_deref(),
+        Some("http://localhost:8000/tasks/t-n1/review")
+    );
+    let skip = task_note(&mut r, "n2", "skip_requested");
+    assert!(skip.review_url.is_some());
+    let reviewed = task_note(&mut r, "n3", "task_reviewed");
+    assert_eq!(reviewed.review_url, None);
+    let mut a = with_tasks(Role::Annotator);
+    assert_eq!(task_note(&mut a, "n1", "task_submitted").review_url, None);
 }

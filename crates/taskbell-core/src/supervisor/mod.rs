@@ -67,7 +67,7 @@ use crate::api::{Api, ApiError};
 use crate::backoff::BackoffPolicy;
 use crate::config::{Config, ConfigError, Paths};
 use crate::credentials::Credentials;
-use crate::delivery::{self, Toast};
+use crate::delivery::{self, Toast, ToastAction};
 use crate::engine::connection::{
     Action, CATCHUP_LIMIT, ConnectFailure, Connection, Input, Now, Rules, SignInFailure, Since,
     StatusChange,
@@ -75,7 +75,7 @@ use crate::engine::connection::{
 use crate::history::{History, HistoryError, Retention};
 use crate::i18n::Lang;
 use crate::net::{NetError, Network};
-use crate::notifier::Notifier;
+use crate::notifier::{ActionSink, Notifier};
 use crate::protocol::{self, User};
 use crate::summary;
 
@@ -141,6 +141,8 @@ pub struct Timing {
     /// Token refusals (4001) less than this apart form a streak that waits
     /// longer and longer before signing in again ([`RefusalStreak`](crate::backoff::RefusalStreak)).
     pub auth_refusal_window: Duration,
+    /// How long a toast's "Snooze" puts it away (1 h; tests shorten it).
+    pub snooze: Duration,
 }
 
 impl Default for Timing {
@@ -156,6 +158,7 @@ impl Default for Timing {
             urgent_delay: summary::URGENT_DELAY,
             catchup_retry: Duration::from_secs(5),
             auth_refusal_window: Duration::from_secs(600),
+            snooze: Duration::from_secs(3600),
         }
     }
 }
@@ -322,7 +325,14 @@ impl Engine {
             clock_jump: opts.timing.clock_jump,
             catchup_retry: opts.timing.catchup_retry,
             auth_refusal_window: opts.timing.auth_refusal_window,
+            snooze: opts.timing.snooze,
         };
+        // "Mark read" and "Snooze" on toasts come back through this channel.
+        let (actions_tx, actions_rx) = mpsc::channel(64);
+        opts.notifier.attach(ActionSink {
+            sender: actions_tx,
+            lang: opts.lang,
+        });
         let machine = Connection::new(
             opts.config.clone(),
             opts.lang,
@@ -347,6 +357,7 @@ impl Engine {
             status: status_tx,
             events: events_tx,
             commands: cmd_rx,
+            toast_actions: Some(actions_rx),
             toasts,
             history,
             clock: ClockWatch::new(opts.timing.wall_clock),
@@ -426,6 +437,8 @@ struct Driver {
     status: watch::Sender<Status>,
     events: mpsc::Sender<Event>,
     commands: mpsc::Receiver<Command>,
+    /// What the user chose on toasts (`None` once the notifier dropped its sender).
+    toast_actions: Option<mpsc::Receiver<ToastAction>>,
     toasts: ToastWorker,
     history: HistoryWriter,
     clock: ClockWatch,
@@ -492,6 +505,14 @@ impl Driver {
                 _ = sleep_until_opt(deadline) => Input::Tick,
                 _ = clock_tick.tick() => Input::ClockChecked { ahead: self.clock.check() },
                 cmd = self.commands.recv() => Input::Command(cmd.unwrap_or(Command::Shutdown)),
+                chosen = recv_opt(&mut self.toast_actions) => match chosen {
+                    Some(a) => Input::ToastAction(a),
+                    None => {
+                        // The notifier keeps no sender (it offers no such actions).
+                        self.toast_actions = None;
+                        continue;
+                    }
+                },
             };
             if let Some(reason) = self.feed(input).await {
                 return reason;
@@ -569,7 +590,8 @@ impl Driver {
                 return Step::Then(Input::Stored(report));
             }
             Action::Prune(retention) => self.history.handle().prune(retention),
-            Action::Show(toast) => self.toasts.show(toast),
+            Action::Show(card) => self.toasts.show(card),
+            Action::Withdraw(keys) => self.toasts.withdraw(keys),
             Action::Emit(event) => {
                 if matches!(event, Event::Connected) {
                     tracing::info!(server = %self.server, user = %self.session.username(), "connected");
@@ -579,24 +601,27 @@ impl Driver {
             Action::Status(change) => self.apply_status(change),
             Action::SavePause(until_ms) => self.save_pause(until_ms).await,
             Action::MarkRead(keys) => {
-                let k = keys.clone();
                 let answer = self
                     .history
                     .handle()
-                    .call(move |h| store::mark_read(h, &k))
+                    .call(move |h| store::mark_read(h, &keys))
                     .await;
                 if let Some((err, unread)) = answer {
                     self.after_marking(err, unread);
                 }
-                self.mark_read_on_server(keys);
             }
             Action::MarkAllRead => {
                 let answer = self.history.handle().call(store::mark_all_read).await;
-                if let Some((ids, err, unread)) = answer {
-                    self.after_marking(err, unread);
-                    self.mark_read_on_server(ids);
-                }
+                let keys = match answer {
+                    Some((keys, err, unread)) => {
+                        self.after_marking(err, unread);
+                        keys
+                    }
+                    None => Vec::new(),
+                };
+                return Step::Then(Input::MarkedAllRead(keys));
             }
+            Action::MarkReadOnServer(ids) => self.mark_read_on_server(ids),
             Action::SignOut => {
                 if let Some(message) = self.session.sign_out().await {
                     send_event(&self.events, Event::Error { message });
@@ -679,18 +704,18 @@ impl Driver {
         }
     }
 
+    /// `POST /api/notifications/read` in the background: never awaited by the
+    /// loop, a failure only logged (the endpoint is optional).
     fn mark_read_on_server(&self, ids: Vec<String>) {
-        let ids: Vec<String> = ids
-            .into_iter()
-            .filter(|k| !k.starts_with("content:"))
-            .collect();
         if ids.is_empty() {
             return;
         }
         let api = self.session.api();
         tokio::spawn(async move {
-            if let Err(e) = api.mark_read(&ids).await {
-                tracing::debug!(error = %e, "server did not take the read marks");
+            match api.mark_read(&ids).await {
+                Ok(true) => tracing::debug!(n = ids.len(), "read marks sent to the server"),
+                Ok(false) => tracing::debug!("the server keeps no read marks"),
+                Err(e) => tracing::warn!(error = %e, "the server did not take the read marks"),
             }
         });
     }
@@ -806,6 +831,13 @@ fn frame_input(frame: Option<Result<Message, tungstenite::Error>>) -> Option<Inp
 async fn next_frame(socket: &mut Option<Socket>) -> Option<Result<Message, tungstenite::Error>> {
     match socket {
         Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => r.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -183,8 +183,8 @@ pub(super) fn mark_read(history: &History, keys: &[String]) -> (Option<HistoryEr
     (err, history.unread_count().ok())
 }
 
-/// Marks everything read; returns the server ids that were unread, the error to
-/// tell, and the unread count.
+/// Marks everything read; returns the keys that were unread (the newest
+/// 10,000), the error to tell, and the unread count.
 pub(super) fn mark_all_read(history: &History) -> (Vec<String>, Option<HistoryError>, Option<u64>) {
     let q = crate::history::Query {
         unread_only: true,
@@ -192,10 +192,7 @@ pub(super) fn mark_all_read(history: &History) -> (Vec<String>, Option<HistoryEr
         ..Default::default()
     };
     let ids = match history.list(&q) {
-        Ok(records) => records
-            .into_iter()
-            .filter_map(|r| r.notification.id)
-            .collect(),
+        Ok(records) => records.into_iter().map(|r| r.notification.key).collect(),
         Err(_) => Vec::new(),
     };
     let err = history.mark_all_read().err();

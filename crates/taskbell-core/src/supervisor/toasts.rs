@@ -1,6 +1,6 @@
-//! The toast worker: one thread shows toasts in order from a bounded queue, so a
-//! slow D-Bus never stalls the event loop; when a hung daemon lets the queue fill
-//! up, what waits is folded into one toast.
+//! The toast worker: one thread shows toasts and withdraws them, in order, from a
+//! bounded queue, so a slow D-Bus never stalls the event loop; when a hung daemon
+//! lets the queue fill up, the toasts that wait are folded into one.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, PoisonError};
@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::{EngineError, Event, send_event};
-use crate::delivery::{self, Toast};
+use crate::delivery::{self, Toast, ToastCard};
 use crate::i18n::Lang;
 use crate::notifier::{Notifier, NotifyError};
 
@@ -28,9 +28,15 @@ pub(super) struct ToastQueue {
     lang: Lang,
 }
 
+/// One piece of work for the worker thread.
+enum Job {
+    Show(ToastCard),
+    Withdraw(Vec<String>),
+}
+
 #[derive(Default)]
 struct QueueState {
-    pending: VecDeque<(u64, Toast)>,
+    pending: VecDeque<(u64, Job)>,
     pushed: u64,
     closed: bool,
 }
@@ -40,9 +46,24 @@ impl ToastQueue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `toast`; when [`MAX_PENDING_TOASTS`] already wait, they and it
-    /// become one folded toast. Returns the toast's sequence number.
+    /// Queues `toast` (without actions beyond "Open"); see [`ToastQueue::push_card`].
     pub(super) fn push(&self, toast: Toast) -> u64 {
+        self.push_card(ToastCard::plain(toast))
+    }
+
+    /// Queues `card`; when [`MAX_PENDING_TOASTS`] toasts already wait, they and
+    /// it become one folded toast (shown first; the withdrawals that waited
+    /// follow in their order). Returns the toast's sequence number.
+    pub(super) fn push_card(&self, card: ToastCard) -> u64 {
+        self.push_job(Job::Show(card))
+    }
+
+    /// Queues closing the toasts of `keys`, behind every toast queued before.
+    pub(super) fn push_withdraw(&self, keys: Vec<String>) -> u64 {
+        self.push_job(Job::Withdraw(keys))
+    }
+
+    fn push_job(&self, job: Job) -> u64 {
         let mut st = self.lock();
         st.pushed += 1;
         let seq = st.pushed;
@@ -50,17 +71,31 @@ impl ToastQueue {
             tracing::error!("the toast worker has stopped; toast dropped");
             return seq;
         }
-        if st.pending.len() >= MAX_PENDING_TOASTS {
-            let mut all: Vec<Toast> = st.pending.drain(..).map(|(_, t)| t).collect();
-            all.push(toast);
-            tracing::warn!(
-                waiting = all.len(),
-                "the notification daemon is slow; folding the toasts that wait"
-            );
-            st.pending
-                .push_back((seq, delivery::fold_toasts(all, self.lang)));
-        } else {
-            st.pending.push_back((seq, toast));
+        let waiting = st
+            .pending
+            .iter()
+            .filter(|(_, j)| matches!(j, Job::Show(_)))
+            .count();
+        match job {
+            Job::Show(card) if waiting >= MAX_PENDING_TOASTS => {
+                let mut all: Vec<Toast> = Vec::new();
+                let mut rest: VecDeque<(u64, Job)> = VecDeque::new();
+                for (s, j) in st.pending.drain(..) {
+                    match j {
+                        Job::Show(c) => all.push(c.toast),
+                        other => rest.push_back((s, other)),
+                    }
+                }
+                all.push(card.toast);
+                tracing::warn!(
+                    waiting = all.len(),
+                    "the notification daemon is slow; folding the toasts that wait"
+                );
+                let folded = ToastCard::plain(delivery::fold_toasts(all, self.lang));
+                st.pending.push_back((seq, Job::Show(folded)));
+                st.pending.extend(rest);
+            }
+            job => st.pending.push_back((seq, job)),
         }
         drop(st);
         self.ready.notify_one();
@@ -73,8 +108,8 @@ impl ToastQueue {
         let _ = tokio::time::timeout(limit, rx.wait_for(|s| *s >= seq)).await;
     }
 
-    /// The next toast, waiting for one; `None` once closed and drained.
-    fn pop(&self) -> Option<(u64, Toast)> {
+    /// The next job, waiting for one; `None` once closed and drained.
+    fn pop(&self) -> Option<(u64, Job)> {
         let mut st = self.lock();
         loop {
             if let Some(t) = st.pending.pop_front() {
@@ -115,11 +150,22 @@ impl ToastWorker {
             .name("taskbell-toasts".to_string())
             .spawn(move || {
                 let mut warned = false;
-                while let Some((seq, toast)) = q.pop() {
+                while let Some((seq, job)) = q.pop() {
+                    let card = match job {
+                        Job::Show(card) => card,
+                        Job::Withdraw(keys) => {
+                            if let Err(e) = notifier.withdraw(&keys) {
+                                tracing::warn!(error = %e, "a toast read elsewhere could not be withdrawn");
+                            }
+                            q.shown.send_replace(seq);
+                            continue;
+                        }
+                    };
+                    let toast = &card.toast;
                     // Announced here, as handed to the notifier: toasts folded while
                     // they waited are one toast, one event, one Notify call.
                     send_event(&events, Event::Toast(toast.clone()));
-                    let shown = notifier.show(&toast);
+                    let shown = notifier.show_card(&card);
                     q.shown.send_replace(seq);
                     match shown {
                         Ok(()) => warned = false,
@@ -143,8 +189,12 @@ impl ToastWorker {
         Ok(ToastWorker { queue })
     }
 
-    pub(super) fn show(&self, toast: Toast) {
-        self.queue.push(toast);
+    pub(super) fn show(&self, card: ToastCard) {
+        self.queue.push_card(card);
+    }
+
+    pub(super) fn withdraw(&self, keys: Vec<String>) {
+        self.queue.push_withdraw(keys);
     }
 }
 
