@@ -85,15 +85,22 @@ pub struct Run {
 }
 
 /// Picks the desktop notifier when a notification daemon answers, else one
-/// that only logs (the terminal output still shows every toast).
-async fn pick_notifier(lang: Lang, json: bool) -> Arc<dyn Notifier> {
+/// that only logs (the terminal output still shows every toast). `say_so`: tell
+/// the user when there is no daemon (once, not once per account).
+async fn pick_notifier(lang: Lang, json: bool, say_so: bool) -> Arc<dyn Notifier> {
     match tokio::task::spawn_blocking(taskbell_core::notifier::probe).await {
         Ok(Ok(info)) => {
             tracing::info!(daemon = %info.name, version = %info.version, "notification daemon found");
-            Arc::new(DesktopNotifier::new().with_open_label(tr(lang, Msg::Open)))
+            Arc::new(
+                DesktopNotifier::new()
+                    .with_open_label(tr(lang, Msg::Open))
+                    .without_click_wait(),
+            )
         }
         Ok(Err(e)) => {
-            if json {
+            if !say_so {
+                tracing::debug!(error = %e, "notification probe");
+            } else if json {
                 tracing::warn!("{e}; toasts are printed as events only");
             } else {
                 eprintln!(
@@ -181,7 +188,6 @@ pub async fn run_engines(
         .first()
         .and_then(|r| r.config.language)
         .unwrap_or_else(Lang::from_system);
-    let notifier = pick_notifier(lang, json).await;
     let mut out = Printer::new(json);
     let (tx, mut rx) = mpsc::channel::<(usize, Item)>(256);
     let mut commands = Vec::with_capacity(runs.len());
@@ -189,9 +195,11 @@ pub async fn run_engines(
     let mut records = Vec::with_capacity(runs.len());
     let now = tokio::time::Instant::now();
     for (index, run) in runs.iter().enumerate() {
+        // A notifier per account: toast actions go back to the engine that showed it.
+        let notifier = pick_notifier(lang, json, index == 0).await;
         let shown: Arc<dyn Notifier> = match &run.label {
-            Some(label) => Arc::new(Labelled::new(label.clone(), Arc::clone(&notifier))),
-            None => Arc::clone(&notifier),
+            Some(label) => Arc::new(Labelled::new(label.clone(), notifier)),
+            None => notifier,
         };
         let mut options = EngineOptions::new(
             run.config.clone(),

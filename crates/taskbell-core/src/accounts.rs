@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, Paths, parse_server_url};
-use crate::delivery::Toast;
-use crate::notifier::{Notifier, NotifyError};
+use crate::delivery::{Toast, ToastCard};
+use crate::notifier::{ActionSink, Notifier, NotifyError};
 
 /// The directory (under the config and the data dir) that holds further accounts.
 pub const ACCOUNTS_DIR: &str = "accounts";
@@ -254,7 +254,9 @@ pub fn is_further_account(paths: &Paths) -> bool {
 }
 
 /// A notifier that names the account on every toast ("zhangsan@a.example · title"),
-/// for when several accounts run side by side.
+/// for when several accounts run side by side. Give each account's engine a
+/// notifier of its own inside: a notifier reports toast actions (Mark read,
+/// Snooze) to the one engine attached to it.
 pub struct Labelled {
     label: String,
     inner: std::sync::Arc<dyn Notifier>,
@@ -270,11 +272,31 @@ impl Labelled {
     }
 }
 
-impl Notifier for Labelled {
-    fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
+impl Labelled {
+    fn named(&self, toast: &Toast) -> Toast {
         let mut named = toast.clone();
         named.title = format!("{} · {}", self.label, toast.title);
-        self.inner.show(&named)
+        named
+    }
+}
+
+impl Notifier for Labelled {
+    fn show(&self, toast: &Toast) -> Result<(), NotifyError> {
+        self.inner.show(&self.named(toast))
+    }
+
+    fn show_card(&self, card: &ToastCard) -> Result<(), NotifyError> {
+        let mut named = card.clone();
+        named.toast = self.named(&card.toast);
+        self.inner.show_card(&named)
+    }
+
+    fn withdraw(&self, keys: &[String]) -> Result<(), NotifyError> {
+        self.inner.withdraw(keys)
+    }
+
+    fn attach(&self, sink: ActionSink) {
+        self.inner.attach(sink);
     }
 }
 

@@ -189,7 +189,8 @@ fn probe_platform() -> Result<ServerInfo, NotifyError> {
     })
 }
 
-/// Opens an http(s) URL in the default browser (`xdg-open` on Linux, `open` on macOS).
+/// Opens an http(s) URL in the default browser (`xdg-open` on Linux, `open` on macOS,
+/// the URL protocol handler on Windows).
 /// Any other scheme is refused. Does not wait for the browser.
 pub fn open_in_browser(url: &str) -> Result<(), NotifyError> {
     let parsed = url::Url::parse(url).map_err(|e| NotifyError::Failed(format!("{url}: {e}")))?;
@@ -200,10 +201,12 @@ pub fn open_in_browser(url: &str) -> Result<(), NotifyError> {
     }
     #[cfg(target_os = "macos")]
     let mut cmd = std::process::Command::new("open");
+    // Explorer has no switch to open a URL and splits its argument at `,` and `=`;
+    // the URL protocol handler passes it to ShellExecute as it is.
     #[cfg(target_os = "windows")]
     let mut cmd = {
-        let mut c = std::process::Command::new("explorer");
-        c.arg("/c");
+        let mut c = std::process::Command::new("rundll32.exe");
+        c.arg("url.dll,FileProtocolHandler");
         c
     };
     #[cfg(not(any(target_os = "macos", target_os = "windows")))]
@@ -240,6 +243,9 @@ pub struct DesktopNotifier {
     app_name: String,
     attached: SharedAttached,
     opener: Opener,
+    /// Whether a thread waits for the user's response to a toast with a link (the
+    /// Windows/macOS branch; see [`DesktopNotifier::without_click_wait`]).
+    wait_for_clicks: bool,
     #[cfg(all(unix, not(target_os = "macos")))]
     bus: freedesktop::SharedBus,
 }
@@ -248,6 +254,7 @@ impl fmt::Debug for DesktopNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DesktopNotifier")
             .field("app_name", &self.app_name)
+            .field("wait_for_clicks", &self.wait_for_clicks)
             .field("labels", &lock_attached(&self.attached).labels)
             .finish_non_exhaustive()
     }
@@ -271,9 +278,18 @@ impl DesktopNotifier {
                 labels: Labels::new(Lang::En, "Open".to_string()),
             })),
             opener: Arc::new(open_in_browser),
+            wait_for_clicks: true,
             #[cfg(all(unix, not(target_os = "macos")))]
             bus: freedesktop::SharedBus::new(None),
         }
+    }
+
+    /// Shows toasts without waiting for clicks on them where the response needs the
+    /// main thread's run loop (macOS), for processes that do not run one (the
+    /// headless `taskbell`). No effect on Linux, where clicks come over D-Bus.
+    pub fn without_click_wait(mut self) -> DesktopNotifier {
+        self.wait_for_clicks = !cfg!(target_os = "macos");
+        self
     }
 
     /// A notifier on the D-Bus bus at `address` instead of the session bus named in
@@ -374,6 +390,21 @@ impl Notifier for DesktopNotifier {
 /// stay in the Action Center under its name.
 pub const WINDOWS_APP_ID: &str = "dev.taskbell.tray";
 
+/// TaskBell's bundle identifier on macOS (tauri.conf.json `identifier`).
+pub const MACOS_BUNDLE_ID: &str = "dev.taskbell.tray";
+
+/// Makes notify-rust attribute toasts to TaskBell's bundle, once (by default it
+/// borrows another application's identity).
+#[cfg(target_os = "macos")]
+fn macos_identity() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(e) = notify_rust::set_application(MACOS_BUNDLE_ID) {
+            tracing::warn!(error = %e, "toasts are not attributed to TaskBell's bundle");
+        }
+    });
+}
+
 /// A toast body is markup-escaped for freedesktop daemons; Windows and macOS
 /// show text as it is.
 #[cfg(not(all(unix, not(target_os = "macos"))))]
@@ -384,10 +415,11 @@ fn plain_text(body: &str) -> String {
 }
 
 /// Windows and macOS toasts through notify-rust: WinRT toasts on Windows (attributed
-/// to [`WINDOWS_APP_ID`]), `UNUserNotificationCenter` on macOS. Urgency maps to each
-/// OS's own notion: on Windows a critical toast uses the "Reminder" scenario (it stays
-/// on screen), on macOS the "time-sensitive" interruption level (where the user allows
-/// it). The same action ids as on Linux ("Open task", "Mark read", "Snooze", "Review";
+/// to [`WINDOWS_APP_ID`]), `NSUserNotificationCenter` on macOS (notify-rust's default
+/// backend, attributed to [`MACOS_BUNDLE_ID`]). Urgency: on Windows a critical toast
+/// uses the "Reminder" scenario (it stays on screen); notify-rust 4.19 offers urgency
+/// on macOS only with its preview `UNUserNotificationCenter` backend, which TaskBell
+/// does not enable, so macOS toasts have one level. The same action ids as on Linux ("Open task", "Mark read", "Snooze", "Review";
 /// a click on the body opens the task): the response comes back to this process (WinRT's
 /// `Activated` event, the notification centre's delegate) and is waited for on a thread
 /// of its own that ends when the toast is dismissed; [`chosen`] maps it, as on Linux.
@@ -415,14 +447,15 @@ impl Notifier for DesktopNotifier {
         n.appname(&self.app_name)
             .summary(&toast.title)
             .body(&body)
-            .icon(DesktopNotifier::icon(toast))
-            .urgency(match toast.urgency {
-                Urgency::Low => notify_rust::Urgency::Low,
-                Urgency::Normal => notify_rust::Urgency::Normal,
-                Urgency::Critical => notify_rust::Urgency::Critical,
-            });
+            .icon(DesktopNotifier::icon(toast));
         #[cfg(target_os = "windows")]
-        n.app_id(WINDOWS_APP_ID);
+        n.app_id(WINDOWS_APP_ID).urgency(match toast.urgency {
+            Urgency::Low => notify_rust::Urgency::Low,
+            Urgency::Normal => notify_rust::Urgency::Normal,
+            Urgency::Critical => notify_rust::Urgency::Critical,
+        });
+        #[cfg(target_os = "macos")]
+        macos_identity();
         // The body click is the platform's own; only the buttons are listed.
         for (key, label) in pairs.iter().filter(|(k, _)| *k != DEFAULT_ACTION) {
             n.action(key, label);
@@ -431,7 +464,9 @@ impl Notifier for DesktopNotifier {
             n.timeout(notify_rust::Timeout::Milliseconds(ms));
         }
         let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
-        if link.is_none() {
+        // macOS reports clicks through the main run loop, which only the tray app runs:
+        // without it the waiting thread would never end.
+        if link.is_none() || !self.wait_for_clicks {
             return Ok(());
         }
         let opener = Arc::clone(&self.opener);
