@@ -781,6 +781,12 @@ impl Connection {
         let Phase::Open(link) = &mut self.phase else {
             return;
         };
+        // Every frame proves the link alive (after the pong below is counted): a
+        // talkative server costs no pings (issue 13).
+        let is_pong = matches!(frame, Inbound::Pong { .. });
+        if !is_pong {
+            link.heartbeat.frame_received(now.mono);
+        }
         match frame {
             Inbound::Pong { timestamp, .. } => {
                 // The catch-up starts at the first pong, not at connect: a server that
@@ -795,6 +801,7 @@ impl Connection {
                     link.catch_up.in_flight = Some(true);
                 }
                 let latency = link.heartbeat.pong_received(timestamp, now.mono);
+                link.heartbeat.frame_received(now.mono);
                 if start {
                     self.push(Action::Fetch(Since::StoredCursor));
                 }

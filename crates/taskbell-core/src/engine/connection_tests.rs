@@ -619,6 +619,38 @@ fn a_missing_pong_is_a_dead_link_and_reconnects() {
     assert_eq!(attempt, 1);
 }
 
+/// Issue 13: every frame is proof of life. A server that pings (or notifies) more
+/// often than the heartbeat interval costs no pings of ours; when it falls silent, one
+/// ping after the interval, and a dead link within interval + timeout of its last frame.
+#[test]
+fn a_talkative_server_costs_no_pings_and_silence_is_still_noticed() {
+    let mut r = Rig::connected();
+    r.now += Duration::from_millis(40);
+    r.pong();
+    // The server's own ping every 20 s for five minutes: we answer, never ping.
+    let mut sent_pings = 0;
+    for _ in 0..15 {
+        let a = r.run_for(Duration::from_secs(20));
+        sent_pings += count(&a, |a| matches!(a, Action::Send(Outbound::Ping { .. })));
+        let a = r.feed(Input::Frame(Inbound::Ping { timestamp: Some(1) }));
+        assert_eq!(a, vec![Action::Send(Outbound::Pong { timestamp: 1 })]);
+    }
+    assert_eq!(sent_pings, 0);
+    // Silence: a ping 30 s after the last frame, the link dead 10 s after that.
+    let a = r.run_for(Duration::from_millis(29_999));
+    assert!(a.is_empty(), "{a:?}");
+    let a = r.advance(Duration::from_millis(1));
+    assert_eq!(
+        count(&a, |a| matches!(a, Action::Send(Outbound::Ping { .. }))),
+        1,
+        "{a:?}"
+    );
+    let a = r.run_for(Duration::from_millis(9_999));
+    assert!(!a.contains(&Action::Close(Close::Quick)), "{a:?}");
+    let a = r.advance(Duration::from_millis(1));
+    assert_eq!(a.first(), Some(&Action::Close(Close::Quick)), "{a:?}");
+}
+
 #[test]
 fn server_pings_are_answered_with_their_timestamp() {
     let mut r = Rig::connected();

@@ -130,7 +130,10 @@ pub struct Timing {
     /// A wall clock running ahead of the monotonic clock by more than this means
     /// the machine slept: reconnect at once.
     pub clock_jump: Duration,
-    /// How often the clock is compared.
+    /// The longest the engine goes without comparing the clocks. The clocks are
+    /// compared whenever the engine wakes anyway (every frame, every heartbeat, every
+    /// retry), so this only bounds the otherwise idle case; a timer of its own every
+    /// few seconds cost more wake-ups than the heartbeat (issue 13).
     pub clock_check_every: Duration,
     /// The wall clock (tests put a fake one here to simulate a resume from sleep).
     pub wall_clock: fn() -> SystemTime,
@@ -153,7 +156,7 @@ impl Default for Timing {
             backoff: BackoffPolicy::default(),
             policy_close_floor: Duration::from_secs(30),
             clock_jump: Duration::from_secs(10),
-            clock_check_every: Duration::from_secs(5),
+            clock_check_every: Duration::from_secs(300),
             wall_clock: SystemTime::now,
             urgent_delay: summary::URGENT_DELAY,
             catchup_retry: Duration::from_secs(5),
@@ -503,7 +506,7 @@ impl Driver {
                     fetched
                 }
                 _ = sleep_until_opt(deadline) => Input::Tick,
-                _ = clock_tick.tick() => Input::ClockChecked { ahead: self.clock.check() },
+                _ = clock_tick.tick() => Input::ClockChecked { ahead: Duration::ZERO },
                 cmd = self.commands.recv() => Input::Command(cmd.unwrap_or(Command::Shutdown)),
                 chosen = recv_opt(&mut self.toast_actions) => match chosen {
                     Some(a) => Input::ToastAction(a),
@@ -514,6 +517,13 @@ impl Driver {
                     }
                 },
             };
+            // The sleep detector reads the clocks on every wake-up, before what woke it.
+            let ahead = self.clock.check();
+            if ahead > Duration::ZERO
+                && let Some(reason) = self.feed(Input::ClockChecked { ahead }).await
+            {
+                return reason;
+            }
             if let Some(reason) = self.feed(input).await {
                 return reason;
             }
