@@ -5,12 +5,22 @@
 //! Engine life cycle: [`start`] boots (demo, or the configured account, or the login
 //! window); each engine run gets a generation number, and its three pump tasks (status,
 //! events, exit) ignore themselves once a newer engine replaced it.
+//!
+//! Several accounts (`taskbell_core::accounts`): the **first account** runs as above (its
+//! state is the tray's state line, it has the sign-in flow and the login window). Every
+//! **further account** signed in (a token, or a remembered password, in the keyring) runs
+//! an engine alongside, with a pump of its own; the tray's unread count is the sum, pause
+//! and resume go to every engine, and the center lists every account's history. With more
+//! than one account, toasts name the account ([`Labelled`]) and every key the windows see
+//! is `"<account>/<key>"` ([`UiNotification::key`]), so the commands that take keys know
+//! the account without another argument.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use taskbell_core::accounts::{self, Labelled};
 use taskbell_core::api::ApiError;
 use taskbell_core::config::{Config, ConfigError, Paths, QuietHours};
 use taskbell_core::credentials::Credentials;
@@ -113,9 +123,16 @@ pub struct Deps {
     pub credentials: Result<Credentials, String>,
     /// Shows toasts.
     pub notifier: Arc<dyn Notifier>,
+    /// Makes a notifier for each further account: a notifier reports toast actions
+    /// (Mark read, Snooze) to the one engine attached to it, so accounts must not
+    /// share one. `None` (tests with a recording notifier): they share `notifier`.
+    pub notifier_factory: Option<NotifierFactory>,
     /// The local UTC offset (computed before threads start).
     pub utc_offset: UtcOffset,
 }
+
+/// Makes a fresh notifier (see [`Deps::notifier_factory`]).
+pub type NotifierFactory = Arc<dyn Fn() -> Arc<dyn Notifier> + Send + Sync>;
 
 impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,10 +165,24 @@ impl Deps {
             paths,
             credentials,
             notifier: Arc::new(
-                taskbell_core::notifier::DesktopNotifier::new().with_open_label(open_label),
+                taskbell_core::notifier::DesktopNotifier::new().with_open_label(open_label.clone()),
             ),
+            notifier_factory: Some(Arc::new(move || -> Arc<dyn Notifier> {
+                Arc::new(
+                    taskbell_core::notifier::DesktopNotifier::new()
+                        .with_open_label(open_label.clone()),
+                )
+            })),
             utc_offset,
         })
+    }
+
+    /// A notifier for a further account's engine: a fresh one when there is a factory.
+    pub fn notifier_for_further_account(&self) -> Arc<dyn Notifier> {
+        match &self.notifier_factory {
+            Some(make) => make(),
+            None => Arc::clone(&self.notifier),
+        }
     }
 }
 
@@ -171,6 +202,37 @@ struct Slot {
     demo: Option<taskbell_server::RunningServer>,
     /// The user asked to sign out (so the login window is not pushed at them).
     signing_out: bool,
+    /// The first account's id when there are several accounts (names its rows and
+    /// toasts); `None` with a single account and in demo mode.
+    primary_label: Option<String>,
+    /// The further accounts (configured when the app started or signed in), running or
+    /// not: the center lists their histories too.
+    further: Vec<Further>,
+    /// Bumped when every further engine is stopped, so their pumps stand down.
+    further_generation: u64,
+}
+
+/// A further account (not the first): its place and, while it runs, its engine.
+struct Further {
+    /// `user@host`.
+    id: String,
+    /// Its config and data dirs (`accounts/<id>`).
+    paths: Paths,
+    /// Its engine, while it runs.
+    commands: Option<mpsc::Sender<Command>>,
+    /// Its unread count as its engine last said (0 when it does not run).
+    unread: u64,
+}
+
+/// A further account's id, paths and engine (`None`: not running).
+type FurtherEngine = (String, Paths, Option<mpsc::Sender<Command>>);
+
+/// Where a key from the windows belongs (see [`EngineSlot::route`]).
+struct Route {
+    /// The further account it names (its id, paths and engine); `None`: the first account.
+    further: Option<FurtherEngine>,
+    /// The key as that account's history knows it.
+    key: String,
 }
 
 impl std::fmt::Debug for EngineSlot {
@@ -196,6 +258,80 @@ impl EngineSlot {
 
     fn sender(&self) -> Option<mpsc::Sender<Command>> {
         self.lock().commands.clone()
+    }
+
+    /// The ids of the further accounts whose engines run now.
+    pub fn further_running(&self) -> Vec<String> {
+        self.lock()
+            .further
+            .iter()
+            .filter(|f| f.commands.is_some())
+            .map(|f| f.id.clone())
+            .collect()
+    }
+
+    fn further_senders(&self) -> Vec<mpsc::Sender<Command>> {
+        self.lock()
+            .further
+            .iter()
+            .filter_map(|f| f.commands.clone())
+            .collect()
+    }
+
+    /// How many further engines run, and their unread count together.
+    fn further_summary(&self) -> (u32, u64) {
+        let slot = self.lock();
+        slot.further
+            .iter()
+            .filter(|f| f.commands.is_some())
+            .fold((0, 0), |(n, unread), f| (n + 1, unread + f.unread))
+    }
+
+    fn primary_label(&self) -> Option<String> {
+        self.lock().primary_label.clone()
+    }
+
+    /// The further accounts' ids and paths (running or not).
+    fn further_places(&self) -> Vec<(String, Paths)> {
+        self.lock()
+            .further
+            .iter()
+            .map(|f| (f.id.clone(), f.paths.clone()))
+            .collect()
+    }
+
+    /// The further accounts' ids, paths and engines (`None`: not running).
+    fn further_engines(&self) -> Vec<FurtherEngine> {
+        self.lock()
+            .further
+            .iter()
+            .map(|f| (f.id.clone(), f.paths.clone(), f.commands.clone()))
+            .collect()
+    }
+
+    /// The account a key from the windows belongs to: `"<account>/<key>"` names a
+    /// further account or the first one (account ids never contain `/`); anything else is
+    /// the first account's key as it is (a single account's keys have no prefix).
+    fn route(&self, ui_key: &str) -> Route {
+        let slot = self.lock();
+        if let Some((prefix, key)) = ui_key.split_once('/') {
+            if slot.primary_label.as_deref() == Some(prefix) {
+                return Route {
+                    further: None,
+                    key: key.to_string(),
+                };
+            }
+            if let Some(f) = slot.further.iter().find(|f| f.id == prefix) {
+                return Route {
+                    further: Some((f.id.clone(), f.paths.clone(), f.commands.clone())),
+                    key: key.to_string(),
+                };
+            }
+        }
+        Route {
+            further: None,
+            key: ui_key.to_string(),
+        }
     }
 }
 
@@ -288,10 +424,20 @@ fn link_of(n: &Notification, config: &Config) -> Option<String> {
     task_url(&config.task_url_template, &server, task)
 }
 
-/// A notification as the notification center shows it.
-pub fn ui_notification(n: &Notification, read: bool, config: &Config) -> UiNotification {
+/// A notification as the notification center shows it; `account` names the account it
+/// came to when there are several (and prefixes its key, see [`UiNotification::key`]).
+pub fn ui_notification(
+    n: &Notification,
+    read: bool,
+    config: &Config,
+    account: Option<&str>,
+) -> UiNotification {
     UiNotification {
-        key: n.key.clone(),
+        key: match account {
+            Some(a) => format!("{a}/{}", n.key),
+            None => n.key.clone(),
+        },
+        account: account.map(str::to_string),
         kind: n.kind.as_str().to_string(),
         group: group_of(&n.kind).to_string(),
         title: n.title.clone(),
@@ -354,12 +500,20 @@ pub fn ui_status(
         },
         server: (!s.server.is_empty()).then(|| s.server.clone()),
         demo,
+        // The further accounts are added in by `publish`.
+        accounts: 1,
     }
 }
 
-/// Publishes `status`: tray icon, tooltip, menu, and the windows.
-pub fn publish<R: Runtime>(app: &AppHandle<R>, status: UiStatus) {
+/// Publishes the first account's status `primary` with the further accounts added in
+/// (their unread counts, how many run): tray icon, tooltip, menu, and the windows.
+pub fn publish<R: Runtime>(app: &AppHandle<R>, primary: UiStatus) {
     let shared = app.state::<Shared>();
+    shared.set_primary_status(primary.clone());
+    let (running, unread) = shared.engine.further_summary();
+    let mut status = primary;
+    status.unread += unread;
+    status.accounts = 1 + running;
     if !shared.set_status(status.clone()) {
         return;
     }
@@ -371,7 +525,7 @@ pub fn publish<R: Runtime>(app: &AppHandle<R>, status: UiStatus) {
 
 fn publish_signed_out<R: Runtime>(app: &AppHandle<R>, reason: Option<String>) {
     let shared = app.state::<Shared>();
-    let mut s = shared.status();
+    let mut s = shared.primary_status();
     s.state = ConnState::SignedOut { reason };
     s.user = None;
     s.summary_lines.clear();
@@ -418,7 +572,10 @@ async fn boot<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
     }
     let config = config.map_err(CmdError::from)?;
     let credentials = shared.deps.credentials.clone().map_err(keyring_error)?;
-    match start_engine(app, config, paths, credentials, false) {
+    load_accounts(app, &paths);
+    let first = start_engine(app, config, paths, credentials.clone(), false);
+    start_further(app, &credentials).await;
+    match first {
         Err(EngineError::NotSignedIn) => {
             publish_signed_out(app, None);
             open_login(app);
@@ -486,12 +643,11 @@ fn start_engine<R: Runtime>(
     if let Some(lang) = config.language {
         shared.set_lang(ui_lang(lang));
     }
-    let mut opts = EngineOptions::new(
-        config,
-        paths.clone(),
-        shared.deps.notifier.clone(),
-        credentials,
-    );
+    let notifier: Arc<dyn Notifier> = match shared.engine.primary_label().filter(|_| !demo) {
+        Some(label) => Arc::new(Labelled::new(label, shared.deps.notifier.clone())),
+        None => shared.deps.notifier.clone(),
+    };
+    let mut opts = EngineOptions::new(config, paths.clone(), notifier, credentials);
     opts.lang = core_lang(shared.lang());
     opts.utc_offset = shared.deps.utc_offset;
     let EngineHandle {
@@ -526,6 +682,245 @@ fn start_engine<R: Runtime>(
         on_exit(&app, generation, reason);
     });
     Ok(())
+}
+
+/// Reads the accounts from the main config dir: names the first one when there are
+/// several, and keeps every further one (an engine already running for one stays; one that
+/// is gone is stopped).
+fn load_accounts<R: Runtime>(app: &AppHandle<R>, paths: &Paths) {
+    let all = accounts::list(paths).unwrap_or_else(|e| {
+        tracing::warn!("cannot list the accounts: {e}");
+        Vec::new()
+    });
+    let several = all.len() > 1;
+    let shared = app.state::<Shared>();
+    let mut slot = shared.engine.lock();
+    slot.primary_label = all
+        .iter()
+        .find(|a| a.primary)
+        .filter(|_| several)
+        .map(|a| a.id.clone());
+    let mut old = std::mem::take(&mut slot.further);
+    slot.further = all
+        .into_iter()
+        .filter(|a| !a.primary)
+        .map(|a| match old.iter().position(|f| f.id == a.id) {
+            Some(i) => old.swap_remove(i),
+            None => Further {
+                id: a.id,
+                paths: a.paths,
+                commands: None,
+                unread: 0,
+            },
+        })
+        .collect();
+    for gone in old {
+        if let Some(tx) = gone.commands {
+            let _ = tx.try_send(Command::Shutdown);
+        }
+    }
+}
+
+/// Whether the account of `config` can sign in without asking: a token, or a remembered
+/// password, in the keyring (what `taskbell run` checks too).
+async fn has_credentials(credentials: &Credentials, config: &Config) -> bool {
+    let (Some(server), Some(user)) = (config.server.clone(), config.username.clone()) else {
+        return false;
+    };
+    let remember = config.remember_me;
+    let creds = credentials.clone();
+    let found = tauri::async_runtime::spawn_blocking(move || {
+        if creds.load_token(&server, &user)?.is_some() {
+            return Ok(true);
+        }
+        Ok::<_, taskbell_core::credentials::CredentialsError>(
+            remember && creds.load_password(&server, &user)?.is_some(),
+        )
+    })
+    .await;
+    match found {
+        Ok(Ok(yes)) => yes,
+        Ok(Err(e)) => {
+            tracing::warn!("keyring: {e}");
+            false
+        }
+        Err(e) => {
+            tracing::warn!("keyring task failed: {e}");
+            false
+        }
+    }
+}
+
+/// Starts an engine for every further account that is signed in and has none yet.
+async fn start_further<R: Runtime>(app: &AppHandle<R>, credentials: &Credentials) {
+    let shared = app.state::<Shared>();
+    let (todo, generation) = {
+        let slot = shared.engine.lock();
+        let todo: Vec<(String, Paths)> = slot
+            .further
+            .iter()
+            .filter(|f| f.commands.is_none())
+            .map(|f| (f.id.clone(), f.paths.clone()))
+            .collect();
+        (todo, slot.further_generation)
+    };
+    for (id, paths) in todo {
+        if let Err(e) = start_one_further(app, &id, paths, credentials, generation).await {
+            tracing::warn!("{id}: {e}");
+        }
+    }
+    publish(app, shared.primary_status());
+}
+
+async fn start_one_further<R: Runtime>(
+    app: &AppHandle<R>,
+    id: &str,
+    paths: Paths,
+    credentials: &Credentials,
+    generation: u64,
+) -> CmdResult<()> {
+    let shared = app.state::<Shared>();
+    let config = paths.load_config()?;
+    if !has_credentials(credentials, &config).await {
+        tracing::info!("{id} is signed out; it does not run");
+        return Ok(());
+    }
+    let notifier = Arc::new(Labelled::new(
+        id,
+        shared.deps.notifier_for_further_account(),
+    ));
+    let mut opts = EngineOptions::new(config, paths, notifier, credentials.clone());
+    opts.lang = core_lang(shared.lang());
+    opts.utc_offset = shared.deps.utc_offset;
+    let handle = Engine::start(opts).map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?;
+    {
+        let mut slot = shared.engine.lock();
+        let current = slot.further_generation == generation;
+        match slot.further.iter_mut().find(|f| f.id == id) {
+            Some(f) if current && f.commands.is_none() => {
+                f.commands = Some(handle.commands.clone());
+                f.unread = handle.state.borrow().unread;
+            }
+            _ => {
+                // Shut down (or replaced) meanwhile.
+                let _ = handle.commands.try_send(Command::Shutdown);
+                return Ok(());
+            }
+        }
+    }
+    tracing::info!("{id}: engine started");
+    tauri::async_runtime::spawn(pump_further(
+        app.clone(),
+        id.to_string(),
+        generation,
+        handle,
+    ));
+    Ok(())
+}
+
+fn further_is_current<R: Runtime>(app: &AppHandle<R>, id: &str, generation: u64) -> bool {
+    let shared = app.state::<Shared>();
+    let slot = shared.engine.lock();
+    slot.further_generation == generation
+        && slot
+            .further
+            .iter()
+            .any(|f| f.id == id && f.commands.is_some())
+}
+
+/// A further account's engine: its notifications go to the center (with the account),
+/// its unread count into the tray's sum; when it ends it leaves the sum.
+async fn pump_further<R: Runtime>(
+    app: AppHandle<R>,
+    id: String,
+    generation: u64,
+    handle: EngineHandle,
+) {
+    let EngineHandle {
+        mut state,
+        mut events,
+        commands: _,
+        join,
+    } = handle;
+    let mut state_open = true;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => {
+                    if further_is_current(&app, &id, generation) {
+                        on_further_event(&app, &id, event);
+                    }
+                }
+                None => break,
+            },
+            changed = state.changed(), if state_open => {
+                if changed.is_err() {
+                    state_open = false;
+                    continue;
+                }
+                let unread = state.borrow_and_update().unread;
+                let shared = app.state::<Shared>();
+                let changed = {
+                    let mut slot = shared.engine.lock();
+                    let current = slot.further_generation == generation;
+                    match slot.further.iter_mut().find(|f| f.id == id && f.commands.is_some()) {
+                        Some(f) if current && f.unread != unread => {
+                            f.unread = unread;
+                            true
+                        }
+                        _ => false,
+                    }
+                };
+                if changed {
+                    publish(&app, shared.primary_status());
+                }
+            }
+        }
+    }
+    let reason = match join.await {
+        Ok(r) => r,
+        Err(e) => ExitReason::Failed(format!("engine task failed: {e}")),
+    };
+    let shared = app.state::<Shared>();
+    {
+        let mut slot = shared.engine.lock();
+        if slot.further_generation != generation {
+            return;
+        }
+        if let Some(f) = slot.further.iter_mut().find(|f| f.id == id) {
+            f.commands = None;
+            f.unread = 0;
+        }
+    }
+    match reason {
+        ExitReason::Shutdown => tracing::info!("{id}: engine stopped"),
+        other => tracing::warn!(reason = ?other, "{id}: engine stopped"),
+    }
+    publish(&app, shared.primary_status());
+}
+
+/// Handles a further account's event: its notifications reach the center; the login
+/// summary, latency and reconnects are the first account's business (menu, diagnostics).
+fn on_further_event<R: Runtime>(app: &AppHandle<R>, id: &str, event: Event) {
+    match event {
+        Event::Notification(n) => {
+            let paths = app
+                .state::<Shared>()
+                .engine
+                .further_places()
+                .into_iter()
+                .find(|(f, _)| f == id)
+                .map(|(_, p)| p);
+            let config = paths.and_then(|p| p.load_config().ok()).unwrap_or_default();
+            emit(
+                app,
+                EVENT_NOTIFICATION,
+                ui_notification(&n, false, &config, Some(id)),
+            );
+        }
+        Event::Error { message } => tracing::warn!("{id}: engine: {message}"),
+        other => tracing::debug!(?other, "{id}: engine event"),
+    }
 }
 
 fn is_current<R: Runtime>(app: &AppHandle<R>, generation: u64) -> bool {
@@ -579,7 +974,12 @@ pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: Event, demo: bool) {
     match event {
         Event::Notification(n) => {
             let config = active_config(app).unwrap_or_default();
-            emit(app, EVENT_NOTIFICATION, ui_notification(&n, false, &config));
+            let label = shared.engine.primary_label().filter(|_| !demo);
+            emit(
+                app,
+                EVENT_NOTIFICATION,
+                ui_notification(&n, false, &config, label.as_deref()),
+            );
         }
         Event::Summary(s) => {
             // The first line greets the user; the rest are the counts the menu lists.
@@ -646,11 +1046,19 @@ pub fn shutdown<R: Runtime>(app: &AppHandle<R>) {
     let (commands, demo) = {
         let mut slot = shared.engine.lock();
         slot.generation += 1;
-        (slot.commands.take(), slot.demo.take())
+        slot.further_generation += 1;
+        let mut all: Vec<_> = slot.commands.take().into_iter().collect();
+        for f in &mut slot.further {
+            all.extend(f.commands.take());
+            f.unread = 0;
+        }
+        (all, slot.demo.take())
     };
     tauri::async_runtime::block_on(async move {
-        if let Some(c) = commands {
-            let _ = c.send(Command::Shutdown).await;
+        if !commands.is_empty() {
+            for c in &commands {
+                let _ = c.send(Command::Shutdown).await;
+            }
             // The loop closes the socket with 1000; give it a moment, no more.
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -723,8 +1131,12 @@ pub async fn sign_in<R: Runtime>(
         },
         role: role_name(&signed.user.role).to_string(),
     };
-    start_engine(app, signed.config, paths, credentials, false)
+    // The first account may be somebody else now: name it afresh.
+    load_accounts(app, &paths);
+    start_engine(app, signed.config, paths, credentials.clone(), false)
         .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?;
+    // Leaving the demo: the further accounts start now.
+    start_further(app, &credentials).await;
     Ok(user)
 }
 
@@ -740,50 +1152,186 @@ fn active_config<R: Runtime>(app: &AppHandle<R>) -> CmdResult<Config> {
 }
 
 fn history<R: Runtime>(app: &AppHandle<R>) -> CmdResult<History> {
-    History::open(&active_paths(app).history_db()).map_err(|e| {
-        CmdError::new(
-            ErrorKind::Local,
-            format!("The notification history cannot be read: {e}"),
-        )
-    })
+    History::open(&active_paths(app).history_db()).map_err(history_error)
 }
 
-/// Lists the history, newest first, filtered.
+fn history_error(e: impl std::fmt::Display) -> CmdError {
+    CmdError::new(
+        ErrorKind::Local,
+        format!("The notification history cannot be read: {e}"),
+    )
+}
+
+/// Lists the history, newest first, filtered: every account's, merged by time (each
+/// account is asked for `offset + limit` rows, the merge is sliced, so pages stay exact).
 pub fn list_history<R: Runtime>(
     app: &AppHandle<R>,
     filter: &HistoryFilter,
 ) -> CmdResult<Vec<UiNotification>> {
+    let shared = app.state::<Shared>();
+    let limit = filter
+        .limit
+        .unwrap_or(200)
+        .clamp(1, HistoryFilter::MAX_LIMIT);
+    let offset = filter.offset.unwrap_or(0);
+    let further = shared.engine.further_places();
+    let label = shared.engine.primary_label();
     let config = active_config(app).unwrap_or_default();
-    let records = history(app)?
-        .list(&Query {
-            unread_only: filter.unread_only,
-            limit: filter
-                .limit
-                .unwrap_or(200)
-                .clamp(1, HistoryFilter::MAX_LIMIT),
-            offset: filter.offset.unwrap_or(0),
-            ..Query::default()
-        })
-        .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?;
-    Ok(records
-        .iter()
-        .map(|r| ui_notification(&r.notification, r.read, &config))
+    let query = |offset: usize, limit: usize| Query {
+        unread_only: filter.unread_only,
+        limit,
+        offset,
+        ..Query::default()
+    };
+    // Each row with when it was stored, the tie-break between accounts.
+    let of = |h: &History, q: &Query, config: &Config, account: Option<&str>| {
+        h.list(q)
+            .map(|records| {
+                records
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.received_at_ms,
+                            ui_notification(&r.notification, r.read, config, account),
+                        )
+                    })
+                    .collect::<VecDeque<_>>()
+            })
+            .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))
+    };
+    let rows: Vec<UiNotification> = if further.is_empty() {
+        of(&history(app)?, &query(offset, limit), &config, None)?
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect()
+    } else {
+        let wanted = offset.saturating_add(limit);
+        let mut lists = vec![of(
+            &history(app)?,
+            &query(0, wanted),
+            &config,
+            label.as_deref(),
+        )?];
+        for (id, paths) in further {
+            if !paths.history_db().exists() {
+                continue;
+            }
+            let config = paths.load_config().unwrap_or_default();
+            match History::open(&paths.history_db())
+                .map_err(history_error)
+                .and_then(|h| of(&h, &query(0, wanted), &config, Some(&id)))
+            {
+                Ok(more) => lists.push(more),
+                Err(e) => tracing::warn!("{id}: {e}"),
+            }
+        }
+        merge_newest_first(lists, wanted)
+            .into_iter()
+            .skip(offset)
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
         .filter(|n| filter.groups.is_empty() || filter.groups.contains(&n.group))
         .collect())
 }
 
-/// Marks `keys` (or all when `None`) read: through the engine when it runs (it owns the
-/// unread count), else directly in the history.
+/// Merges lists that are each newest first (the history's own order) into one of at most
+/// `max` rows, newest first: by time, then by when each was stored, then the earlier list
+/// (the first account). Each list's own order is kept, so paging through the merge is
+/// exact.
+fn merge_newest_first(
+    mut lists: Vec<VecDeque<(i64, UiNotification)>>,
+    max: usize,
+) -> Vec<UiNotification> {
+    let mut out = Vec::new();
+    while out.len() < max {
+        let mut best: Option<(usize, (i64, i64))> = None;
+        for (i, list) in lists.iter().enumerate() {
+            if let Some((received, n)) = list.front() {
+                let key = (n.timestamp_ms, *received);
+                if best.is_none_or(|(_, b)| key > b) {
+                    best = Some((i, key));
+                }
+            }
+        }
+        let Some((i, _)) = best else { break };
+        if let Some((_, n)) = lists[i].pop_front() {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// Marks `keys` (keys as the windows see them; all of every account when `None`) read:
+/// each account through its engine when it runs (it owns the unread count), else
+/// directly in its history.
 pub fn mark_read<R: Runtime>(app: &AppHandle<R>, keys: Option<&[String]>) -> CmdResult<()> {
     let shared = app.state::<Shared>();
-    let command = match keys {
+    let Some(keys) = keys else {
+        for (_, paths, tx) in shared.engine.further_engines() {
+            mark_further_read(&paths, tx, None)?;
+        }
+        return mark_primary_read(app, None);
+    };
+    let mut first = Vec::new();
+    let mut further: Vec<(FurtherEngine, Vec<String>)> = Vec::new();
+    for key in keys {
+        let route = shared.engine.route(key);
+        match route.further {
+            None => first.push(route.key),
+            Some(account) => match further.iter_mut().find(|(f, _)| f.0 == account.0) {
+                Some((_, keys)) => keys.push(route.key),
+                None => further.push((account, vec![route.key])),
+            },
+        }
+    }
+    for ((_, paths, tx), keys) in further {
+        mark_further_read(&paths, tx, Some(&keys))?;
+    }
+    if first.is_empty() {
+        return Ok(());
+    }
+    mark_primary_read(app, Some(&first))
+}
+
+fn mark_command(keys: Option<&[String]>) -> Command {
+    match keys {
         Some(k) => Command::MarkRead { keys: k.to_vec() },
         None => Command::MarkAllRead,
-    };
+    }
+}
+
+fn busy(e: impl std::fmt::Display) -> CmdError {
+    CmdError::new(ErrorKind::Local, format!("TaskBell is busy: {e}"))
+}
+
+/// A further account's part of a mark read: its engine when it runs, else its history
+/// (a stopped account's unread count is not in the tray's sum, so nothing to publish).
+fn mark_further_read(
+    paths: &Paths,
+    tx: Option<mpsc::Sender<Command>>,
+    keys: Option<&[String]>,
+) -> CmdResult<()> {
+    if let Some(tx) = tx {
+        return tx.try_send(mark_command(keys)).map_err(busy);
+    }
+    if !paths.history_db().exists() {
+        return Ok(());
+    }
+    let h = History::open(&paths.history_db()).map_err(history_error)?;
+    match keys {
+        Some(k) => h.mark_read(k),
+        None => h.mark_all_read(),
+    }
+    .map(|_| ())
+    .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))
+}
+
+fn mark_primary_read<R: Runtime>(app: &AppHandle<R>, keys: Option<&[String]>) -> CmdResult<()> {
+    let shared = app.state::<Shared>();
     if let Some(tx) = shared.engine.sender() {
-        return tx
-            .try_send(command)
-            .map_err(|e| CmdError::new(ErrorKind::Local, format!("TaskBell is busy: {e}")));
+        return tx.try_send(mark_command(keys)).map_err(busy);
     }
     let h = history(app)?;
     let done = match keys {
@@ -792,18 +1340,26 @@ pub fn mark_read<R: Runtime>(app: &AppHandle<R>, keys: Option<&[String]>) -> Cmd
     };
     done.map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?;
     let unread = h.unread_count().unwrap_or(0);
-    let mut s = shared.status();
+    let mut s = shared.primary_status();
     s.unread = unread;
     publish(app, s);
-    emit(app, EVENT_HISTORY, unread);
+    emit(app, EVENT_HISTORY, shared.status().unread);
     Ok(())
 }
 
 /// Opens a notification's task in the browser (its URL is built here, on the platform's
-/// own origin) and marks it read.
+/// own origin, from the account the key names) and marks it read.
 pub fn open_notification<R: Runtime>(app: &AppHandle<R>, key: &str) -> CmdResult<()> {
-    let record = history(app)?
-        .get(key)
+    let route = app.state::<Shared>().engine.route(key);
+    let (h, config) = match &route.further {
+        None => (history(app)?, active_config(app)?),
+        Some((_, paths, _)) => (
+            History::open(&paths.history_db()).map_err(history_error)?,
+            paths.load_config()?,
+        ),
+    };
+    let record = h
+        .get(&route.key)
         .map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?
         .ok_or_else(|| {
             CmdError::new(
@@ -811,7 +1367,6 @@ pub fn open_notification<R: Runtime>(app: &AppHandle<R>, key: &str) -> CmdResult
                 "That notification is not in the history.",
             )
         })?;
-    let config = active_config(app)?;
     let url = link_of(&record.notification, &config).ok_or_else(|| {
         CmdError::new(ErrorKind::Invalid, "This notification has no task to open.")
     })?;
@@ -922,6 +1477,17 @@ pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult
     } else if let Some(tx) = shared.engine.sender() {
         let _ = tx.try_send(Command::SetConfig(Box::new(new.clone())));
     }
+    // The further accounts share every setting but their identity and pause.
+    for (id, paths, tx) in shared.engine.further_engines() {
+        if let Some(tx) = tx {
+            match paths.load_config() {
+                Ok(c) => {
+                    let _ = tx.try_send(Command::SetConfig(Box::new(c)));
+                }
+                Err(e) => tracing::warn!("{id}: {e}"),
+            }
+        }
+    }
     Ok(settings_of(&new))
 }
 
@@ -984,9 +1550,41 @@ fn test_toast(lang: Lang) -> Toast {
     }
 }
 
-/// Sends `action` to the engine. A test notification works without one too.
+/// Sends `action` to the engine: pause and resume to every account's, the rest to the
+/// first account's. A test notification works without one too.
 pub fn send<R: Runtime>(app: &AppHandle<R>, action: Action) -> CmdResult<()> {
     let shared = app.state::<Shared>();
+    let pause = match action {
+        Action::PauseFor(secs) => Some(Command::Pause {
+            until_ms: now_ms() + secs * 1000,
+        }),
+        Action::PauseUntilTomorrow => Some(Command::Pause {
+            until_ms: tomorrow_morning_ms(now_ms(), shared.deps.utc_offset),
+        }),
+        Action::Resume => Some(Command::Resume),
+        _ => None,
+    };
+    if let Some(command) = pause {
+        let all: Vec<_> = shared
+            .engine
+            .sender()
+            .into_iter()
+            .chain(shared.engine.further_senders())
+            .collect();
+        if all.is_empty() {
+            return Err(CmdError::new(
+                ErrorKind::NotSignedIn,
+                "You are not signed in.",
+            ));
+        }
+        let mut result = Ok(());
+        for tx in all {
+            if let Err(e) = tx.try_send(command.clone()) {
+                result = Err(busy(e));
+            }
+        }
+        return result;
+    }
     let Some(tx) = shared.engine.sender() else {
         if action == Action::TestNotification {
             return shared
@@ -1002,26 +1600,65 @@ pub fn send<R: Runtime>(app: &AppHandle<R>, action: Action) -> CmdResult<()> {
     };
     let command = match action {
         Action::ReconnectNow => Command::ReconnectNow,
-        Action::PauseFor(secs) => Command::Pause {
-            until_ms: now_ms() + secs * 1000,
-        },
-        Action::PauseUntilTomorrow => Command::Pause {
-            until_ms: tomorrow_morning_ms(now_ms(), shared.deps.utc_offset),
-        },
-        Action::Resume => Command::Resume,
+        // Sent to every engine above.
+        Action::PauseFor(_) | Action::PauseUntilTomorrow | Action::Resume => return Ok(()),
         Action::SignOut => {
             shared.engine.lock().signing_out = true;
             Command::SignOut
         }
         Action::TestNotification => Command::TestNotification,
     };
-    tx.try_send(command)
-        .map_err(|e| CmdError::new(ErrorKind::Local, format!("TaskBell is busy: {e}")))
+    tx.try_send(command).map_err(busy)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_histories_are_newest_first_keep_each_order_and_page_exactly() {
+        let n = |key: &str, ts: i64| UiNotification {
+            key: key.into(),
+            account: None,
+            kind: "system".into(),
+            group: "system".into(),
+            title: key.into(),
+            content: String::new(),
+            priority: "normal".into(),
+            timestamp_ms: ts,
+            read: false,
+            has_link: false,
+            task_id: None,
+            project: None,
+        };
+        // (stored at, row), each list newest first as its history gives it: a1 and a2
+        // share a second and keep their order even though a2 was stored earlier.
+        let lists = || {
+            vec![
+                VecDeque::from([
+                    (50, n("a1", 3000)),
+                    (40, n("a2", 3000)),
+                    (10, n("a3", 1000)),
+                ]),
+                VecDeque::from([(60, n("b1", 3000)), (30, n("b2", 2000)), (5, n("b3", 1000))]),
+            ]
+        };
+        let keys = |v: Vec<UiNotification>| v.into_iter().map(|n| n.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(merge_newest_first(lists(), 100)),
+            ["b1", "a1", "a2", "b2", "a3", "b3"]
+        );
+        assert_eq!(keys(merge_newest_first(lists(), 2)), ["b1", "a1"]);
+        // Pages of two put together are the whole merge.
+        let pages: Vec<String> = (0..3)
+            .flat_map(|p| {
+                keys(merge_newest_first(lists(), p * 2 + 2))
+                    .into_iter()
+                    .skip(p * 2)
+            })
+            .collect();
+        assert_eq!(pages, keys(merge_newest_first(lists(), 100)));
+    }
 
     #[test]
     fn kinds_fall_into_the_five_filter_groups() {

@@ -137,7 +137,11 @@ pub struct Shared {
 #[derive(Debug)]
 struct Inner {
     lang: Lang,
+    /// What the tray and the windows show: the first account's status with the unread
+    /// count summed over all accounts.
     status: UiStatus,
+    /// The first account's own status (before the other accounts are added in).
+    primary: UiStatus,
     core: Option<taskbell_core::supervisor::Status>,
     diag: bridge::DiagLog,
     opening: Vec<String>,
@@ -165,6 +169,7 @@ impl Shared {
             inner: Mutex::new(Inner {
                 lang,
                 status: UiStatus::signed_out(),
+                primary: UiStatus::signed_out(),
                 core: None,
                 diag: bridge::DiagLog::default(),
                 opening: Vec::new(),
@@ -216,6 +221,17 @@ impl Shared {
     /// The current status snapshot.
     pub fn status(&self) -> UiStatus {
         self.lock().status.clone()
+    }
+
+    /// The first account's own status (its unread count alone, no account count), as
+    /// last published; [`bridge::publish`] adds the other accounts in.
+    pub fn primary_status(&self) -> UiStatus {
+        self.lock().primary.clone()
+    }
+
+    /// Keeps the first account's own status.
+    pub fn set_primary_status(&self, status: UiStatus) {
+        self.lock().primary = status;
     }
 
     /// Replaces the status; returns whether it changed.
@@ -419,6 +435,7 @@ mod tests {
             },
             credentials: Err("none".into()),
             notifier: std::sync::Arc::new(taskbell_core::notifier::RecordingNotifier::new()),
+            notifier_factory: None,
             utc_offset: time::UtcOffset::UTC,
         };
         let shared = Shared::new(Options::default(), Lang::En, deps);

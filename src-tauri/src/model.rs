@@ -76,6 +76,9 @@ pub struct UiStatus {
     pub server: Option<String>,
     /// Running against the embedded demo server.
     pub demo: bool,
+    /// How many accounts the tray runs (the first one and the further signed-in ones);
+    /// `unread` is their sum.
+    pub accounts: u32,
 }
 
 impl UiStatus {
@@ -90,6 +93,7 @@ impl UiStatus {
             summary_lines: Vec::new(),
             server: None,
             demo: false,
+            accounts: 1,
         }
     }
 }
@@ -97,8 +101,12 @@ impl UiStatus {
 /// One history entry for the notification center.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UiNotification {
-    /// Stable key (dedupe key in the history store).
+    /// Stable key: the dedupe key in the history store; with several accounts,
+    /// `"<account>/<key>"`, so keys stay unique across accounts (account ids never
+    /// contain a `/`) and the commands that take keys know which account they mean.
     pub key: String,
+    /// The account it came to (`user@host`), when there are several; `None` with one.
+    pub account: Option<String>,
     /// The notification kind, e.g. "task_reviewed".
     pub kind: String,
     /// The filter group: "reviews", "submissions", "mentions", "system" or "chat".

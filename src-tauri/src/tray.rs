@@ -258,7 +258,7 @@ fn state_text(status: &UiStatus, lang: Lang) -> String {
         ConnState::Offline { .. } => (if zh { "离线" } else { "Offline" }).into(),
         ConnState::SignedOut { .. } => (if zh { "未登录" } else { "Signed out" }).into(),
     };
-    match (&status.state, &status.paused_label) {
+    let base = match (&status.state, &status.paused_label) {
         (ConnState::SignedOut { .. }, _) | (_, None) => base,
         (_, Some(until)) => {
             if zh {
@@ -267,6 +267,11 @@ fn state_text(status: &UiStatus, lang: Lang) -> String {
                 format!("{base} · paused until {until}")
             }
         }
+    };
+    match status.accounts {
+        0 | 1 => base,
+        n if zh => format!("{base} · {n} 个账号"),
+        n => format!("{base} · {n} accounts"),
     }
 }
 
@@ -275,7 +280,8 @@ pub fn state_line(status: &UiStatus, lang: Lang) -> String {
     state_text(status, lang)
 }
 
-/// The tooltip: state, heartbeat latency and unread count.
+/// The tooltip: the first account's state, heartbeat latency, how many accounts (when
+/// several) and the unread count of them all.
 pub fn tooltip(status: &UiStatus, lang: Lang) -> String {
     let state = state_text(status, lang);
     match lang {
@@ -607,6 +613,7 @@ mod tests {
             summary_lines: vec!["被驳回的任务：2 个".into(), "进行中的任务：5 个".into()],
             server: Some("http://127.0.0.1:1".into()),
             demo: false,
+            accounts: 1,
         }
     }
 
@@ -761,6 +768,25 @@ mod tests {
             tooltip(&p, Lang::En),
             "TaskBell — Connected · 38 ms · paused until 08:00 · 3 unread"
         );
+    }
+
+    #[test]
+    fn several_accounts_are_counted_in_the_state_line_and_the_tooltip() {
+        let mut s = status(ConnState::Connected {
+            latency_ms: Some(38),
+        });
+        s.accounts = 2;
+        assert_eq!(state_line(&s, Lang::En), "Connected · 38 ms · 2 accounts");
+        assert_eq!(
+            tooltip(&s, Lang::En),
+            "TaskBell — Connected · 38 ms · 2 accounts · 3 unread"
+        );
+        assert_eq!(
+            tooltip(&s, Lang::ZhCn),
+            "TaskBell — 已连接 · 38 ms · 2 个账号 · 3 条未读"
+        );
+        s.accounts = 1;
+        assert_eq!(state_line(&s, Lang::En), "Connected · 38 ms");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use taskbell_app::bridge::{self, Deps, EVENT_NOTIFICATION, EVENT_STATUS};
 use taskbell_app::model::{ConnState, Lang, UiStatus};
 use taskbell_app::windows::WindowKind;
 use taskbell_app::{Options, Shared, run_app};
+use taskbell_core::accounts;
 use taskbell_core::config::{Config, Paths};
 use taskbell_core::credentials::Credentials;
 use taskbell_core::notifier::RecordingNotifier;
@@ -35,21 +36,32 @@ struct Fixture {
     notifications: mpsc::Receiver<Value>,
 }
 
-fn start_app(options: Options, config: Option<Config>) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let paths = Paths {
+fn main_paths(dir: &tempfile::TempDir) -> Paths {
+    Paths {
         config_dir: dir.path().join("config"),
         data_dir: dir.path().join("data"),
-    };
+    }
+}
+
+fn start_app(options: Options, config: Option<Config>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = main_paths(&dir);
     if let Some(c) = config {
         std::fs::create_dir_all(&paths.config_dir).unwrap();
         c.save(&paths.config_file()).unwrap();
     }
+    start_app_in(options, dir, Credentials::in_memory())
+}
+
+/// The app on the config and data in `dir` (see [`main_paths`]), with `credentials`.
+fn start_app_in(options: Options, dir: tempfile::TempDir, credentials: Credentials) -> Fixture {
+    let paths = main_paths(&dir);
     let toasts = RecordingNotifier::new();
     let deps = Deps {
         paths,
-        credentials: Ok(Credentials::in_memory()),
+        credentials: Ok(credentials),
         notifier: Arc::new(toasts.clone()),
+        notifier_factory: None,
         utc_offset: time::UtcOffset::UTC,
     };
     let shared = Shared::new(
@@ -498,4 +510,193 @@ fn diagnostics_window_gets_checks_and_can_send_a_test_notification_while_signed_
             .contains("not allowed")
     );
     bridge::shutdown(f.app.handle());
+}
+
+/// Waits until `ok` holds (polling), failing after [`WAIT`].
+fn wait_until(what: &str, ok: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Fixture {
+    /// The next notification event with `title` (others, if any, are skipped).
+    fn notification_titled(&self, title: &str) -> Value {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let n = self
+                .notifications
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no notification {title:?}: {e}"));
+            if n["title"] == title {
+                return n;
+            }
+        }
+    }
+}
+
+#[test]
+fn two_accounts_on_two_servers_run_side_by_side_in_one_tray() {
+    let a = Server::start();
+    let b = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let main = main_paths(&dir);
+    let credentials = Credentials::in_memory();
+    let demo = taskbell_server::DEMO_ANNOTATOR;
+    // The first account in the main config dir, the second in its own (as `taskbell login`
+    // does for a further account); both tokens in the (shared) in-memory keyring.
+    a.rt.block_on(taskbell_core::supervisor::sign_in(
+        &main,
+        &credentials,
+        &a.base,
+        demo.username,
+        demo.password,
+        false,
+    ))
+    .unwrap();
+    let second_id = accounts::account_id(&b.base, demo.username);
+    let second = main.account(&second_id);
+    b.rt.block_on(taskbell_core::supervisor::sign_in(
+        &second,
+        &credentials,
+        &b.base,
+        demo.username,
+        demo.password,
+        false,
+    ))
+    .unwrap();
+    let first_id = accounts::account_id(&a.base, demo.username);
+    assert_eq!(
+        accounts::list(&main)
+            .unwrap()
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>(),
+        [first_id.as_str(), second_id.as_str()]
+    );
+
+    let f = start_app_in(Options::default(), dir, credentials);
+    // Both engines connect: the first account's state is the tray's, the second runs too.
+    let s = f.wait_status("both running", |s| {
+        matches!(s.state, ConnState::Connected { .. }) && s.accounts == 2
+    });
+    assert!(!s.demo);
+    assert_eq!(
+        f.app.state::<Shared>().engine.further_running(),
+        std::slice::from_ref(&second_id)
+    );
+    assert!(
+        taskbell_app::tray::tooltip(&s, Lang::En).contains("· 2 accounts ·"),
+        "{s:?}"
+    );
+    let unread0 = s.unread;
+
+    // A notification on each server reaches the center, named after its account.
+    let center = f.open(WindowKind::Center);
+    a.notify(json!({"user_id": "1", "type": "task_reviewed", "title": "A 驳回", "content": "a", "priority": "high", "data": {"task_id": "12"}}));
+    let na = f.notification_titled("A 驳回");
+    assert_eq!(na["account"], first_id.as_str(), "{na}");
+    std::thread::sleep(Duration::from_millis(5));
+    b.notify(json!({"user_id": "1", "type": "system", "title": "B 维护", "content": "b", "priority": "normal"}));
+    let nb = f.notification_titled("B 维护");
+    assert_eq!(nb["account"], second_id.as_str(), "{nb}");
+    let (ka, kb) = (
+        na["key"].as_str().unwrap().to_string(),
+        nb["key"].as_str().unwrap().to_string(),
+    );
+    assert!(ka.starts_with(&format!("{first_id}/")), "{ka}");
+    assert!(kb.starts_with(&format!("{second_id}/")), "{kb}");
+    assert_ne!(ka, kb);
+
+    // The tray's unread count is the sum over both accounts.
+    let s = f.wait_status("two more unread", |s| s.unread == unread0 + 2);
+    assert_eq!(
+        f.app.state::<Shared>().primary_status().unread + 1,
+        s.unread,
+        "the first account alone has one less"
+    );
+
+    // Toasts name the account.
+    for (id, title) in [(&first_id, "A 驳回"), (&second_id, "B 维护")] {
+        let want = format!("{id} · {title}");
+        let t = tauri::async_runtime::block_on(f.toasts.wait_for(WAIT, |t| t.title == want));
+        assert!(t.is_some(), "{want:?} in {:?}", f.toasts.toasts());
+    }
+
+    // The center's history: both accounts merged newest first, with the account, paged.
+    let list = |filter: Value| -> Vec<(String, Value, bool)> {
+        invoke(&center, "list_history", json!({ "filter": filter }))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["key"].as_str().unwrap().to_string(),
+                    n["account"].clone(),
+                    n["read"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        list(json!({})),
+        [
+            (kb.clone(), json!(second_id), false),
+            (ka.clone(), json!(first_id), false)
+        ]
+    );
+    assert_eq!(list(json!({"limit": 1}))[0].0, kb);
+    assert_eq!(list(json!({"limit": 1, "offset": 1}))[0].0, ka);
+    assert!(list(json!({"limit": 1, "offset": 2})).is_empty());
+    assert_eq!(list(json!({"groups": ["reviews"]}))[0].0, ka);
+
+    // Keys find their account: B's notification has no task, so opening it says so
+    // (it was found in B's history, not "not in the history").
+    let e = invoke(&center, "open_notification", json!({"key": kb})).unwrap_err();
+    assert_eq!(
+        e["message"], "This notification has no task to open.",
+        "{e}"
+    );
+    // Marking one of B's read goes to B's engine.
+    invoke(&center, "mark_read", json!({"keys": [kb]})).unwrap();
+    f.wait_status("one read", |s| s.unread == unread0 + 1);
+    assert_eq!(
+        list(json!({})),
+        [
+            (kb.clone(), json!(second_id), true),
+            (ka.clone(), json!(first_id), false)
+        ]
+    );
+
+    // Pause from the menu pauses both accounts (each saves its pause in its own file).
+    let paused = |p: &Paths| p.load_config().unwrap().paused_until_ms;
+    taskbell_app::commands::on_menu(f.app.handle(), "pause-30m");
+    wait_until("both paused", || {
+        paused(&main).is_some() && paused(&second).is_some()
+    });
+    taskbell_app::commands::on_menu(f.app.handle(), "resume");
+    wait_until("both resumed", || {
+        paused(&main).is_none() && paused(&second).is_none()
+    });
+
+    // Mark all read clears both.
+    invoke(&center, "mark_all_read", json!({})).unwrap();
+    f.wait_status("all read", |s| s.unread == 0);
+    assert!(list(json!({})).iter().all(|(_, _, read)| *read));
+
+    // Quit stops every engine: nothing runs, and a notification on either server is no
+    // longer shown.
+    bridge::shutdown(f.app.handle());
+    let shared = f.app.state::<Shared>();
+    assert!(!shared.engine.is_running() && shared.engine.further_running().is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+    let shown = f.toasts.toasts().len();
+    a.notify(json!({"user_id": "1", "type": "system", "title": "A late", "content": "a"}));
+    b.notify(json!({"user_id": "1", "type": "system", "title": "B late", "content": "b"}));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(f.toasts.toasts().len(), shown, "{:?}", f.toasts.toasts());
 }

@@ -17,6 +17,11 @@ export function projectOf(n) {
   return n.project == null ? "" : String(n.project);
 }
 
+/** The account a notification came to ("" when the app runs a single account). */
+export function accountOf(n) {
+  return n.account == null ? "" : String(n.account);
+}
+
 // Lower-cased, NFKC-folded search text per notification object (objects are never
 // mutated, so the cache cannot go stale; a changed notification is a new object).
 const haystacks = new WeakMap();
@@ -26,7 +31,7 @@ function haystack(n) {
   let h = haystacks.get(n);
   if (h === undefined) {
     const task = taskIdOf(n);
-    h = fold([n.title ?? "", n.content ?? "", task, task ? "#" + task : "", projectOf(n)].join("\n"));
+    h = fold([n.title ?? "", n.content ?? "", task, task ? "#" + task : "", projectOf(n), accountOf(n)].join("\n"));
     haystacks.set(n, h);
   }
   return h;
@@ -51,19 +56,21 @@ export function matchesQuery(n, terms) {
 
 /**
  * Whether `n` passes the filter: `group` ("" = all kinds), `project` ("" = all),
- * `read` ("all", "unread" or "read") and `query` (search text), all combined.
+ * `account` ("" = all), `read` ("all", "unread" or "read") and `query` (search text),
+ * all combined.
  */
-export function matchesFilter(n, { group = "", project = "", read = "all", query = "", terms } = {}) {
+export function matchesFilter(n, { group = "", project = "", account = "", read = "all", query = "", terms } = {}) {
   if (group && n.group !== group) return false;
   if (project && projectOf(n) !== project) return false;
+  if (account && accountOf(n) !== account) return false;
   if (read === "unread" && n.read) return false;
   if (read === "read" && !n.read) return false;
   return matchesQuery(n, terms ?? parseQuery(query));
 }
 
 /** Whether the filter lets everything through. */
-export function isFilterEmpty({ group = "", project = "", read = "all", query = "" } = {}) {
-  return !group && !project && read === "all" && parseQuery(query).length === 0;
+export function isFilterEmpty({ group = "", project = "", account = "", read = "all", query = "" } = {}) {
+  return !group && !project && !account && read === "all" && parseQuery(query).length === 0;
 }
 
 /** The items passing the filter (see [`matchesFilter`]), in order. */
@@ -84,6 +91,16 @@ export function projectsOf(items) {
   for (const n of items) {
     const p = projectOf(n);
     if (p) set.add(p);
+  }
+  return [...set].sort((a, b) => a.localeCompare(b));
+}
+
+/** The distinct accounts of `items`, sorted (empty with a single account). */
+export function accountsOf(items) {
+  const set = new Set();
+  for (const n of items) {
+    const a = accountOf(n);
+    if (a) set.add(a);
   }
   return [...set].sort((a, b) => a.localeCompare(b));
 }

@@ -1,5 +1,5 @@
 // The notification center: the history newest first, grouped by day, searched as you
-// type and filtered by kind, project and read state; per-row Open and Mark read;
+// type and filtered by kind, project, account (with several) and read state; per-row Open and Mark read;
 // keyboard triage (↑↓ select, Enter open, M mark read, / search, Esc clear).
 //
 // It is a virtual list: only the rows in (and just around) the viewport are in the DOM,
@@ -11,6 +11,8 @@
 import { invoke, listen, EVENTS } from "./tauri.js";
 import { t, translate, stateText, errorText, lang } from "./i18n.js";
 import {
+  accountOf,
+  accountsOf,
   clockText,
   dayGroups,
   dayLabel,
@@ -48,13 +50,14 @@ const state = {
   view: [], // what passes the filter, newest first
   groups: [], // day groups of `view`
   offsets: new Float64Array(1),
-  filter: { group: "", project: "", read: "all", query: "" },
+  filter: { group: "", project: "", account: "", read: "all", query: "" },
   selectedKey: null,
   selIndex: -1, // index of selectedKey in view (-1: none / not shown)
   rowH: 0,
   headH: 0,
   today: null, // local midnight the day labels were made for
   projects: [],
+  accounts: [], // the accounts of the rows; empty with a single account
   unread: 0,
 };
 /** key → <li>, the rows in the DOM now. */
@@ -172,6 +175,12 @@ function fillRow(li, n, head) {
   content.title = n.content;
   const chips = el("span", "chips");
   chips.append(el("span", "tag", t("filter." + n.group)));
+  const account = accountOf(n);
+  if (account) {
+    const c = el("span", "chip account", account);
+    c.title = t("center.account_label") + ": " + account;
+    chips.append(c);
+  }
   const project = projectOf(n);
   if (project) chips.append(el("span", "chip project", project));
   const task = taskIdOf(n);
@@ -312,6 +321,23 @@ function renderProjects() {
   }
   sel.replaceChildren(...opts);
   sel.value = current;
+}
+
+/** The account filter: shown only when the rows name accounts (several accounts). */
+function renderAccounts() {
+  const sel = $("account");
+  const current = state.filter.account;
+  const opts = [sel.options[0]];
+  const names = state.accounts.includes(current) || !current ? state.accounts : [...state.accounts, current];
+  for (const a of names) {
+    const o = document.createElement("option");
+    o.value = a;
+    o.textContent = a;
+    opts.push(o);
+  }
+  sel.replaceChildren(...opts);
+  sel.value = current;
+  sel.hidden = names.length === 0;
 }
 
 /**
@@ -459,6 +485,11 @@ function onLive(n) {
     state.projects = [...state.projects, p].sort((x, y) => x.localeCompare(y));
     renderProjects();
   }
+  const acc = accountOf(n);
+  if (acc && !state.accounts.includes(acc)) {
+    state.accounts = [...state.accounts, acc].sort((x, y) => x.localeCompare(y));
+    renderAccounts();
+  }
   announce(n);
 }
 
@@ -485,8 +516,10 @@ async function fetchHistory(filter) {
 function setItems(items, mode) {
   state.items = items;
   state.projects = projectsOf(items);
+  state.accounts = accountsOf(items);
   $("error").hidden = true;
   renderProjects();
+  renderAccounts();
   refresh(mode);
 }
 
@@ -647,6 +680,7 @@ async function init() {
   }
   $("unread-only").addEventListener("change", (e) => setFilter({ read: e.target.checked ? "unread" : "all" }));
   $("project").addEventListener("change", (e) => setFilter({ project: e.target.value }));
+  $("account").addEventListener("change", (e) => setFilter({ account: e.target.value }));
   search.addEventListener("input", () => setFilter({ query: search.value }));
   $("mark-all").addEventListener("click", markAll);
   list.addEventListener("click", onListClick);

@@ -36,6 +36,8 @@ const T = {
   "center.search_label": ["搜索通知（标题、内容、任务编号、项目）", "Search notifications (title, content, task id, project)"],
   "center.project_label": ["项目", "Project"],
   "center.project_all": ["全部项目", "All projects"],
+  "center.account_label": ["账号", "Account"],
+  "center.account_all": ["全部账号", "All accounts"],
   "center.kind_label": ["按类型筛选", "Filter by kind"],
   "center.list_label": ["通知列表", "Notification list"],
   "center.open": ["打开", "Open"],

@@ -422,6 +422,71 @@ test("center: kind, project and read-state filters combine with search", async (
   await close();
 });
 
+/** The fixture history as two accounts' (what the app sends with several accounts). */
+function twoAccounts() {
+  const A = "zhangsan@a.example";
+  const B = "lisi@b.example";
+  return fixture("history").map((n) => {
+    const account = n.key === "n-2" || n.key === "n-5" ? B : A;
+    return { ...n, key: `${account}/${n.key}`, account };
+  });
+}
+
+test("center model: the account filter combines with the others; accountsOf lists them", async () => {
+  const M = await import(pathToFileURL(CENTER_MODEL).href);
+  const keys = (items) => items.map((n) => n.key.split("/")[1]);
+  const one = M.sortNewestFirst(fixture("history"));
+  assert.deepEqual(M.accountsOf(one), [], "a single account: no accounts (the filter stays hidden)");
+  assert.equal(M.accountOf(one[0]), "");
+  const two = M.sortNewestFirst(twoAccounts());
+  assert.deepEqual(M.accountsOf(two), ["lisi@b.example", "zhangsan@a.example"]);
+  assert.deepEqual(keys(M.filterItems(two, { account: "lisi@b.example" })), ["n-5", "n-2"]);
+  assert.deepEqual(keys(M.filterItems(two, { account: "zhangsan@a.example" })), ["n-3", "n-1", "n-4"]);
+  assert.deepEqual(keys(M.filterItems(two, { account: "zhangsan@a.example", read: "unread", group: "reviews" })), ["n-1"]);
+  assert.deepEqual(keys(M.filterItems(two, { account: "lisi@b.example", project: "街景标注" })), []);
+  assert.deepEqual(keys(M.filterItems(two, { query: "lisi@b" })), ["n-5", "n-2"], "the account is searchable");
+  assert.equal(M.isFilterEmpty({ account: "lisi@b.example" }), false);
+  assert.equal(M.filterItems(two, { account: "" }), two, "no account chosen: everything");
+});
+
+test("center: with several accounts, an account filter and a chip per row; hidden with one", async () => {
+  const single = await open("center.html");
+  assert.equal(await single.page.isVisible("#account"), false, "one account: no account filter");
+  assert.equal(await single.page.$$eval("#list .chip.account", (c) => c.length), 0, "and no account chips");
+  await single.close();
+
+  const { page, errors, close } = await open("center.html", { history: twoAccounts() });
+  assert.equal(await page.isVisible("#account"), true);
+  const options = await page.$$eval("#account option", (o) => o.map((x) => [x.value, x.textContent]));
+  assert.deepEqual(options, [["", "All accounts"], ["lisi@b.example", "lisi@b.example"], ["zhangsan@a.example", "zhangsan@a.example"]]);
+  const chips = await page.$$eval("#list li", (l) => l.map((li) => li.querySelector(".chip.account")?.textContent));
+  assert.deepEqual(chips, ["lisi@b.example", "zhangsan@a.example", "lisi@b.example", "zhangsan@a.example", "zhangsan@a.example"]);
+  await page.selectOption("#account", "lisi@b.example");
+  assert.deepEqual(await rowKeys(page), ["lisi@b.example/n-5", "lisi@b.example/n-2"]);
+  assert.equal(await page.textContent("#count"), " · 2 of 5 shown");
+  await page.click("#filters button[data-group=submissions]");
+  assert.deepEqual(await rowKeys(page), ["lisi@b.example/n-2"]);
+  await page.click("#filters button[data-group='']");
+  await page.selectOption("#account", "zhangsan@a.example");
+  assert.deepEqual(await rowKeys(page), ["zhangsan@a.example/n-3", "zhangsan@a.example/n-1", "zhangsan@a.example/n-4"]);
+  // A live notification of an account not seen yet joins the filter.
+  await page.evaluate(() => window.__stub.emit("taskbell://notification", {
+    key: "wangwu@c.example/x", account: "wangwu@c.example", kind: "system", group: "system", title: "C", content: "c",
+    task_id: null, project: null, priority: "normal", timestamp_ms: Date.now(), read: false, has_link: false,
+  }));
+  await page.waitForFunction(() => [...document.querySelectorAll("#account option")].some((o) => o.value === "wangwu@c.example"));
+  assert.deepEqual(await rowKeys(page), ["zhangsan@a.example/n-3", "zhangsan@a.example/n-1", "zhangsan@a.example/n-4"], "not this account's");
+  await page.selectOption("#account", "");
+  assert.equal((await rowKeys(page)).length, 6);
+  assert.deepEqual(errors, []);
+  await close();
+
+  const zh = await open("center.html", { lang: "zh-CN", history: twoAccounts() });
+  assert.equal(await zh.page.textContent("#account option[value='']"), "全部账号");
+  assert.equal(await zh.page.textContent("label[for=account]"), "账号");
+  await zh.close();
+});
+
 test("center: grouped by day (Today, Yesterday, dates) with a fixed clock, in English and Chinese", async () => {
   const at = (iso) => new Date(iso).getTime();
   const base = fixture("history")[0];
@@ -631,10 +696,12 @@ test("center: follows the OS theme (light and dark), text stays readable", async
 const filterBarLayout = (page) => page.evaluate(() => {
   const bar = document.getElementById("filter-bar");
   const box = bar.getBoundingClientRect();
-  const controls = [...bar.querySelectorAll("input, select, button, label.check")];
+  // Hidden controls (the account filter with a single account) take no room.
+  const shown = (c) => c.getClientRects().length > 0;
+  const controls = [...bar.querySelectorAll("input, select, button, label.check")].filter(shown);
   // Lines of a flex toolbar: a control starts a new line when it is below the last one.
   const lines = (id) => {
-    const boxes = [...document.getElementById(id).children].filter((c) => !c.classList.contains("sr-only"))
+    const boxes = [...document.getElementById(id).children].filter((c) => !c.classList.contains("sr-only") && shown(c))
       .map((c) => c.getBoundingClientRect()).sort((a, b) => a.top - b.top);
     let n = 0;
     let bottom = -Infinity;
@@ -663,6 +730,13 @@ test("center: the filter bar fits on one line per toolbar at the window's defaul
     const l = await filterBarLayout(page);
     assert.deepEqual(l, { barOverflow: 0, pageOverflow: 0, outside: [], searchLines: 1, kindLines: 1 }, lang);
     await close();
+    // With several accounts the account filter joins the search line; nothing overflows.
+    const two = await open("center.html", { lang, history: twoAccounts() }, { viewport: size });
+    const l2 = await filterBarLayout(two.page);
+    assert.deepEqual({ ...l2, searchLines: undefined }, { barOverflow: 0, pageOverflow: 0, outside: [], searchLines: undefined, kindLines: 1 }, lang);
+    console.log(`# ${lang}: with the account filter the search toolbar takes ${l2.searchLines} line(s)`);
+    await two.page.screenshot({ path: path.join(OUT, `center-accounts-${lang}.png`) });
+    await two.close();
   }
 });
 
