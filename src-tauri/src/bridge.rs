@@ -724,28 +724,11 @@ fn load_accounts<R: Runtime>(app: &AppHandle<R>, paths: &Paths) {
 /// Whether the account of `config` can sign in without asking: a token, or a remembered
 /// password, in the keyring (what `taskbell run` checks too).
 async fn has_credentials(credentials: &Credentials, config: &Config) -> bool {
-    let (Some(server), Some(user)) = (config.server.clone(), config.username.clone()) else {
-        return false;
-    };
-    let remember = config.remember_me;
-    let creds = credentials.clone();
-    let found = tauri::async_runtime::spawn_blocking(move || {
-        if creds.load_token(&server, &user)?.is_some() {
-            return Ok(true);
-        }
-        Ok::<_, taskbell_core::credentials::CredentialsError>(
-            remember && creds.load_password(&server, &user)?.is_some(),
-        )
-    })
-    .await;
-    match found {
-        Ok(Ok(yes)) => yes,
-        Ok(Err(e)) => {
-            tracing::warn!("keyring: {e}");
-            false
-        }
+    let (creds, config) = (credentials.clone(), config.clone());
+    match taskbell_core::credentials::blocking(move || creds.can_sign_in(&config)).await {
+        Ok(yes) => yes,
         Err(e) => {
-            tracing::warn!("keyring task failed: {e}");
+            tracing::warn!("keyring: {e}");
             false
         }
     }

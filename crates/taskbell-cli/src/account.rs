@@ -122,17 +122,9 @@ pub async fn has_credentials(
     credentials: &Credentials,
     account: &Account,
 ) -> Result<bool, CliError> {
-    let remember = account.paths.load_config()?.remember_me;
+    let config = account.paths.load_config()?;
     let creds = credentials.clone();
-    let (s, u) = (account.server.clone(), account.username.clone());
-    tokio::task::spawn_blocking(move || -> Result<bool, CliError> {
-        if creds.load_token(&s, &u)?.is_some() {
-            return Ok(true);
-        }
-        Ok(remember && creds.load_password(&s, &u)?.is_some())
-    })
-    .await
-    .map_err(|e| CliError::Failed(format!("keyring task failed: {e}")))?
+    Ok(taskbell_core::credentials::blocking(move || creds.can_sign_in(&config)).await?)
 }
 
 /// Runs `taskbell accounts`.

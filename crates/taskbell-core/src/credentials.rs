@@ -360,6 +360,33 @@ impl keyring_core::api::CredentialStoreApi for EmptyStore {
     }
 }
 
+/// Runs keyring work on the blocking pool (D-Bus round trips must not stall an async
+/// thread).
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CredentialsError> + Send + 'static,
+) -> Result<T, CredentialsError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(CredentialsError::Backend(format!(
+            "keyring task failed: {e}"
+        ))),
+    }
+}
+
+impl Credentials {
+    /// Whether the account `config` names can sign in without asking: a token, or a
+    /// remembered password with `remember_me`. Blocking (see [`blocking`]).
+    pub fn can_sign_in(&self, config: &crate::config::Config) -> Result<bool, CredentialsError> {
+        let (Some(server), Some(user)) = (&config.server, &config.username) else {
+            return Ok(false);
+        };
+        if self.load_token(server, user)?.is_some() {
+            return Ok(true);
+        }
+        Ok(config.remember_me && self.load_password(server, user)?.is_some())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +419,29 @@ mod tests {
         c.clear(&a, "alice").unwrap();
         assert!(c.load_password(&a, "alice").unwrap().is_none());
         c.clear(&a, "alice").unwrap();
+    }
+
+    #[test]
+    fn can_sign_in_with_a_token_or_a_remembered_password_only() {
+        let c = Credentials::in_memory();
+        let mut config = crate::config::Config {
+            server: Some("http://a".into()),
+            username: Some("alice".into()),
+            ..crate::config::Config::default()
+        };
+        assert!(!c.can_sign_in(&config).unwrap());
+        c.store_password("http://a", "alice", "pw").unwrap();
+        assert!(
+            !c.can_sign_in(&config).unwrap(),
+            "a password without remember_me"
+        );
+        config.remember_me = true;
+        assert!(c.can_sign_in(&config).unwrap());
+        config.remember_me = false;
+        c.store_token("http://a", "alice", &SecretToken::new("t".into()))
+            .unwrap();
+        assert!(c.can_sign_in(&config).unwrap());
+        assert!(!c.can_sign_in(&crate::config::Config::default()).unwrap());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::api::{Api, ApiError, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 use crate::config::{Config, ConfigError, Paths};
-use crate::credentials::{Backend, Credentials, CredentialsError};
+use crate::credentials::{Backend, Credentials, CredentialsError, blocking};
 use crate::net::{NetError, Network};
 use crate::protocol::User;
 
@@ -47,17 +47,6 @@ pub struct SignedIn {
     pub keyring: Backend,
     /// The saved config.
     pub config: Config,
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, CredentialsError> + Send + 'static,
-) -> Result<T, CredentialsError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(CredentialsError::Backend(format!(
-            "keyring task failed: {e}"
-        ))),
-    }
 }
 
 /// Logs in to `server` as `username`; stores the token (and the password when

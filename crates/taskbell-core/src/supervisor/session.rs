@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::Status;
 use crate::api::{Api, ApiError, SecretToken};
-use crate::credentials::{Credentials, CredentialsError};
+use crate::credentials::{Credentials, blocking};
 use crate::engine::connection::SignInFailure;
 use crate::i18n::{Lang, Msg, tr};
 use crate::protocol::User;
@@ -175,17 +175,5 @@ impl Session {
             ))),
             Err(e) => Err(self.failure(e)),
         }
-    }
-}
-
-/// Runs keyring work on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, CredentialsError> + Send + 'static,
-) -> Result<T, CredentialsError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(CredentialsError::Backend(format!(
-            "keyring task failed: {e}"
-        ))),
     }
 }
