@@ -233,6 +233,7 @@ fn task_card(title: &str, review: bool) -> ToastCard {
     ToastCard {
         toast: toast(title, Urgency::Normal, Some(&url)),
         review_url: review.then(|| format!("{url}/review")),
+        sound: None,
     }
 }
 

@@ -368,6 +368,7 @@ impl Notifier for DesktopNotifier {
             timeout_ms: toast
                 .timeout_ms
                 .map_or(-1, |ms| i32::try_from(ms).unwrap_or(i32::MAX)),
+            sound: card.sound.as_deref(),
         };
         self.bus
             .notify(&request, card, &self.opener, &self.attached)
@@ -462,6 +463,9 @@ impl Notifier for DesktopNotifier {
         }
         if let Some(ms) = toast.timeout_ms {
             n.timeout(notify_rust::Timeout::Milliseconds(ms));
+        }
+        if let Some(sound) = &card.sound {
+            n.sound_name(sound);
         }
         let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
         // macOS reports clicks through the main run loop, which only the tray app runs:
@@ -600,6 +604,8 @@ mod freedesktop {
         pub actions: &'a [&'a str],
         pub urgency: u8,
         pub timeout_ms: i32,
+        /// The `sound-name` hint, if any.
+        pub sound: Option<&'a str>,
     }
 
     /// A shown toast (its links and keys), the keys not withdrawn yet, and the
@@ -822,6 +828,9 @@ mod freedesktop {
         let mut hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
         hints.insert("urgency", zbus::zvariant::Value::U8(req.urgency));
         hints.insert("category", zbus::zvariant::Value::from("im.received"));
+        if let Some(sound) = req.sound {
+            hints.insert("sound-name", zbus::zvariant::Value::from(sound));
+        }
         let reply = conn.call_method(
             Some(NAME),
             PATH,
@@ -1126,6 +1135,7 @@ mod tests {
         ToastCard {
             toast: t,
             review_url: review.map(str::to_string),
+            sound: None,
         }
     }
 
