@@ -465,6 +465,9 @@ impl Notifier for DesktopNotifier {
             n.timeout(notify_rust::Timeout::Milliseconds(ms));
         }
         if let Some(sound) = &card.sound {
+            #[cfg(target_os = "windows")]
+            n.sound_name(windows_sound_name(sound));
+            #[cfg(not(target_os = "windows"))]
             n.sound_name(sound);
         }
         let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
@@ -487,6 +490,24 @@ impl Notifier for DesktopNotifier {
             tracing::warn!(error = %e, "cannot wait for a click on the toast");
         }
         Ok(())
+    }
+}
+
+/// The sound names a Windows toast knows (tauri-winrt-notification's `Sound`).
+const WINDOWS_SOUNDS: [&str; 25] = [
+    "Default", "IM", "Mail", "Reminder", "SMS", "Alarm", "Alarm2", "Alarm3", "Alarm4", "Alarm5",
+    "Alarm6", "Alarm7", "Alarm8", "Alarm9", "Alarm10", "Call", "Call2", "Call3", "Call4", "Call5",
+    "Call6", "Call7", "Call8", "Call9", "Call10",
+];
+
+/// The Windows toast sound for a configured sound: a Windows sound name as it is,
+/// anything else (a freedesktop name such as `message-new-instant`) `Default`; an
+/// unknown name would silence the toast.
+pub fn windows_sound_name(name: &str) -> &str {
+    if WINDOWS_SOUNDS.contains(&name) {
+        name
+    } else {
+        "Default"
     }
 }
 
@@ -1233,6 +1254,14 @@ mod tests {
         r.set_failure(None);
         r.show(&toast("x")).unwrap();
         assert_eq!(r.toasts().len(), 1);
+    }
+
+    #[test]
+    fn windows_toasts_get_a_sound_they_know() {
+        assert_eq!(windows_sound_name("message-new-instant"), "Default");
+        assert_eq!(windows_sound_name("bell"), "Default");
+        assert_eq!(windows_sound_name("Mail"), "Mail");
+        assert_eq!(windows_sound_name("Alarm3"), "Alarm3");
     }
 
     #[test]
