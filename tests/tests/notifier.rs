@@ -8,6 +8,8 @@
 //! bus name); spoofed signals ignored; withdrawals seen as `CloseNotification`;
 //! and, with engines against the real server process, Mark read and Snooze
 //! carried out, and a read on one client withdrawing the toast on the other.
+//! Mute and sound (issue 12): a muted kind never reaches `Notify` (but is
+//! stored), an unmuted one carries the `sound-name` hint.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test helpers: a failed step is a failed test
 
@@ -233,6 +235,7 @@ fn task_card(title: &str, review: bool) -> ToastCard {
     ToastCard {
         toast: toast(title, Urgency::Normal, Some(&url)),
         review_url: review.then(|| format!("{url}/review")),
+        sound: None,
     }
 }
 
@@ -763,4 +766,77 @@ async fn a_read_on_one_client_withdraws_the_toast_on_the_other() {
     assert_eq!(recorder.closes().len(), 1, "{:?}", recorder.closes());
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_muted_kind_shows_no_toast_and_a_shown_one_asks_for_its_sound() {
+    use taskbell_core::config::{KindRule, ToastPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
+    let xvfb = Xvfb::start(dir.path()).unwrap();
+    let recorder = NotificationRecorder::start(&bus).unwrap();
+    let _dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+    let server = ServerProcess::start(ServerOptions {
+        extra_args: vec!["--test-controls".into()],
+        ..ServerOptions::default()
+    })
+    .expect("taskbell-server");
+    let paths = Paths {
+        config_dir: dir.path().join("config"),
+        data_dir: dir.path().join("data"),
+    };
+    let creds = Credentials::in_memory();
+    let who = DEMO_ANNOTATOR;
+    let signed = sign_in(
+        &paths,
+        &creds,
+        &server.base_url(),
+        who.username,
+        who.password,
+        false,
+    )
+    .await
+    .expect("sign in");
+    let mut config = signed.config;
+    config.kinds.insert(
+        "task_reviewed".into(),
+        KindRule {
+            policy: ToastPolicy::Mute,
+            sound: None,
+        },
+    );
+    config.kinds.insert(
+        "task_assigned".into(),
+        KindRule {
+            policy: ToastPolicy::Show,
+            sound: Some("bell".into()),
+        },
+    );
+    let notifier = Arc::new(DesktopNotifier::at_address(bus.address()).with_opener(|_| Ok(())));
+    let mut opts = EngineOptions::new(config, paths.clone(), notifier, creds);
+    opts.lang = Lang::En;
+    let mut h = Engine::start(opts).expect("engine starts");
+    wait_event(&mut h, "caught up", |e| matches!(e, Event::CaughtUp { .. })).await;
+
+    // In this order over one socket: once the second is shown, the first was decided.
+    let muted = publish(&server, who, "task_reviewed", "muted one", "task-1").await;
+    let shown = publish(&server, who, "task_assigned", "shown one", "task-2").await;
+    let call = recorder
+        .wait_for(WAIT, |c| c.summary == "shown one")
+        .expect("the unmuted kind is shown");
+    assert!(
+        call.hint_names.contains(&"sound-name".to_owned()),
+        "{call:?}"
+    );
+    let calls = recorder.calls();
+    assert!(
+        calls.iter().all(|c| c.summary != "muted one"),
+        "a muted kind is never toasted: {calls:#?}"
+    );
+    // Stored (and unread) all the same.
+    for id in [&muted, &shown] {
+        let read = eventually("stored", || read_in_history(&paths, id)).await;
+        assert!(!read, "{id} unread");
+    }
+    h.shutdown().await;
 }

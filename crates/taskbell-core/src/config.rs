@@ -10,6 +10,7 @@
 //!
 //! Secrets never live here: tokens and passwords are in the OS keyring.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::IpAddr;
@@ -148,6 +149,82 @@ fn parse_hhmm(s: &str, key: &str) -> Result<u16, ConfigError> {
     Ok(h * 60 + m)
 }
 
+/// The sound `sound = true` asks for, for kinds without a sound of their own
+/// (a freedesktop sound-theme name).
+pub const DEFAULT_SOUND: &str = "message-new-instant";
+
+/// The notification kinds `[kinds.NAME]` may name (their wire names).
+pub const RULE_KINDS: [&str; 9] = [
+    "task_reviewed",
+    "task_submitted",
+    "task_assigned",
+    "skip_requested",
+    "mention",
+    "system",
+    "test",
+    "group",
+    "private",
+];
+
+/// What happens to a notification's toast (`policy = "…"` of a kind or
+/// project rule). Every notification is stored and counted whatever its policy;
+/// only the toast (and with it the sound) is at stake. Ordered from least to
+/// most strict.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ToastPolicy {
+    /// Show the toast (the default).
+    #[default]
+    Show,
+    /// Store and count it, show no toast.
+    Store,
+    /// The user's "mute": as `Store` (stored, counted, no toast, so no sound).
+    Mute,
+}
+
+impl ToastPolicy {
+    /// The config name (`show`, `store`, `mute`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToastPolicy::Show => "show",
+            ToastPolicy::Store => "store",
+            ToastPolicy::Mute => "mute",
+        }
+    }
+}
+
+/// A `[kinds.NAME]` rule: the toast policy and the sound of one kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KindRule {
+    /// Show, store or mute this kind's toasts.
+    pub policy: ToastPolicy,
+    /// The freedesktop sound name its toasts ask for (instead of the default
+    /// sound); unset: the default (`sound = true`) or none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sound: Option<String>,
+}
+
+/// A `[projects."ID"]` rule: the toast policy of one project's notifications.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectRule {
+    /// Show, store or mute this project's toasts (applies when it is stricter
+    /// than the kind's rule).
+    pub policy: ToastPolicy,
+}
+
+/// Whether `name` is a plausible freedesktop sound-theme name: 1 to 64
+/// characters of ASCII letters, digits, `-`, `_` and `.`.
+pub fn valid_sound_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// TaskBell's settings (the `config.toml` file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -182,7 +259,8 @@ pub struct Config {
     pub fold_threshold: usize,
     /// The fold window in ms.
     pub fold_window_ms: u64,
-    /// Ask the notification daemon to play a sound.
+    /// Ask the notification daemon to play [`DEFAULT_SOUND`] for kinds without
+    /// a sound of their own ([`KindRule::sound`]).
     pub sound: bool,
     /// Start the tray app at login.
     pub autostart: bool,
@@ -199,6 +277,12 @@ pub struct Config {
     pub proxy: Option<String>,
     /// Hosts reached without `proxy` (comma-separated, as `NO_PROXY`).
     pub no_proxy: Option<String>,
+    /// Toast policy and sound per notification kind (`[kinds.task_reviewed]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub kinds: BTreeMap<String, KindRule>,
+    /// Toast policy per project id (`[projects."p-12"]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub projects: BTreeMap<String, ProjectRule>,
 }
 
 /// The allowed range of `history_max_rows`.
@@ -230,6 +314,8 @@ impl Default for Config {
             ca_file: None,
             proxy: None,
             no_proxy: None,
+            kinds: BTreeMap::new(),
+            projects: BTreeMap::new(),
         }
     }
 }
@@ -380,10 +466,40 @@ impl Config {
         if let Some(q) = &self.quiet_hours {
             q.minutes()?;
         }
+        for (kind, rule) in &self.kinds {
+            if !RULE_KINDS.contains(&kind.as_str()) {
+                return invalid(
+                    &format!("kinds.{kind}"),
+                    format!(
+                        "\"{kind}\" is not a notification kind; use one of {}",
+                        RULE_KINDS.join(", ")
+                    ),
+                );
+            }
+            if let Some(sound) = &rule.sound
+                && !valid_sound_name(sound)
+            {
+                return invalid(
+                    &format!("kinds.{kind}.sound"),
+                    format!(
+                        "expected a sound name such as \"{DEFAULT_SOUND}\" (letters, digits, - _ . and at most 64 characters), got \"{sound}\""
+                    ),
+                );
+            }
+        }
+        if self.projects.keys().any(|p| p.trim().is_empty()) {
+            return invalid("projects", "a project id is empty".to_owned());
+        }
         if self.server.is_some() {
             self.server_url()?;
         }
         Ok(())
+    }
+
+    /// The sound for kinds without one of their own: [`DEFAULT_SOUND`] with
+    /// `sound = true`, else none.
+    pub fn default_sound(&self) -> Option<&'static str> {
+        self.sound.then_some(DEFAULT_SOUND)
     }
 
     /// The platform base URL (scheme `http`/`https`; `ws`/`wss` are mapped to
@@ -730,6 +846,72 @@ mod tests {
         );
         let e = Config::from_toml("language = \"fr\"").unwrap_err();
         assert!(e.to_string().contains("language"), "{e}");
+    }
+
+    #[test]
+    fn kind_and_project_rules_parse_round_trip_and_name_bad_keys() {
+        let c = Config::from_toml(
+            r#"
+sound = true
+[kinds.task_reviewed]
+policy = "show"
+sound = "message-new-instant"
+[kinds.system]
+policy = "store"
+[projects."p-12"]
+policy = "mute"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.default_sound(), Some(DEFAULT_SOUND));
+        assert_eq!(c.kinds["task_reviewed"].policy, ToastPolicy::Show);
+        assert_eq!(
+            c.kinds["task_reviewed"].sound.as_deref(),
+            Some("message-new-instant")
+        );
+        assert_eq!(c.kinds["system"].policy, ToastPolicy::Store);
+        assert_eq!(c.kinds["system"].sound, None);
+        assert_eq!(c.projects["p-12"].policy, ToastPolicy::Mute);
+        assert_eq!(Config::from_toml(&c.to_toml().unwrap()).unwrap(), c);
+        assert_eq!(Config::default().default_sound(), None);
+        // An empty rule is the default policy.
+        let c = Config::from_toml("[kinds.mention]").unwrap();
+        assert_eq!(c.kinds["mention"], KindRule::default());
+        assert!(ToastPolicy::Show < ToastPolicy::Store && ToastPolicy::Store < ToastPolicy::Mute);
+
+        let e = Config::from_toml("[kinds.mention]\npolicy = \"loud\"").unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{msg}");
+        assert!(msg.contains("policy") && msg.contains("loud"), "{msg}");
+        assert!(msg.contains("show") && msg.contains("mute"), "{msg}");
+        let e = Config::from_toml("[projects.p1]\npolicy = \"hide\"").unwrap_err();
+        assert!(e.to_string().contains("policy"), "{e}");
+        let e = Config::from_toml("[kinds.mention]\nvolume = 3").unwrap_err();
+        assert!(e.to_string().contains("volume"), "{e}");
+        let e = Config::from_toml("[projects.p1]\nsound = \"bell\"").unwrap_err();
+        assert!(e.to_string().contains("sound"), "{e}");
+        assert_eq!(
+            invalid_key(Config::from_toml("[kinds.task_reviewd]\npolicy = \"mute\"")),
+            "kinds.task_reviewd"
+        );
+        let e = Config::from_toml("[kinds.task_reviewd]").unwrap_err();
+        assert!(
+            e.to_string().contains("task_reviewed"),
+            "lists the kinds: {e}"
+        );
+        for bad in ["", "a b", "../x", "bell\\n"] {
+            assert_eq!(
+                invalid_key(Config::from_toml(&format!(
+                    "[kinds.mention]\nsound = \"{bad}\""
+                ))),
+                "kinds.mention.sound",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            invalid_key(Config::from_toml("[projects.\"\"]\npolicy = \"mute\"")),
+            "projects"
+        );
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!   one folded toast. Every notification is still stored by the caller;
 //! - pause-until and quiet hours (which may span midnight) suppress toasts;
 //!   with `urgent_bypass`, critical ones still come through;
+//! - kind and project rules ([`decide`]): `store` and `mute` suppress a
+//!   notification's toast (the strictest of its kind's and its project's rule
+//!   applies; with `urgent_bypass`, critical ones still come through); shown
+//!   toasts carry their kind's sound, else the default sound, else none;
 //! - bodies are markup-escaped (`&`, `<`, `>`) for daemons that render markup;
 //! - the "Open" URL is only ever an `http(s)` URL on the platform's own
 //!   origin ([`task_url`]), with the task id percent-encoded; so is the
@@ -21,13 +25,13 @@
 //!
 //! Dedupe is not done here but by the persistent [`crate::history`] store.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::{Config, QuietHours};
+use crate::config::{Config, KindRule, ProjectRule, QuietHours, ToastPolicy};
 use crate::i18n::{Lang, Msg, tr};
 use crate::protocol::{self, Notification, NotificationKind, Priority, Role};
 
@@ -93,6 +97,8 @@ pub struct ToastCard {
     pub toast: Toast,
     /// The vetted review page (reviewers, `task_submitted` / `skip_requested`).
     pub review_url: Option<String>,
+    /// The sound the daemon is asked to play (freedesktop `sound-name`).
+    pub sound: Option<String>,
 }
 
 impl ToastCard {
@@ -101,6 +107,7 @@ impl ToastCard {
         ToastCard {
             toast,
             review_url: None,
+            sound: None,
         }
     }
 
@@ -140,6 +147,50 @@ pub enum Suppression {
     },
     /// It is within the quiet hours.
     QuietHours,
+    /// Its kind or project rule says `store` or `mute` (this one).
+    Rule(ToastPolicy),
+}
+
+/// What [`decide`] says about one notification's toast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The strictest of its kind's and its project's policy.
+    pub policy: ToastPolicy,
+    /// Whether it gets a toast (`show`, or an urgent bypass); it is stored and
+    /// counted either way.
+    pub toast: bool,
+    /// The sound of its toast (none without a toast).
+    pub sound: Option<String>,
+}
+
+/// The kind and project rules for one notification: `toast` unless the stricter
+/// of its kind's and its project's policy is `store` or `mute` (with
+/// `urgent_bypass`, a critical one gets its toast anyway); the sound is its
+/// kind's, else the default sound (`sound = true`), else none. Pause and quiet
+/// hours are not looked at here ([`DeliveryPolicy::suppression`]).
+pub fn decide(policy: &DeliveryPolicy, n: &Notification) -> Decision {
+    let kind = policy.kinds.get(n.kind.as_str());
+    let kind_policy = kind.map(|r| r.policy).unwrap_or_default();
+    let project_policy = n
+        .project_id
+        .as_ref()
+        .and_then(|p| policy.projects.get(p))
+        .map(|r| r.policy)
+        .unwrap_or_default();
+    let strictest = kind_policy.max(project_policy);
+    let toast = strictest == ToastPolicy::Show
+        || (policy.urgent_bypass && urgency(n.priority) == Urgency::Critical);
+    let sound = if toast {
+        kind.and_then(|r| r.sound.clone())
+            .or_else(|| policy.default_sound.clone())
+    } else {
+        None
+    };
+    Decision {
+        policy: strictest,
+        toast,
+        sound,
+    }
 }
 
 /// The settings delivery works with.
@@ -163,6 +214,12 @@ pub struct DeliveryPolicy {
     pub server_origin: Option<Url>,
     /// Language for generated titles.
     pub lang: Lang,
+    /// Toast policy and sound per kind (wire name).
+    pub kinds: BTreeMap<String, KindRule>,
+    /// Toast policy per project id.
+    pub projects: BTreeMap<String, ProjectRule>,
+    /// The sound of kinds without their own, if any.
+    pub default_sound: Option<String>,
 }
 
 impl Default for DeliveryPolicy {
@@ -186,6 +243,9 @@ impl DeliveryPolicy {
             review_url_template: config.review_url_template.clone(),
             server_origin: config.server_url().ok(),
             lang,
+            kinds: config.kinds.clone(),
+            projects: config.projects.clone(),
+            default_sound: config.default_sound().map(str::to_owned),
         }
     }
 
@@ -320,7 +380,8 @@ impl Delivery {
 
     /// Offers one (new, already deduplicated) notification. Returns the
     /// toasts to show now: possibly this one, possibly a due folded toast,
-    /// possibly nothing (suppressed, or held for folding; see
+    /// possibly nothing (its kind or project rule says `store`/`mute` (see
+    /// [`decide`]), suppressed, or held for folding; see
     /// [`Delivery::next_flush_at`]).
     pub fn offer(
         &mut self,
@@ -329,6 +390,12 @@ impl Delivery {
         local_minutes_of_day: u16,
         wall_ms: i64,
     ) -> Vec<Toast> {
+        let decision = decide(&self.policy, n);
+        if !decision.toast {
+            let out = self.poll(now);
+            self.last_suppression = Some(Suppression::Rule(decision.policy));
+            return out;
+        }
         let toast = self.toast_for(n);
         self.offer_toast(toast, now, local_minutes_of_day, wall_ms)
     }
@@ -849,6 +916,219 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    fn rules(
+        kinds: &[(&str, ToastPolicy, Option<&str>)],
+        projects: &[(&str, ToastPolicy)],
+    ) -> DeliveryPolicy {
+        let mut p = policy();
+        for (k, policy, sound) in kinds {
+            p.kinds.insert(
+                (*k).to_owned(),
+                KindRule {
+                    policy: *policy,
+                    sound: sound.map(str::to_owned),
+                },
+            );
+        }
+        for (id, policy) in projects {
+            p.projects
+                .insert((*id).to_owned(), ProjectRule { policy: *policy });
+        }
+        p
+    }
+
+    fn in_project(
+        mut n: Notification,
+        kind: NotificationKind,
+        project: Option<&str>,
+    ) -> Notification {
+        n.kind = kind;
+        n.project_id = project.map(Into::into);
+        n
+    }
+
+    #[test]
+    fn no_rules_show_everything_without_sound() {
+        let n = notif("a", Priority::Normal, None);
+        let d = decide(&policy(), &n);
+        assert_eq!(
+            d,
+            Decision {
+                policy: ToastPolicy::Show,
+                toast: true,
+                sound: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_kind_rule_stores_or_mutes_that_kind_only() {
+        for strict in [ToastPolicy::Store, ToastPolicy::Mute] {
+            let p = rules(&[("system", strict, None)], &[]);
+            let sys = in_project(
+                notif("s", Priority::Normal, None),
+                NotificationKind::System,
+                None,
+            );
+            let d = decide(&p, &sys);
+            assert_eq!((d.policy, d.toast, d.sound), (strict, false, None));
+            let other = notif("r", Priority::Normal, None);
+            assert!(decide(&p, &other).toast, "task_reviewed has no rule");
+        }
+        let p = rules(&[("task_reviewed", ToastPolicy::Show, None)], &[]);
+        assert!(decide(&p, &notif("r", Priority::Low, None)).toast);
+    }
+
+    #[test]
+    fn a_project_rule_applies_to_that_project_only() {
+        let p = rules(&[], &[("p-12", ToastPolicy::Mute)]);
+        let k = NotificationKind::TaskAssigned;
+        let muted = in_project(notif("a", Priority::Normal, None), k.clone(), Some("p-12"));
+        let d = decide(&p, &muted);
+        assert_eq!((d.policy, d.toast), (ToastPolicy::Mute, false));
+        let other = in_project(notif("b", Priority::Normal, None), k.clone(), Some("p-13"));
+        assert!(decide(&p, &other).toast);
+        let none = in_project(notif("c", Priority::Normal, None), k, None);
+        assert!(decide(&p, &none).toast);
+    }
+
+    #[test]
+    fn the_stricter_of_kind_and_project_rule_wins() {
+        let k = NotificationKind::TaskReviewed;
+        let n = in_project(notif("a", Priority::Normal, None), k, Some("p"));
+        // project stricter than kind
+        let p = rules(
+            &[("task_reviewed", ToastPolicy::Show, Some("bell"))],
+            &[("p", ToastPolicy::Store)],
+        );
+        let d = decide(&p, &n);
+        assert_eq!(
+            (d.policy, d.toast, d.sound),
+            (ToastPolicy::Store, false, None)
+        );
+        let p = rules(
+            &[("task_reviewed", ToastPolicy::Store, None)],
+            &[("p", ToastPolicy::Mute)],
+        );
+        assert_eq!(decide(&p, &n).policy, ToastPolicy::Mute);
+        // a laxer project rule does not lift the kind's
+        let p = rules(
+            &[("task_reviewed", ToastPolicy::Mute, None)],
+            &[("p", ToastPolicy::Show)],
+        );
+        let d = decide(&p, &n);
+        assert_eq!((d.policy, d.toast), (ToastPolicy::Mute, false));
+    }
+
+    #[test]
+    fn urgent_ones_bypass_store_and_mute_only_with_urgent_bypass() {
+        let k = NotificationKind::System;
+        let mut p = rules(
+            &[("system", ToastPolicy::Mute, Some("alarm-clock-elapsed"))],
+            &[("p", ToastPolicy::Store)],
+        );
+        for pri in [Priority::Urgent, Priority::High] {
+            let n = in_project(notif("u", pri, None), k.clone(), Some("p"));
+            let d = decide(&p, &n);
+            assert_eq!(d.policy, ToastPolicy::Mute);
+            assert!(d.toast, "{pri:?} bypasses");
+            assert_eq!(d.sound.as_deref(), Some("alarm-clock-elapsed"));
+        }
+        let normal = in_project(notif("n", Priority::Normal, None), k.clone(), Some("p"));
+        assert!(!decide(&p, &normal).toast);
+        p.urgent_bypass = false;
+        let n = in_project(notif("u", Priority::Urgent, None), k, Some("p"));
+        let d = decide(&p, &n);
+        assert_eq!((d.toast, d.sound), (false, None));
+    }
+
+    #[test]
+    fn sound_per_kind_then_default_then_none() {
+        let mut p = rules(&[("mention", ToastPolicy::Show, Some("bell"))], &[]);
+        let mention = in_project(
+            notif("m", Priority::Normal, None),
+            NotificationKind::Mention,
+            None,
+        );
+        let other = notif("o", Priority::Normal, None);
+        assert_eq!(decide(&p, &mention).sound.as_deref(), Some("bell"));
+        assert_eq!(decide(&p, &other).sound, None, "no default sound");
+        p.default_sound = Some("message-new-instant".into());
+        assert_eq!(decide(&p, &mention).sound.as_deref(), Some("bell"));
+        assert_eq!(
+            decide(&p, &other).sound.as_deref(),
+            Some("message-new-instant")
+        );
+        // from a config: sound = true is the default sound
+        let c = Config {
+            sound: true,
+            ..Config::default()
+        };
+        assert_eq!(
+            DeliveryPolicy::from_config(&c, Lang::En)
+                .default_sound
+                .as_deref(),
+            Some(crate::config::DEFAULT_SOUND)
+        );
+        assert_eq!(DeliveryPolicy::default().default_sound, None);
+    }
+
+    #[test]
+    fn offer_shows_no_toast_for_a_muted_one_and_says_why() {
+        let p = rules(
+            &[("system", ToastPolicy::Mute, None)],
+            &[("p", ToastPolicy::Store)],
+        );
+        let mut d = Delivery::new(p);
+        let t0 = Instant::now();
+        let sys = in_project(
+            notif("s", Priority::Normal, None),
+            NotificationKind::System,
+            None,
+        );
+        assert!(d.offer(&sys, t0, NOON, 0).is_empty());
+        assert_eq!(
+            d.last_suppression(),
+            Some(Suppression::Rule(ToastPolicy::Mute))
+        );
+        assert_eq!(d.held(), 0);
+        let proj = in_project(
+            notif("p", Priority::Low, None),
+            NotificationKind::Mention,
+            Some("p"),
+        );
+        assert!(d.offer(&proj, t0, NOON, 0).is_empty());
+        assert_eq!(
+            d.last_suppression(),
+            Some(Suppression::Rule(ToastPolicy::Store))
+        );
+        // muted ones do not count towards folding
+        for i in 0..3 {
+            assert_eq!(
+                d.offer(
+                    &notif(&format!("k{i}"), Priority::Normal, None),
+                    t0,
+                    NOON,
+                    0
+                )
+                .len(),
+                1
+            );
+            assert_eq!(d.last_suppression(), None);
+        }
+        let urgent = in_project(
+            notif("u", Priority::Urgent, None),
+            NotificationKind::System,
+            None,
+        );
+        assert!(
+            d.offer(&urgent, t0, NOON, 0).is_empty(),
+            "held for folding, not muted"
+        );
+        assert_eq!(d.last_suppression(), None);
+        assert_eq!(d.held(), 1);
     }
 
     #[test]

@@ -368,6 +368,7 @@ impl Notifier for DesktopNotifier {
             timeout_ms: toast
                 .timeout_ms
                 .map_or(-1, |ms| i32::try_from(ms).unwrap_or(i32::MAX)),
+            sound: card.sound.as_deref(),
         };
         self.bus
             .notify(&request, card, &self.opener, &self.attached)
@@ -463,6 +464,12 @@ impl Notifier for DesktopNotifier {
         if let Some(ms) = toast.timeout_ms {
             n.timeout(notify_rust::Timeout::Milliseconds(ms));
         }
+        if let Some(sound) = &card.sound {
+            #[cfg(target_os = "windows")]
+            n.sound_name(windows_sound_name(sound));
+            #[cfg(not(target_os = "windows"))]
+            n.sound_name(sound);
+        }
         let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
         // macOS reports clicks through the main run loop, which only the tray app runs:
         // without it the waiting thread would never end.
@@ -483,6 +490,24 @@ impl Notifier for DesktopNotifier {
             tracing::warn!(error = %e, "cannot wait for a click on the toast");
         }
         Ok(())
+    }
+}
+
+/// The sound names a Windows toast knows (tauri-winrt-notification's `Sound`).
+const WINDOWS_SOUNDS: [&str; 25] = [
+    "Default", "IM", "Mail", "Reminder", "SMS", "Alarm", "Alarm2", "Alarm3", "Alarm4", "Alarm5",
+    "Alarm6", "Alarm7", "Alarm8", "Alarm9", "Alarm10", "Call", "Call2", "Call3", "Call4", "Call5",
+    "Call6", "Call7", "Call8", "Call9", "Call10",
+];
+
+/// The Windows toast sound for a configured sound: a Windows sound name as it is,
+/// anything else (a freedesktop name such as `message-new-instant`) `Default`; an
+/// unknown name would silence the toast.
+pub fn windows_sound_name(name: &str) -> &str {
+    if WINDOWS_SOUNDS.contains(&name) {
+        name
+    } else {
+        "Default"
     }
 }
 
@@ -600,6 +625,8 @@ mod freedesktop {
         pub actions: &'a [&'a str],
         pub urgency: u8,
         pub timeout_ms: i32,
+        /// The `sound-name` hint, if any.
+        pub sound: Option<&'a str>,
     }
 
     /// A shown toast (its links and keys), the keys not withdrawn yet, and the
@@ -822,6 +849,9 @@ mod freedesktop {
         let mut hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
         hints.insert("urgency", zbus::zvariant::Value::U8(req.urgency));
         hints.insert("category", zbus::zvariant::Value::from("im.received"));
+        if let Some(sound) = req.sound {
+            hints.insert("sound-name", zbus::zvariant::Value::from(sound));
+        }
         let reply = conn.call_method(
             Some(NAME),
             PATH,
@@ -1126,6 +1156,7 @@ mod tests {
         ToastCard {
             toast: t,
             review_url: review.map(str::to_string),
+            sound: None,
         }
     }
 
@@ -1223,6 +1254,14 @@ mod tests {
         r.set_failure(None);
         r.show(&toast("x")).unwrap();
         assert_eq!(r.toasts().len(), 1);
+    }
+
+    #[test]
+    fn windows_toasts_get_a_sound_they_know() {
+        assert_eq!(windows_sound_name("message-new-instant"), "Default");
+        assert_eq!(windows_sound_name("bell"), "Default");
+        assert_eq!(windows_sound_name("Mail"), "Mail");
+        assert_eq!(windows_sound_name("Alarm3"), "Alarm3");
     }
 
     #[test]

@@ -70,7 +70,8 @@ pub const CATCHUP_RETRY_CAP: Duration = Duration::from_secs(60);
 pub const PRUNE_EVERY: u32 = 1_000;
 /// Snoozed toasts kept at most; snoozing one more drops the one due first.
 pub const MAX_SNOOZED: usize = 64;
-/// Review links kept for toasts not shown yet (held for folding, suppressed).
+/// Review links (and sounds) kept for toasts not shown yet (held for folding,
+/// suppressed).
 const MAX_REVIEW_LINKS: usize = 256;
 
 /// The time, as the driver read it when the input arrived.
@@ -419,6 +420,8 @@ pub struct Connection {
     snoozed: Vec<Snoozed>,
     /// Review links of announced notifications whose toast is not shown yet.
     reviews: std::collections::VecDeque<(String, String)>,
+    /// Sounds of announced notifications whose toast is not shown yet.
+    sounds: std::collections::VecDeque<(String, String)>,
     out: Vec<Action>,
 }
 
@@ -442,6 +445,7 @@ impl Connection {
             phase: Phase::SigningIn,
             snoozed: Vec::new(),
             reviews: std::collections::VecDeque::new(),
+            sounds: std::collections::VecDeque::new(),
             out: Vec::new(),
         }
     }
@@ -605,18 +609,24 @@ impl Connection {
         self.push(Action::Status(StatusChange::State(state)));
     }
 
-    /// Hands `toast` to the notifier, with the review link of its notification.
+    /// Hands `toast` to the notifier, with the review link and the sound of its
+    /// notification; a folded toast plays the default sound, if any.
     fn show(&mut self, toast: Toast) {
-        let review_url = match toast.keys.as_slice() {
-            [key] => self
-                .reviews
-                .iter()
+        let take = |list: &mut std::collections::VecDeque<(String, String)>, key: &String| {
+            list.iter()
                 .position(|(k, _)| k == key)
-                .and_then(|i| self.reviews.remove(i))
-                .map(|(_, url)| url),
-            _ => None,
+                .and_then(|i| list.remove(i))
+                .map(|(_, v)| v)
         };
-        self.push(Action::Show(ToastCard { toast, review_url }));
+        let (review_url, sound) = match toast.keys.as_slice() {
+            [key] => (take(&mut self.reviews, key), take(&mut self.sounds, key)),
+            _ => (None, self.delivery.policy().default_sound.clone()),
+        };
+        self.push(Action::Show(ToastCard {
+            toast,
+            review_url,
+            sound,
+        }));
     }
 
     // ---- read marks and toast actions ------------------------------------
@@ -1061,6 +1071,12 @@ impl Connection {
             }
             self.reviews.push_back((n.key.clone(), url));
         }
+        if let Some(sound) = delivery::decide(self.delivery.policy(), &n).sound {
+            if self.sounds.len() >= MAX_REVIEW_LINKS {
+                self.sounds.pop_front();
+            }
+            self.sounds.push_back((n.key.clone(), sound));
+        }
         let toasts = self
             .delivery
             .offer(&n, now.mono, now.local_minute, now.wall_ms);
@@ -1215,6 +1231,13 @@ impl Connection {
                     folded: 1,
                     timeout_ms: None,
                 };
+                // The test toast plays the default sound, so the setting can be tried.
+                if let (Some(key), Some(sound)) = (
+                    toast.keys.first(),
+                    self.delivery.policy().default_sound.clone(),
+                ) {
+                    self.sounds.push_back((key.clone(), sound));
+                }
                 self.show(toast);
             }
             Command::MarkRead { keys } => self.read_here(keys, true),

@@ -1278,6 +1278,59 @@ fn a_pause_is_saved_and_holds_toasts_but_not_storing() {
 }
 
 #[test]
+fn a_muted_kind_is_stored_and_counted_but_not_shown_and_others_carry_their_sound() {
+    use crate::config::{KindRule, ToastPolicy};
+    let mut config = Config {
+        sound: true,
+        ..Config::default()
+    };
+    config.kinds.insert(
+        "task_reviewed".into(),
+        KindRule {
+            policy: ToastPolicy::Mute,
+            sound: None,
+        },
+    );
+    let mut r = Rig::with(config.clone(), rules());
+    r.connect();
+    let a = r.live("m1");
+    assert_eq!(stores(&a).len(), 1, "stored while muted");
+    let a = r.store_all_new(&a);
+    assert_eq!(events(&a).len(), 1, "announced");
+    assert_eq!(
+        count(&a, |a| *a == Action::Status(StatusChange::UnreadAdded)),
+        1,
+        "counted"
+    );
+    assert_eq!(count(&a, |a| matches!(a, Action::Show(_))), 0, "not shown");
+
+    // Its own sound for the kind; the default sound for the test toast.
+    config.kinds.insert(
+        "task_reviewed".into(),
+        KindRule {
+            policy: ToastPolicy::Show,
+            sound: Some("bell".into()),
+        },
+    );
+    r.cmd(Command::SetConfig(Box::new(config)));
+    let a = r.live("m2");
+    let a = r.store_all_new(&a);
+    let sounds: Vec<_> = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::Show(c) => Some(c.sound.as_deref()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sounds, [Some("bell")]);
+    let a = r.cmd(Command::TestNotification);
+    assert!(
+        matches!(&a[..], [Action::Show(c)] if c.sound.as_deref() == Some(crate::config::DEFAULT_SOUND)),
+        "{a:?}"
+    );
+}
+
+#[test]
 fn local_commands_work_in_every_phase() {
     let mut r = Rig::new();
     r.feed(Input::Start);

@@ -80,18 +80,27 @@ impl ToastQueue {
             Job::Show(card) if waiting >= MAX_PENDING_TOASTS => {
                 let mut all: Vec<Toast> = Vec::new();
                 let mut rest: VecDeque<(u64, Job)> = VecDeque::new();
+                // The folded toast plays the first sound among those it stands for.
+                let mut sound = None;
                 for (s, j) in st.pending.drain(..) {
                     match j {
-                        Job::Show(c) => all.push(c.toast),
+                        Job::Show(c) => {
+                            sound = sound.or(c.sound);
+                            all.push(c.toast);
+                        }
                         other => rest.push_back((s, other)),
                     }
                 }
+                sound = sound.or(card.sound);
                 all.push(card.toast);
                 tracing::warn!(
                     waiting = all.len(),
                     "the notification daemon is slow; folding the toasts that wait"
                 );
-                let folded = ToastCard::plain(delivery::fold_toasts(all, self.lang));
+                let folded = ToastCard {
+                    sound,
+                    ..ToastCard::plain(delivery::fold_toasts(all, self.lang))
+                };
                 st.pending.push_back((seq, Job::Show(folded)));
                 st.pending.extend(rest);
             }
