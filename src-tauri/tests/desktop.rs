@@ -59,6 +59,17 @@ fn app_command(desktop: &Desktop, dirs: &Path) -> Command {
     cmd
 }
 
+/// The real app on the demo backend, in English, in `desktop`.
+fn start_demo_app(desktop: &Desktop, dirs: &Path) -> ChildGuard {
+    ChildGuard::spawn(
+        "taskbell-app",
+        app_command(desktop, dirs).args(["--demo", "--lang", "en"]),
+        &desktop.log_dir(),
+        Stdout::Log,
+    )
+    .unwrap()
+}
+
 #[test]
 fn demo_lives_in_the_tray_without_a_webview_until_a_window_is_opened() {
     let desktop = Desktop::start_with(DesktopOptions {
@@ -68,13 +79,7 @@ fn demo_lives_in_the_tray_without_a_webview_until_a_window_is_opened() {
     })
     .unwrap();
     let dirs = desktop.dir().join("app");
-    let mut app = ChildGuard::spawn(
-        "taskbell-app",
-        app_command(&desktop, &dirs).args(["--demo", "--lang", "en"]),
-        &desktop.log_dir(),
-        Stdout::Log,
-    )
-    .unwrap();
+    let mut app = start_demo_app(&desktop, &dirs);
     let recorder = desktop.recorder().unwrap();
 
     // The login summary reaches the notification daemon.
@@ -494,13 +499,7 @@ fn statusnotifier_item_shows_state_and_its_dbusmenu_drives_the_app() {
     // The host first: libappindicator looks for a watcher when the icon is created.
     let watcher = SniWatcher::start(desktop.bus()).unwrap();
     let dirs = desktop.dir().join("app");
-    let mut app = ChildGuard::spawn(
-        "taskbell-app",
-        app_command(&desktop, &dirs).args(["--demo", "--lang", "en"]),
-        &desktop.log_dir(),
-        Stdout::Log,
-    )
-    .unwrap();
+    let mut app = start_demo_app(&desktop, &dirs);
     let item = watcher
         .wait_for_item(WAIT)
         .unwrap_or_else(|e| panic!("{e}\n{}", app.log()));
