@@ -248,11 +248,6 @@ pub fn ids(accounts: &[Account]) -> String {
     }
 }
 
-/// Whether `path` is inside a further account's directory (for messages).
-pub fn is_further_account(paths: &Paths) -> bool {
-    paths.main_config_file().is_some()
-}
-
 /// A notifier that names the account on every toast ("zhangsan@a.example · title"),
 /// for when several accounts run side by side. Give each account's engine a
 /// notifier of its own inside: a notifier reports toast actions (Mark read,
@@ -381,8 +376,8 @@ mod tests {
         .unwrap();
         let second = locate(&main, "http://127.0.0.1:2", "lisi").unwrap();
         assert_eq!(second, main.account("lisi@127.0.0.1_2"));
-        assert!(is_further_account(&second));
-        assert!(!is_further_account(&main));
+        assert!(second.main_config_file().is_some());
+        assert!(main.main_config_file().is_none());
         write(&second, "http://127.0.0.1:2", "lisi");
         // The further account: its identity, the main settings, its own pause.
         let eff = second.load_config().unwrap();
