@@ -2,6 +2,8 @@
 //! tray host, and what to do when one is missing. Each check is blocking (D-Bus, X11);
 //! callers run them off the main thread.
 
+use taskbell_core::i18n::{Msg, tr};
+
 use crate::model::{Check, Lang};
 
 /// The StatusNotifierItem host registry that KDE, GNOME's AppIndicator extension, waybar…
@@ -28,15 +30,7 @@ fn check(id: &str, result: Result<String, String>, fix: &str) -> Check {
 
 /// The keyring check from how opening the keyring went at start.
 pub fn keyring(opened: &Result<String, String>, lang: Lang) -> Check {
-    let fix = match lang {
-        Lang::ZhCn => {
-            "没有可用的钥匙串：安装并启动 gnome-keyring（或 KWallet），确保会话 D-Bus 在运行；否则 TaskBell 无法记住登录。"
-        }
-        Lang::En => {
-            "No keyring: install and start gnome-keyring (or KWallet) with a session D-Bus running; without one TaskBell cannot remember your sign-in."
-        }
-    };
-    check("keyring", opened.clone(), fix)
+    check("keyring", opened.clone(), &tr(lang, Msg::FixKeyring))
 }
 
 /// Asks the session bus for a notification daemon.
@@ -44,15 +38,7 @@ pub fn notifications(lang: Lang) -> Check {
     let found = taskbell_core::notifier::probe()
         .map(|i| format!("{} {} ({})", i.name, i.version, i.vendor))
         .map_err(|e| e.to_string());
-    let fix = match lang {
-        Lang::ZhCn => {
-            "没有通知服务：安装并启动一个通知守护进程（如 dunst、mako，或桌面自带的），然后点“发送测试通知”。"
-        }
-        Lang::En => {
-            "No notification daemon: install and start one (dunst, mako, or your desktop's own), then press \"Send a test notification\"."
-        }
-    };
-    check("notifications", found, fix)
+    check("notifications", found, &tr(lang, Msg::FixNotifications))
 }
 
 /// Windows' notification area and macOS' menu bar are always there.
@@ -82,15 +68,7 @@ pub fn tray(lang: Lang) -> Check {
             ))
         }
     };
-    let fix = match lang {
-        Lang::ZhCn => {
-            "没有系统托盘：GNOME 请安装“AppIndicator and KStatusNotifierItem Support”扩展；其他桌面请在面板中添加托盘/通知区域（或运行 trayer、stalonetray）。"
-        }
-        Lang::En => {
-            "No system tray: on GNOME install the \"AppIndicator and KStatusNotifierItem Support\" extension; elsewhere add a tray / notification area to your panel (or run trayer or stalonetray)."
-        }
-    };
-    check("tray", found, fix)
+    check("tray", found, &tr(lang, Msg::FixTray))
 }
 
 #[cfg(target_os = "linux")]

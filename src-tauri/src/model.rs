@@ -1,50 +1,16 @@
 //! The shapes the app shows: what the tray renders and what the ui/ windows receive.
-//! They are built from the core's types in [`crate::bridge`]; none of them can carry a
+//! They are built from the core's types in [`crate::view`]; none of them can carry a
 //! token (there is no field for one), which is how "no token reaches the UI" is kept.
 
 use serde::{Deserialize, Serialize};
+use taskbell_core::i18n::{Msg, tr};
 
-/// The language of the tray and the windows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum Lang {
-    /// Simplified Chinese.
-    #[serde(rename = "zh-CN")]
-    ZhCn,
-    /// English.
-    #[default]
-    #[serde(rename = "en")]
-    En,
-}
+/// The language of the tray and the windows: the core's, serialised as `"zh-CN"`/`"en"`.
+pub use taskbell_core::i18n::Lang;
 
-/// The connection state as the tray and the windows see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum ConnState {
-    /// Nobody is signed in.
-    SignedOut {
-        /// Why (token revoked, signed out by the user), when known.
-        reason: Option<String>,
-    },
-    /// Opening the socket.
-    Connecting,
-    /// The socket is open.
-    Connected {
-        /// The last heartbeat round trip.
-        latency_ms: Option<u64>,
-    },
-    /// Waiting before the next attempt.
-    Reconnecting {
-        /// Seconds until the next attempt.
-        in_secs: u64,
-        /// Why the last connection ended.
-        reason: String,
-    },
-    /// Gave up for now (e.g. no network).
-    Offline {
-        /// Why.
-        reason: String,
-    },
-}
+/// The connection state as the tray and the windows see it: the core's own state
+/// (serialised with a `state` tag, e.g. `{"state": "connected", "latency_ms": 38}`).
+pub use taskbell_core::supervisor::State as ConnState;
 
 /// The signed-in user as shown (never with a token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +45,24 @@ pub struct UiStatus {
     /// How many accounts the tray runs (the first one and the further signed-in ones);
     /// `unread` is their sum.
     pub accounts: u32,
+    /// Every account with its own state, when there are several (empty with one).
+    #[serde(default)]
+    pub account_list: Vec<UiAccount>,
+    /// The state in words, in the app's language ("Connected · 38 ms · 2 accounts"),
+    /// computed once in Rust for the menu, the tooltip and the windows.
+    #[serde(default)]
+    pub state_line: String,
+}
+
+/// One account of several, as the tray's "Accounts" submenu shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiAccount {
+    /// `user@host`.
+    pub id: String,
+    /// Its connection.
+    pub state: ConnState,
+    /// Its unread count.
+    pub unread: u64,
 }
 
 impl UiStatus {
@@ -94,6 +78,8 @@ impl UiStatus {
             server: None,
             demo: false,
             accounts: 1,
+            account_list: Vec::new(),
+            state_line: String::new(),
         }
     }
 }
@@ -216,6 +202,73 @@ pub struct UiDiagnostics {
     pub checks: Vec<Check>,
 }
 
+/// The app's windows; each has its own page in ui/ and its own capability file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WindowKind {
+    /// Sign in (server URL, user name, password, remember me).
+    Login,
+    /// The notification center.
+    Center,
+    /// Settings.
+    Settings,
+    /// Diagnostics.
+    Diagnostics,
+}
+
+impl WindowKind {
+    /// All windows.
+    pub const ALL: [WindowKind; 4] = [Self::Login, Self::Center, Self::Settings, Self::Diagnostics];
+
+    /// The window label (also the capability's `windows` entry).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Center => "center",
+            Self::Settings => "settings",
+            Self::Diagnostics => "diagnostics",
+        }
+    }
+
+    /// The page in ui/.
+    pub fn page(self) -> &'static str {
+        match self {
+            Self::Login => "login.html",
+            Self::Center => "center.html",
+            Self::Settings => "settings.html",
+            Self::Diagnostics => "diagnostics.html",
+        }
+    }
+
+    /// The window title.
+    pub fn title(self, lang: Lang) -> String {
+        let msg = match self {
+            Self::Login => Msg::WindowLogin,
+            Self::Center => Msg::WindowCenter,
+            Self::Settings => Msg::WindowSettings,
+            Self::Diagnostics => Msg::WindowDiagnostics,
+        };
+        tr(lang, msg)
+    }
+}
+
+/// A signed-in annotator with three unread and a two-line summary, in `state` (tests).
+#[cfg(test)]
+pub(crate) fn test_status(state: ConnState) -> UiStatus {
+    UiStatus {
+        state,
+        unread: 3,
+        user: Some(UiUser {
+            username: "zhangsan".into(),
+            display_name: "张三".into(),
+            role: "annotator".into(),
+        }),
+        summary_lines: vec!["被驳回的任务：2 个".into(), "进行中的任务：5 个".into()],
+        server: Some("http://127.0.0.1:1".into()),
+        ..UiStatus::signed_out()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,7 +300,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"kind": "reconnecting", "in_secs": 8, "reason": "x"})
+            serde_json::json!({"state": "reconnecting", "in_secs": 8, "reason": "x"})
         );
         assert_eq!(serde_json::to_value(Lang::ZhCn).unwrap(), "zh-CN");
     }

@@ -2,77 +2,54 @@
 //! and destroyed when they close it, so no WebKit process runs while TaskBell idles in
 //! the tray. Closing a window never quits the app (see `lib.rs`, `ExitRequested`).
 
-use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
-use crate::model::Lang;
+use crate::model::{Lang, WindowKind};
 
-/// The app's windows; each has its own page in ui/ and its own capability file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WindowKind {
-    /// Sign in (server URL, user name, password, remember me).
-    Login,
-    /// The notification center.
-    Center,
-    /// Settings.
-    Settings,
-    /// Diagnostics.
-    Diagnostics,
+/// The windows being created right now (managed state): a window's label is only
+/// registered once it exists, so two callers could otherwise make two windows.
+#[derive(Debug, Default)]
+pub struct Opening(std::sync::Mutex<Vec<String>>);
+
+/// While alive, a window is being created (see [`Opening::begin`]).
+#[derive(Debug)]
+pub struct OpeningGuard<'a> {
+    opening: &'a Opening,
+    label: String,
 }
 
-impl WindowKind {
-    /// All windows.
-    pub const ALL: [WindowKind; 4] = [Self::Login, Self::Center, Self::Settings, Self::Diagnostics];
-
-    /// The window label (also the capability's `windows` entry).
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Login => "login",
-            Self::Center => "center",
-            Self::Settings => "settings",
-            Self::Diagnostics => "diagnostics",
-        }
-    }
-
-    /// The page in ui/.
-    pub fn page(self) -> &'static str {
-        match self {
-            Self::Login => "login.html",
-            Self::Center => "center.html",
-            Self::Settings => "settings.html",
-            Self::Diagnostics => "diagnostics.html",
-        }
-    }
-
-    /// The window title.
-    pub fn title(self, lang: Lang) -> &'static str {
-        match (self, lang) {
-            (Self::Login, Lang::ZhCn) => "登录 TaskBell",
-            (Self::Login, Lang::En) => "Sign in to TaskBell",
-            (Self::Center, Lang::ZhCn) => "TaskBell 通知",
-            (Self::Center, Lang::En) => "TaskBell notifications",
-            (Self::Settings, Lang::ZhCn) => "TaskBell 设置",
-            (Self::Settings, Lang::En) => "TaskBell settings",
-            (Self::Diagnostics, Lang::ZhCn) => "TaskBell 诊断",
-            (Self::Diagnostics, Lang::En) => "TaskBell diagnostics",
-        }
-    }
-
-    fn size(self) -> (f64, f64) {
-        match self {
-            Self::Login => (420.0, 520.0),
-            Self::Center => (520.0, 640.0),
-            Self::Settings => (480.0, 600.0),
-            Self::Diagnostics => (560.0, 620.0),
-        }
+impl Drop for OpeningGuard<'_> {
+    fn drop(&mut self) {
+        self.opening.lock().retain(|l| *l != self.label);
     }
 }
 
-fn lang_tag(lang: Lang) -> &'static str {
-    match lang {
-        Lang::ZhCn => "zh-CN",
-        Lang::En => "en",
+impl Opening {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks the window `label` as being created; `None` when another thread already is
+    /// creating it.
+    pub fn begin(&self, label: &str) -> Option<OpeningGuard<'_>> {
+        let mut g = self.lock();
+        if g.iter().any(|l| l == label) {
+            return None;
+        }
+        g.push(label.to_string());
+        Some(OpeningGuard {
+            opening: self,
+            label: label.to_string(),
+        })
+    }
+}
+
+fn size(kind: WindowKind) -> (f64, f64) {
+    match kind {
+        WindowKind::Login => (420.0, 520.0),
+        WindowKind::Center => (520.0, 640.0),
+        WindowKind::Settings => (480.0, 600.0),
+        WindowKind::Diagnostics => (560.0, 620.0),
     }
 }
 
@@ -83,22 +60,22 @@ pub fn open<R: Runtime>(app: &AppHandle<R>, kind: WindowKind, lang: Lang) -> tau
         w.show()?;
         return w.set_focus();
     }
-    let shared = app.try_state::<crate::Shared>();
-    let _opening = match &shared {
-        Some(s) => match s.begin_opening(kind.label()) {
+    let opening = app.try_state::<Opening>();
+    let _opening = match &opening {
+        Some(o) => match o.begin(kind.label()) {
             Some(guard) => Some(guard),
             // Someone else is creating this very window right now.
             None => return Ok(()),
         },
         None => None,
     };
-    let (w, h) = kind.size();
+    let (w, h) = size(kind);
     let win = WebviewWindowBuilder::new(app, kind.label(), WebviewUrl::App(kind.page().into()))
         .title(kind.title(lang))
         // The page's language; a user script, so the CSP (no inline scripts) is not bent.
         .initialization_script(format!(
             "window.__TASKBELL_LANG__ = {};",
-            serde_json::Value::from(lang_tag(lang))
+            serde_json::Value::from(lang.as_tag())
         ))
         .inner_size(w, h)
         .min_inner_size(360.0, 400.0)
@@ -122,4 +99,22 @@ pub fn open_windows<R: Runtime>(app: &AppHandle<R>) -> Vec<String> {
     let mut v: Vec<String> = app.webview_windows().into_keys().collect();
     v.sort();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_is_created_by_one_caller_at_a_time() {
+        let opening = Opening::default();
+        let first = opening.begin("login").expect("first caller creates it");
+        assert!(opening.begin("login").is_none(), "second caller backs off");
+        assert!(
+            opening.begin("center").is_some(),
+            "other windows are independent"
+        );
+        drop(first);
+        assert!(opening.begin("login").is_some(), "free again once created");
+    }
 }

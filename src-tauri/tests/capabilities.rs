@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
-use taskbell_app::windows::WindowKind;
+use taskbell_app::model::WindowKind;
 
 /// Core plugins: their permissions are prefixed `core:`.
 const CORE_PLUGINS: &[&str] = &[

@@ -3,7 +3,7 @@
 //! replaced: an in-memory keyring and a notifier that records toasts.
 //!
 //! These tests drive the IPC commands exactly as a window would (through the ACL), and
-//! watch the bridge's events as a window would hear them.
+//! watch the controller's events as a window would hear them.
 
 // Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,9 +13,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use taskbell_app::bridge::{self, Deps, EVENT_NOTIFICATION, EVENT_STATUS};
+use taskbell_app::controller::{self, Deps, EVENT_NOTIFICATION, EVENT_STATUS};
+use taskbell_app::model::WindowKind;
 use taskbell_app::model::{ConnState, Lang, UiStatus};
-use taskbell_app::windows::WindowKind;
 use taskbell_app::{Options, Shared, run_app};
 use taskbell_core::accounts;
 use taskbell_core::config::{Config, Paths};
@@ -228,7 +228,7 @@ fn starts_with_no_window_and_in_demo_mode_when_no_server_is_configured() {
         f.app.webview_windows().is_empty(),
         "still no window after signing in"
     );
-    bridge::shutdown(f.app.handle());
+    controller::shutdown(f.app.handle());
 }
 
 #[test]
@@ -398,11 +398,11 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
     taskbell_app::commands::on_menu(f.app.handle(), "pause-30m");
     let paused = f.wait_status("paused", |s| s.paused_until_ms.is_some());
     assert_eq!(
-        taskbell_app::tray::IconState::of(&paused),
-        taskbell_app::tray::IconState::Paused
+        taskbell_app::view::icon::IconState::of(&paused),
+        taskbell_app::view::icon::IconState::Paused
     );
     assert!(
-        taskbell_app::tray::tooltip(&paused, Lang::En).contains("paused until"),
+        taskbell_app::view::menu::tooltip(&paused, Lang::En).contains("paused until"),
         "{paused:?}"
     );
     taskbell_app::commands::on_menu(f.app.handle(), "resume");
@@ -450,7 +450,7 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
         e.is_err(),
         "center may not reconnect (capability) and nobody is signed in"
     );
-    bridge::shutdown(f.app.handle());
+    controller::shutdown(f.app.handle());
 }
 
 #[test]
@@ -509,7 +509,7 @@ fn diagnostics_window_gets_checks_and_can_send_a_test_notification_while_signed_
             .to_string()
             .contains("not allowed")
     );
-    bridge::shutdown(f.app.handle());
+    controller::shutdown(f.app.handle());
 }
 
 /// Waits until `ok` holds (polling), failing after [`WAIT`].
@@ -589,7 +589,7 @@ fn two_accounts_on_two_servers_run_side_by_side_in_one_tray() {
         std::slice::from_ref(&second_id)
     );
     assert!(
-        taskbell_app::tray::tooltip(&s, Lang::En).contains("· 2 accounts ·"),
+        taskbell_app::view::menu::tooltip(&s, Lang::En).contains("· 2 accounts ·"),
         "{s:?}"
     );
     let unread0 = s.unread;
@@ -690,7 +690,7 @@ fn two_accounts_on_two_servers_run_side_by_side_in_one_tray() {
 
     // Quit stops every engine: nothing runs, and a notification on either server is no
     // longer shown.
-    bridge::shutdown(f.app.handle());
+    controller::shutdown(f.app.handle());
     let shared = f.app.state::<Shared>();
     assert!(!shared.engine.is_running() && shared.engine.further_running().is_empty());
     std::thread::sleep(Duration::from_millis(500));

@@ -9,7 +9,7 @@
 // notification is put in place without rebuilding the DOM, the rows in view stay where
 // they are, and only the new notification is announced (#announce), never the list.
 import { invoke, listen, EVENTS } from "./tauri.js";
-import { t, translate, stateText, errorText, lang } from "./i18n.js";
+import { t, translate, errorText, lang } from "./i18n.js";
 import {
   accountOf,
   accountsOf,
@@ -709,9 +709,9 @@ async function init() {
 
   await listen(EVENTS.notification, onLive);
   await listen(EVENTS.history, reload);
-  await listen(EVENTS.status, (s) => ($("state").textContent = stateText(s)));
+  await listen(EVENTS.status, (s) => ($("state").textContent = s.state_line));
   try {
-    $("state").textContent = stateText(await invoke("get_status"));
+    $("state").textContent = (await invoke("get_status")).state_line;
   } catch {
     /* shown on the next status event */
   }

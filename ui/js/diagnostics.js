@@ -1,6 +1,6 @@
 // Diagnostics: latency sparkline, reconnect log, self-checks with what to do, test toast.
 import { invoke, listen, EVENTS } from "./tauri.js";
-import { t, translate, stateText, errorText, lang } from "./i18n.js";
+import { t, translate, errorText, lang } from "./i18n.js";
 import { sparkPoints } from "./sparkline.js";
 
 const $ = (id) => document.getElementById(id);
@@ -90,9 +90,9 @@ async function init() {
   $("test").addEventListener("click", action("send_test_notification", "diag.test_sent"));
   $("reconnect").addEventListener("click", action("reconnect_now", null));
   await listen(EVENTS.diagnostics, (d) => render(d));
-  await listen(EVENTS.status, (s) => ($("state").textContent = stateText(s)));
+  await listen(EVENTS.status, (s) => ($("state").textContent = s.state_line));
   try {
-    $("state").textContent = stateText(await invoke("get_status"));
+    $("state").textContent = (await invoke("get_status")).state_line;
   } catch {
     /* shown on the next status event */
   }

@@ -89,13 +89,6 @@ const T = {
   "diag.check.tray": ["系统托盘", "System tray"],
   "diag.ok": ["正常", "OK"],
   "diag.missing": ["缺失", "Missing"],
-  "state.connected": ["已连接", "Connected"],
-  "state.connected_ms": ["已连接 · {ms} ms", "Connected · {ms} ms"],
-  "state.connecting": ["正在连接…", "Connecting…"],
-  "state.reconnecting": ["{n} 秒后重连", "Reconnecting in {n} s"],
-  "state.offline": ["离线", "Offline"],
-  "state.signed-out": ["未登录", "Signed out"],
-  "state.paused": ["已暂停至 {t}", "paused until {t}"],
 };
 
 /** "zh-CN" or "en". */
@@ -124,30 +117,6 @@ export function translate(root = document) {
   }
 }
 
-/** The one-line state text of a status object from the app. */
-export function stateText(status) {
-  const s = status && status.state ? status.state : { kind: "signed-out" };
-  let text;
-  switch (s.kind) {
-    case "connected":
-      text = s.latency_ms != null ? t("state.connected_ms", { ms: s.latency_ms }) : t("state.connected");
-      break;
-    case "reconnecting":
-      text = t("state.reconnecting", { n: s.in_secs });
-      break;
-    case "connecting":
-    case "offline":
-    case "signed-out":
-      text = t("state." + s.kind);
-      break;
-    default:
-      text = String(s.kind);
-  }
-  if (status && status.paused_label && s.kind !== "signed-out") {
-    text += " · " + t("state.paused", { t: status.paused_label });
-  }
-  return text;
-}
 
 /** A user-facing sentence for a command error ({kind, message, field}). */
 export function errorText(err) {

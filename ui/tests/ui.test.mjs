@@ -207,7 +207,7 @@ test("center: a live notification appears at the top, once", async () => {
   assert.equal(await page.locator("#list li[data-key=live-1]").count(), 1);
   assert.equal(await page.$eval("#list li", (li) => li.dataset.key), "live-1");
   assert.equal(await page.textContent("#unread"), "4 unread");
-  await page.evaluate(() => window.__stub.emit("taskbell://status", { state: { kind: "reconnecting", in_secs: 8, reason: "x" }, unread: 4 }));
+  await page.evaluate(() => window.__stub.emit("taskbell://status", { state: { state: "reconnecting", in_secs: 8, reason: "x" }, unread: 4, state_line: "Reconnecting in 8 s" }));
   assert.equal(await page.textContent("#state"), "Reconnecting in 8 s");
   await close();
 });

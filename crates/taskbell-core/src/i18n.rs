@@ -198,6 +198,61 @@ pub enum Msg<'a> {
     TestTitle,
     /// Body of the test notification.
     TestBody,
+    /// How many accounts run, after the tray's state line: "2 个账号".
+    Accounts {
+        /// How many.
+        n: u32,
+    },
+    /// A role's name ("annotator", "reviewer", "admin"); another text is shown as it is.
+    RoleName {
+        /// The role as the platform names it.
+        role: &'a str,
+    },
+    /// Tray menu: "Notifications (N unread)…".
+    MenuNotifications {
+        /// Unread count.
+        n: u64,
+    },
+    /// Tray menu: the pause submenu.
+    MenuPause,
+    /// Tray menu: pause for 30 minutes.
+    MenuPause30m,
+    /// Tray menu: pause for an hour.
+    MenuPause1h,
+    /// Tray menu: pause until tomorrow morning.
+    MenuPauseTomorrow,
+    /// Tray menu: resume.
+    MenuResume,
+    /// Tray menu: reconnect now.
+    MenuReconnect,
+    /// Tray menu: the settings window.
+    MenuSettings,
+    /// Tray menu: the diagnostics window.
+    MenuDiagnostics,
+    /// Tray menu: the sign-in window.
+    MenuSignIn,
+    /// Tray menu: sign out.
+    MenuSignOut,
+    /// Tray menu: the accounts submenu.
+    MenuAccounts,
+    /// Tray menu: sign in to one more account.
+    MenuAddAccount,
+    /// Tray menu: quit.
+    MenuQuit,
+    /// Title of the sign-in window.
+    WindowLogin,
+    /// Title of the notification center.
+    WindowCenter,
+    /// Title of the settings window.
+    WindowSettings,
+    /// Title of the diagnostics window.
+    WindowDiagnostics,
+    /// What to do without a keyring.
+    FixKeyring,
+    /// What to do without a notification daemon.
+    FixNotifications,
+    /// What to do without a tray host.
+    FixTray,
 }
 
 /// Translates a message into `lang`.
@@ -287,14 +342,14 @@ pub fn tr(lang: Lang, msg: Msg<'_>) -> String {
             None => pick("已连接".into(), "Connected".into()),
         },
         Msg::StateReconnecting { in_secs } => pick(
-            format!("{in_secs} 秒后重新连接"),
+            format!("{in_secs} 秒后重连"),
             format!("Reconnecting in {in_secs} s"),
         ),
         Msg::StateOffline => pick("离线".into(), "Offline".into()),
         Msg::StateSignedOut => pick("未登录".into(), "Signed out".into()),
         Msg::StatePausedUntil { until } => pick(
-            format!("通知已暂停至 {until}"),
-            format!("Paused until {until}"),
+            format!("已暂停至 {until}"),
+            format!("paused until {until}"),
         ),
         Msg::Unread { n } => pick(format!("{n} 条未读"), format!("{n} unread")),
         Msg::Open => pick("打开".into(), "Open".into()),
@@ -321,6 +376,45 @@ pub fn tr(lang: Lang, msg: Msg<'_>) -> String {
         Msg::TestBody => pick(
             "如果你看到了这条消息，桌面通知工作正常。".into(),
             "If you can read this, desktop notifications work.".into(),
+        ),
+        Msg::Accounts { n } => pick(format!("{n} 个账号"), format!("{n} accounts")),
+        Msg::RoleName { role } => match role {
+            "annotator" => pick("标注员".into(), "Annotator".into()),
+            "reviewer" => pick("审核员".into(), "Reviewer".into()),
+            "admin" => pick("管理员".into(), "Admin".into()),
+            other => other.to_string(),
+        },
+        Msg::MenuNotifications { n } => {
+            pick(format!("通知（{n} 条未读）…"), format!("Notifications ({n} unread)…"))
+        }
+        Msg::MenuPause => pick("暂停通知".into(), "Pause notifications".into()),
+        Msg::MenuPause30m => pick("30 分钟".into(), "30 min".into()),
+        Msg::MenuPause1h => pick("1 小时".into(), "1 hour".into()),
+        Msg::MenuPauseTomorrow => pick("直到明天".into(), "Until tomorrow".into()),
+        Msg::MenuResume => pick("恢复通知".into(), "Resume".into()),
+        Msg::MenuReconnect => pick("立即重连".into(), "Reconnect now".into()),
+        Msg::MenuSettings => pick("设置…".into(), "Settings…".into()),
+        Msg::MenuDiagnostics => pick("诊断…".into(), "Diagnostics…".into()),
+        Msg::MenuSignIn => pick("登录…".into(), "Sign in…".into()),
+        Msg::MenuSignOut => pick("退出登录".into(), "Sign out".into()),
+        Msg::MenuAccounts => pick("账号".into(), "Accounts".into()),
+        Msg::MenuAddAccount => pick("添加账号…".into(), "Add account…".into()),
+        Msg::MenuQuit => pick("退出 TaskBell".into(), "Quit TaskBell".into()),
+        Msg::WindowLogin => pick("登录 TaskBell".into(), "Sign in to TaskBell".into()),
+        Msg::WindowCenter => pick("TaskBell 通知".into(), "TaskBell notifications".into()),
+        Msg::WindowSettings => pick("TaskBell 设置".into(), "TaskBell settings".into()),
+        Msg::WindowDiagnostics => pick("TaskBell 诊断".into(), "TaskBell diagnostics".into()),
+        Msg::FixKeyring => pick(
+            "没有可用的钥匙串：安装并启动 gnome-keyring（或 KWallet），确保会话 D-Bus 在运行；否则 TaskBell 无法记住登录。".into(),
+            "No keyring: install and start gnome-keyring (or KWallet) with a session D-Bus running; without one TaskBell cannot remember your sign-in.".into(),
+        ),
+        Msg::FixNotifications => pick(
+            "没有通知服务：安装并启动一个通知守护进程（如 dunst、mako，或桌面自带的），然后点“发送测试通知”。".into(),
+            "No notification daemon: install and start one (dunst, mako, or your desktop's own), then press \"Send a test notification\".".into(),
+        ),
+        Msg::FixTray => pick(
+            "没有系统托盘：GNOME 请安装“AppIndicator and KStatusNotifierItem Support”扩展；其他桌面请在面板中添加托盘/通知区域（或运行 trayer、stalonetray）。".into(),
+            "No system tray: on GNOME install the \"AppIndicator and KStatusNotifierItem Support\" extension; elsewhere add a tray / notification area to your panel (or run trayer or stalonetray).".into(),
         ),
     }
 }

@@ -1,0 +1,605 @@
+//! The engines' life cycle: boot (the demo, or the configured accounts, or the login
+//! window), one engine per signed-in account with pumps that turn its status and events
+//! into publications, sign-in (which may add an account), per-account sign-out, and
+//! shutdown.
+//!
+//! Each first-account engine run gets a generation number, and its three pump tasks
+//! (status, events, exit) ignore themselves once a newer engine replaced it; the further
+//! accounts share a generation of their own, bumped when they all stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use taskbell_core::accounts::{self, Labelled};
+use taskbell_core::config::{Config, Paths};
+use taskbell_core::credentials::Credentials;
+use taskbell_core::i18n::{Msg, tr};
+use taskbell_core::notifier::Notifier;
+use taskbell_core::supervisor::{
+    Command, Engine, EngineError, EngineHandle, EngineOptions, Event, ExitReason, Status,
+    sign_in as core_sign_in,
+};
+use tauri::{AppHandle, Manager, Runtime};
+use tokio::sync::{mpsc, watch};
+
+use super::publish::{self, publish, publish_signed_out};
+use super::shared::Shared;
+use super::slot::Further;
+use crate::error::{self, CmdError, CmdResult, ErrorKind, keyring_error, sign_in_error};
+use crate::model::{ConnState, ReconnectEntry, UiUser, WindowKind};
+use crate::view::{now_ms, ui_notification, ui_status, ui_user};
+use crate::windows;
+
+/// How often the demo server makes something happen.
+pub const DEMO_ACTIVITY_EVERY: Duration = Duration::from_secs(20);
+
+/// Starts the engine in the background: the demo when asked or when no server is
+/// configured, else the configured account (signing in from the keyring); the login
+/// window when that is not possible.
+pub fn start<R: Runtime>(app: &AppHandle<R>) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Err(e) = boot(&app).await {
+            tracing::warn!("{e}");
+            publish_signed_out(&app, Some(e.message.clone()));
+            open_login(&app);
+        }
+    });
+}
+
+/// Opens the sign-in window (the user must act: signed out, or an account to add).
+pub(super) fn open_login<R: Runtime>(app: &AppHandle<R>) {
+    let lang = app.state::<Shared>().lang();
+    if let Err(e) = windows::open(app, WindowKind::Login, lang) {
+        tracing::warn!("could not open the login window: {e}");
+    }
+}
+
+async fn boot<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
+    let shared = app.state::<Shared>();
+    let paths = shared.deps.paths.clone();
+    let config = Config::load(&paths.config_file());
+    let demo = shared.options.demo || matches!(&config, Ok(c) if c.server.is_none());
+    if demo {
+        return start_demo(app).await;
+    }
+    let config = config.map_err(CmdError::from)?;
+    let credentials = shared.deps.credentials.clone().map_err(keyring_error)?;
+    load_accounts(app, &paths);
+    let first = start_engine(app, config, paths, credentials.clone(), false);
+    start_further(app, &credentials).await;
+    match first {
+        Err(EngineError::NotSignedIn) => {
+            publish_signed_out(app, None);
+            open_login(app);
+            Ok(())
+        }
+        Err(e) => Err(CmdError::new(ErrorKind::Local, e.to_string())),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Starts the embedded reference server with demo activity and signs in as the demo
+/// annotator, in a demo data directory of its own (the real config stays untouched).
+async fn start_demo<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
+    let shared = app.state::<Shared>();
+    let server = taskbell_server::start(taskbell_server::ServerConfig {
+        demo_activity: Some(DEMO_ACTIVITY_EVERY),
+        ..taskbell_server::ServerConfig::default()
+    })
+    .await
+    .map_err(|e| {
+        CmdError::new(
+            ErrorKind::Local,
+            format!("the demo server did not start: {e}"),
+        )
+    })?;
+    let dir = shared.deps.paths.data_dir.join("demo");
+    // A fresh demo every time: the demo server's data starts afresh too.
+    let _ = std::fs::remove_dir_all(&dir);
+    let paths = Paths {
+        config_dir: dir.clone(),
+        data_dir: dir,
+    };
+    // The demo keeps its token in memory: it works without a keyring, and its tokens die
+    // with the demo server anyway.
+    let credentials = Credentials::in_memory();
+    let account = taskbell_server::DEMO_ANNOTATOR;
+    let base = server.base_url();
+    tracing::info!(
+        "demo: platform at {base}, signing in as {}",
+        account.username
+    );
+    let signed = core_sign_in(
+        &paths,
+        &credentials,
+        &base,
+        account.username,
+        account.password,
+        false,
+    )
+    .await
+    .map_err(sign_in_error)?;
+    shared.engine.lock().demo = Some(server);
+    start_engine(app, signed.config, paths, credentials, true).map_err(error::local)
+}
+
+fn start_engine<R: Runtime>(
+    app: &AppHandle<R>,
+    config: Config,
+    paths: Paths,
+    credentials: Credentials,
+    demo: bool,
+) -> Result<(), EngineError> {
+    let shared = app.state::<Shared>();
+    if let Some(lang) = config.language {
+        shared.set_lang(lang);
+    }
+    let notifier: Arc<dyn Notifier> = match shared.engine.primary_label().filter(|_| !demo) {
+        Some(label) => Arc::new(Labelled::new(label, shared.deps.notifier.clone())),
+        None => shared.deps.notifier.clone(),
+    };
+    let mut opts = EngineOptions::new(config, paths.clone(), notifier, credentials);
+    opts.lang = shared.lang();
+    opts.utc_offset = shared.deps.utc_offset;
+    let EngineHandle {
+        state,
+        events,
+        commands,
+        join,
+    } = Engine::start(opts)?;
+    let generation = {
+        let mut slot = shared.engine.lock();
+        if let Some(old) = slot.commands.take() {
+            let _ = old.try_send(Command::Shutdown);
+        }
+        if !demo && let Some(server) = slot.demo.take() {
+            tauri::async_runtime::spawn(server.shutdown());
+        }
+        slot.generation += 1;
+        slot.commands = Some(commands);
+        slot.paths = Some(paths);
+        slot.summary_lines.clear();
+        slot.signing_out = false;
+        slot.generation
+    };
+    tauri::async_runtime::spawn(pump_status(app.clone(), state, generation, demo));
+    tauri::async_runtime::spawn(pump_events(app.clone(), events, generation, demo));
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let reason = match join.await {
+            Ok(r) => r,
+            Err(e) => ExitReason::Failed(format!("engine task failed: {e}")),
+        };
+        on_exit(&app, generation, reason);
+    });
+    Ok(())
+}
+
+/// Reads the accounts from the main config dir: names the first one when there are
+/// several, and keeps every further one (an engine already running for one stays; one that
+/// is gone is stopped).
+fn load_accounts<R: Runtime>(app: &AppHandle<R>, paths: &Paths) {
+    let all = accounts::list(paths).unwrap_or_else(|e| {
+        tracing::warn!("cannot list the accounts: {e}");
+        Vec::new()
+    });
+    let several = all.len() > 1;
+    let shared = app.state::<Shared>();
+    let mut slot = shared.engine.lock();
+    slot.primary_label = all
+        .iter()
+        .find(|a| a.primary)
+        .filter(|_| several)
+        .map(|a| a.id.clone());
+    let mut old = std::mem::take(&mut slot.further);
+    slot.further = all
+        .into_iter()
+        .filter(|a| !a.primary)
+        .map(|a| match old.iter().position(|f| f.id == a.id) {
+            Some(i) => old.swap_remove(i),
+            None => Further {
+                id: a.id,
+                paths: a.paths,
+                commands: None,
+                unread: 0,
+                state: ConnState::SignedOut { reason: None },
+            },
+        })
+        .collect();
+    for gone in old {
+        if let Some(tx) = gone.commands {
+            let _ = tx.try_send(Command::Shutdown);
+        }
+    }
+}
+
+/// Whether the account of `config` can sign in without asking: a token, or a remembered
+/// password, in the keyring (what `taskbell run` checks too).
+async fn has_credentials(credentials: &Credentials, config: &Config) -> bool {
+    let (creds, config) = (credentials.clone(), config.clone());
+    match taskbell_core::credentials::blocking(move || creds.can_sign_in(&config)).await {
+        Ok(yes) => yes,
+        Err(e) => {
+            tracing::warn!("keyring: {e}");
+            false
+        }
+    }
+}
+
+/// Starts an engine for every further account that is signed in and has none yet.
+async fn start_further<R: Runtime>(app: &AppHandle<R>, credentials: &Credentials) {
+    let shared = app.state::<Shared>();
+    let (todo, generation) = {
+        let slot = shared.engine.lock();
+        let todo: Vec<(String, Paths)> = slot
+            .further
+            .iter()
+            .filter(|f| f.commands.is_none())
+            .map(|f| (f.id.clone(), f.paths.clone()))
+            .collect();
+        (todo, slot.further_generation)
+    };
+    for (id, paths) in todo {
+        if let Err(e) = start_one_further(app, &id, paths, credentials, generation).await {
+            tracing::warn!("{id}: {e}");
+        }
+    }
+    publish(app, shared.primary_status());
+}
+
+async fn start_one_further<R: Runtime>(
+    app: &AppHandle<R>,
+    id: &str,
+    paths: Paths,
+    credentials: &Credentials,
+    generation: u64,
+) -> CmdResult<()> {
+    let shared = app.state::<Shared>();
+    let config = paths.load_config()?;
+    if !has_credentials(credentials, &config).await {
+        tracing::info!("{id} is signed out; it does not run");
+        return Ok(());
+    }
+    let notifier = Arc::new(Labelled::new(
+        id,
+        shared.deps.notifier_for_further_account(),
+    ));
+    let mut opts = EngineOptions::new(config, paths, notifier, credentials.clone());
+    opts.lang = shared.lang();
+    opts.utc_offset = shared.deps.utc_offset;
+    let handle = Engine::start(opts).map_err(error::local)?;
+    {
+        let mut slot = shared.engine.lock();
+        let current = slot.further_generation == generation;
+        match slot.further.iter_mut().find(|f| f.id == id) {
+            Some(f) if current && f.commands.is_none() => {
+                f.commands = Some(handle.commands.clone());
+                f.unread = handle.state.borrow().unread;
+            }
+            _ => {
+                // Shut down (or replaced) meanwhile.
+                let _ = handle.commands.try_send(Command::Shutdown);
+                return Ok(());
+            }
+        }
+    }
+    tracing::info!("{id}: engine started");
+    tauri::async_runtime::spawn(pump_further(
+        app.clone(),
+        id.to_string(),
+        generation,
+        handle,
+    ));
+    Ok(())
+}
+
+fn further_is_current<R: Runtime>(app: &AppHandle<R>, id: &str, generation: u64) -> bool {
+    let shared = app.state::<Shared>();
+    let slot = shared.engine.lock();
+    slot.further_generation == generation
+        && slot
+            .further
+            .iter()
+            .any(|f| f.id == id && f.commands.is_some())
+}
+
+/// A further account's engine: its notifications go to the center (with the account),
+/// its unread count into the tray's sum; when it ends it leaves the sum.
+async fn pump_further<R: Runtime>(
+    app: AppHandle<R>,
+    id: String,
+    generation: u64,
+    handle: EngineHandle,
+) {
+    let EngineHandle {
+        mut state,
+        mut events,
+        commands: _,
+        join,
+    } = handle;
+    let mut state_open = true;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => {
+                    if further_is_current(&app, &id, generation) {
+                        on_further_event(&app, &id, event);
+                    }
+                }
+                None => break,
+            },
+            changed = state.changed(), if state_open => {
+                if changed.is_err() {
+                    state_open = false;
+                    continue;
+                }
+                let (unread, conn) = {
+                    let s = state.borrow_and_update();
+                    (s.unread, s.state.clone())
+                };
+                let shared = app.state::<Shared>();
+                let changed = {
+                    let mut slot = shared.engine.lock();
+                    let current = slot.further_generation == generation;
+                    match slot.further.iter_mut().find(|f| f.id == id && f.commands.is_some()) {
+                        Some(f) if current && (f.unread != unread || f.state != conn) => {
+                            f.unread = unread;
+                            f.state = conn;
+                            true
+                        }
+                        _ => false,
+                    }
+                };
+                if changed {
+                    publish(&app, shared.primary_status());
+                }
+            }
+        }
+    }
+    let reason = match join.await {
+        Ok(r) => r,
+        Err(e) => ExitReason::Failed(format!("engine task failed: {e}")),
+    };
+    let shared = app.state::<Shared>();
+    {
+        let mut slot = shared.engine.lock();
+        if slot.further_generation != generation {
+            return;
+        }
+        if let Some(f) = slot.further.iter_mut().find(|f| f.id == id) {
+            f.commands = None;
+            f.unread = 0;
+            f.state = ConnState::SignedOut { reason: None };
+        }
+    }
+    match reason {
+        ExitReason::Shutdown => tracing::info!("{id}: engine stopped"),
+        other => tracing::warn!(reason = ?other, "{id}: engine stopped"),
+    }
+    publish(&app, shared.primary_status());
+}
+
+/// Handles a further account's event: its notifications reach the center; the login
+/// summary, latency and reconnects are the first account's business (menu, diagnostics).
+fn on_further_event<R: Runtime>(app: &AppHandle<R>, id: &str, event: Event) {
+    match event {
+        Event::Notification(n) => {
+            let paths = app
+                .state::<Shared>()
+                .engine
+                .further_places()
+                .into_iter()
+                .find(|(f, _)| f == id)
+                .map(|(_, p)| p);
+            let config = paths.and_then(|p| p.load_config().ok()).unwrap_or_default();
+            publish::notification(app, ui_notification(&n, false, &config, Some(id)));
+        }
+        Event::Error { message } => tracing::warn!("{id}: engine: {message}"),
+        other => tracing::debug!(?other, "{id}: engine event"),
+    }
+}
+
+fn is_current<R: Runtime>(app: &AppHandle<R>, generation: u64) -> bool {
+    app.state::<Shared>().engine.lock().generation == generation
+}
+
+async fn pump_status<R: Runtime>(
+    app: AppHandle<R>,
+    mut state: watch::Receiver<Status>,
+    generation: u64,
+    demo: bool,
+) {
+    loop {
+        if !is_current(&app, generation) {
+            return;
+        }
+        let status = state.borrow_and_update().clone();
+        republish(&app, &status, demo);
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn republish<R: Runtime>(app: &AppHandle<R>, status: &Status, demo: bool) {
+    let shared = app.state::<Shared>();
+    let lines = shared.engine.lock().summary_lines.clone();
+    let ui = ui_status(status, &lines, demo, now_ms(), shared.deps.utc_offset);
+    shared.set_core_status(status.clone());
+    publish(app, ui);
+}
+
+async fn pump_events<R: Runtime>(
+    app: AppHandle<R>,
+    mut events: mpsc::Receiver<Event>,
+    generation: u64,
+    demo: bool,
+) {
+    while let Some(event) = events.recv().await {
+        if !is_current(&app, generation) {
+            return;
+        }
+        on_event(&app, event, demo);
+    }
+}
+
+/// Handles one core event: windows hear about notifications and diagnostics, the menu
+/// gets the summary lines.
+pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: Event, demo: bool) {
+    let shared = app.state::<Shared>();
+    match event {
+        Event::Notification(n) => {
+            let config = shared.active_config().unwrap_or_default();
+            let label = shared.engine.primary_label().filter(|_| !demo);
+            publish::notification(app, ui_notification(&n, false, &config, label.as_deref()));
+        }
+        Event::Summary(s) => {
+            // The first line greets the user; the rest are the counts the menu lists.
+            let lines: Vec<String> = s.body_lines.iter().skip(1).cloned().collect();
+            shared.engine.lock().summary_lines = lines;
+            if let Some(core) = shared.core_status() {
+                republish(app, &core, demo);
+            }
+        }
+        Event::Latency { ms } => {
+            shared.with_diag(|d| d.latency(ms));
+            publish::diagnostics_changed(app);
+        }
+        Event::Reconnecting {
+            reason,
+            delay_ms,
+            attempt,
+        } => {
+            shared.with_diag(|d| {
+                d.reconnect(ReconnectEntry {
+                    at_ms: now_ms(),
+                    reason,
+                    delay_ms,
+                    attempt,
+                })
+            });
+            publish::diagnostics_changed(app);
+        }
+        Event::Error { message } => tracing::warn!("engine: {message}"),
+        other => tracing::debug!(?other, "engine event"),
+    }
+}
+
+fn on_exit<R: Runtime>(app: &AppHandle<R>, generation: u64, reason: ExitReason) {
+    let shared = app.state::<Shared>();
+    let asked = {
+        let mut slot = shared.engine.lock();
+        if slot.generation != generation {
+            return;
+        }
+        slot.commands = None;
+        slot.summary_lines.clear();
+        std::mem::take(&mut slot.signing_out)
+    };
+    tracing::info!(?reason, "engine stopped");
+    let text = match &reason {
+        ExitReason::Shutdown => return,
+        ExitReason::SignedOut if asked => None,
+        ExitReason::SignedOut => Some(tr(shared.lang(), Msg::SessionEnded)),
+        ExitReason::AccessDenied(why) => Some(tr(shared.lang(), Msg::AccessDenied { reason: why })),
+        ExitReason::Failed(why) => Some(why.clone()),
+    };
+    let push_login = text.is_some();
+    publish_signed_out(app, text);
+    if push_login {
+        open_login(app);
+    }
+}
+
+/// Stops the engine (and the demo server); called once when the app exits. Waits a
+/// moment so the socket closes properly.
+pub fn shutdown<R: Runtime>(app: &AppHandle<R>) {
+    let shared = app.state::<Shared>();
+    let (commands, demo) = {
+        let mut slot = shared.engine.lock();
+        slot.generation += 1;
+        slot.further_generation += 1;
+        let mut all: Vec<_> = slot.commands.take().into_iter().collect();
+        for f in &mut slot.further {
+            all.extend(f.commands.take());
+            f.unread = 0;
+        }
+        (all, slot.demo.take())
+    };
+    tauri::async_runtime::block_on(async move {
+        if !commands.is_empty() {
+            for c in &commands {
+                let _ = c.send(Command::Shutdown).await;
+            }
+            // The loop closes the socket with 1000; give it a moment, no more.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if let Some(server) = demo {
+            let _ = tokio::time::timeout(Duration::from_secs(3), server.shutdown()).await;
+        }
+    });
+}
+
+/// Signs in from the login window. A new identity becomes a further account while the
+/// first account runs (`accounts::locate`, as `taskbell login` decides); otherwise it is the
+/// first account, whose engine (re)starts, leaving demo mode if it was on.
+pub async fn sign_in<R: Runtime>(
+    app: &AppHandle<R>,
+    server: &str,
+    username: &str,
+    password: &str,
+    remember: bool,
+) -> CmdResult<UiUser> {
+    let shared = app.state::<Shared>();
+    let main = shared.deps.paths.clone();
+    let credentials = shared.deps.credentials.clone().map_err(keyring_error)?;
+    let located = accounts::locate(&main, server, username)
+        .map_err(|e| CmdError::new(ErrorKind::BadUrl, e.to_string()).on("server"))?;
+    // Only while a real first account runs does another identity sit beside it; a
+    // signed-out (or demo) first place is taken over, as a single account always was.
+    let first_runs = shared.engine.is_running() && shared.engine.lock().demo.is_none();
+    let further = located != main && first_runs;
+    let paths = if further { located } else { main.clone() };
+    let signed = core_sign_in(&paths, &credentials, server, username, password, remember)
+        .await
+        .map_err(sign_in_error)?;
+    let user = ui_user(&signed.user);
+    // The accounts (and the first one's name) may have changed.
+    load_accounts(app, &main);
+    if !further {
+        start_engine(app, signed.config, paths, credentials.clone(), false)
+            .map_err(error::local)?;
+    }
+    // Leaving the demo, or a new account: the further accounts start now.
+    start_further(app, &credentials).await;
+    Ok(user)
+}
+
+/// Signs the account `id` (`user@host`) out: its engine forgets the token and stops. The
+/// first account goes through the usual sign-out (the tray shows it signed out).
+pub fn sign_out_account<R: Runtime>(app: &AppHandle<R>, id: &str) -> CmdResult<()> {
+    let shared = app.state::<Shared>();
+    let (first, further) = {
+        let slot = shared.engine.lock();
+        let further = slot
+            .further
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| f.commands.clone());
+        (slot.primary_label.as_deref() == Some(id), further)
+    };
+    if first {
+        let tx = shared.engine.sender().ok_or_else(error::not_signed_in)?;
+        shared.engine.lock().signing_out = true;
+        return tx.try_send(Command::SignOut).map_err(error::busy);
+    }
+    match further {
+        Some(Some(tx)) => tx.try_send(Command::SignOut).map_err(error::busy),
+        Some(None) => Err(error::not_signed_in()),
+        None => Err(CmdError::new(
+            ErrorKind::Invalid,
+            format!("There is no account {id:?}."),
+        )),
+    }
+}

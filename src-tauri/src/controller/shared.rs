@@ -1,0 +1,203 @@
+//! The app's state (managed by Tauri, reached with `app.state::<Shared>()`): how it was
+//! started, what it needs from the machine ([`Deps`]), the engines ([`EngineSlot`]), the
+//! language, the last published status and the diagnostics log.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use taskbell_core::config::{Config, Paths};
+use taskbell_core::credentials::Credentials;
+use taskbell_core::history::History;
+use taskbell_core::i18n::{Msg, tr};
+use taskbell_core::notifier::Notifier;
+use time::UtcOffset;
+
+use super::slot::EngineSlot;
+use crate::error::{CmdError, CmdResult, history_error};
+use crate::model::{Lang, UiStatus};
+use crate::options::Options;
+use crate::view::DiagLog;
+
+/// What the app needs from the machine: where files live, the keyring, the notifier.
+/// `main` uses the real ones; tests pass a temp dir, an in-memory keyring and a recorder.
+pub struct Deps {
+    /// Config and history locations of the real account.
+    pub paths: Paths,
+    /// The OS keyring, or why it could not be opened.
+    pub credentials: Result<Credentials, String>,
+    /// Shows toasts.
+    pub notifier: Arc<dyn Notifier>,
+    /// Makes a notifier for each further account: a notifier reports toast actions
+    /// (Mark read, Snooze) to the one engine attached to it, so accounts must not
+    /// share one. `None` (tests with a recording notifier): they share `notifier`.
+    pub notifier_factory: Option<NotifierFactory>,
+    /// The local UTC offset (computed before threads start).
+    pub utc_offset: UtcOffset,
+}
+
+/// Makes a fresh notifier (see [`Deps::notifier_factory`]).
+pub type NotifierFactory = Arc<dyn Fn() -> Arc<dyn Notifier> + Send + Sync>;
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("paths", &self.paths)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deps {
+    /// The real machine: standard paths, the OS keyring, desktop notifications.
+    pub fn system() -> Result<Self, String> {
+        // First: the `time` crate reads the local offset only while one thread runs, and
+        // opening the keyring may start D-Bus threads.
+        let utc_offset = taskbell_core::supervisor::local_offset();
+        let paths = Paths::resolve(None, None).map_err(|e| e.to_string())?;
+        let credentials = Credentials::open().map_err(|e| e.to_string());
+        if let Err(e) = &credentials {
+            tracing::warn!("keyring unavailable: {e}");
+        }
+        // The toasts' "Open" label follows the configured language (a bad or
+        // missing config falls back to the system locale; the engine reports it).
+        let lang = Config::load(&paths.config_file())
+            .ok()
+            .and_then(|c| c.language)
+            .unwrap_or_else(Lang::from_system);
+        let open_label = tr(lang, Msg::Open);
+        Ok(Self {
+            paths,
+            credentials,
+            notifier: Arc::new(
+                taskbell_core::notifier::DesktopNotifier::new().with_open_label(open_label.clone()),
+            ),
+            notifier_factory: Some(Arc::new(move || -> Arc<dyn Notifier> {
+                Arc::new(
+                    taskbell_core::notifier::DesktopNotifier::new()
+                        .with_open_label(open_label.clone()),
+                )
+            })),
+            utc_offset,
+        })
+    }
+
+    /// A notifier for a further account's engine: a fresh one when there is a factory.
+    pub fn notifier_for_further_account(&self) -> Arc<dyn Notifier> {
+        match &self.notifier_factory {
+            Some(make) => make(),
+            None => Arc::clone(&self.notifier),
+        }
+    }
+}
+
+/// The app's shared state (managed by Tauri; reached with `app.state::<Shared>()`).
+#[derive(Debug)]
+pub struct Shared {
+    /// How the app was started.
+    pub options: Options,
+    /// Paths, keyring, notifier.
+    pub deps: Deps,
+    inner: Mutex<Inner>,
+    /// The link to the core engine, once it runs.
+    pub engine: EngineSlot,
+}
+
+#[derive(Debug)]
+struct Inner {
+    lang: Lang,
+    /// What the tray and the windows show: the first account's status with the unread
+    /// count summed over all accounts.
+    status: UiStatus,
+    /// The first account's own status (before the other accounts are added in).
+    primary: UiStatus,
+    core: Option<taskbell_core::supervisor::Status>,
+    diag: DiagLog,
+}
+
+impl Shared {
+    /// New state: signed out, in `lang`.
+    pub fn new(options: Options, lang: Lang, deps: Deps) -> Self {
+        Self {
+            options,
+            deps,
+            inner: Mutex::new(Inner {
+                lang,
+                status: UiStatus::signed_out(),
+                primary: UiStatus::signed_out(),
+                core: None,
+                diag: DiagLog::default(),
+            }),
+            engine: EngineSlot::default(),
+        }
+    }
+
+    /// The paths of the account in use: the first engine's (demo or real), else the real
+    /// first account's.
+    pub fn active_paths(&self) -> Paths {
+        let slot = self.engine.lock().paths.clone();
+        slot.unwrap_or_else(|| self.deps.paths.clone())
+    }
+
+    /// The config of the account in use.
+    pub fn active_config(&self) -> CmdResult<Config> {
+        Config::load(&self.active_paths().config_file()).map_err(CmdError::from)
+    }
+
+    /// The history of the account in use.
+    pub fn history(&self) -> CmdResult<History> {
+        History::open(&self.active_paths().history_db()).map_err(history_error)
+    }
+
+    /// The engine's last status, as the core sent it.
+    pub fn core_status(&self) -> Option<taskbell_core::supervisor::Status> {
+        self.lock().core.clone()
+    }
+
+    /// Keeps the engine's last status.
+    pub fn set_core_status(&self, status: taskbell_core::supervisor::Status) {
+        self.lock().core = Some(status);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep going with it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current language.
+    pub fn lang(&self) -> Lang {
+        self.lock().lang
+    }
+
+    /// Sets the language.
+    pub fn set_lang(&self, lang: Lang) {
+        self.lock().lang = lang;
+    }
+
+    /// The current status snapshot.
+    pub fn status(&self) -> UiStatus {
+        self.lock().status.clone()
+    }
+
+    /// The first account's own status (its unread count alone, no account count), as
+    /// last published; [`super::publish::publish`] adds the other accounts in.
+    pub fn primary_status(&self) -> UiStatus {
+        self.lock().primary.clone()
+    }
+
+    /// Keeps the first account's own status.
+    pub fn set_primary_status(&self, status: UiStatus) {
+        self.lock().primary = status;
+    }
+
+    /// Replaces the status; returns whether it changed.
+    pub fn set_status(&self, status: UiStatus) -> bool {
+        let mut g = self.lock();
+        let changed = g.status != status;
+        g.status = status;
+        changed
+    }
+
+    /// Runs `f` on the diagnostics log.
+    pub fn with_diag<T>(&self, f: impl FnOnce(&mut DiagLog) -> T) -> T {
+        f(&mut self.lock().diag)
+    }
+}
