@@ -176,6 +176,9 @@ pub struct ReconnectEntry {
     /// Which attempt in a row (1 after a healthy connection).
     #[serde(default)]
     pub attempt: u32,
+    /// The account (`user@host`) when there are several; `None` with one.
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 /// One self-check line of the diagnostics window.

@@ -700,3 +700,110 @@ fn two_accounts_on_two_servers_run_side_by_side_in_one_tray() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(f.toasts.toasts().len(), shown, "{:?}", f.toasts.toasts());
 }
+
+#[test]
+fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_alone() {
+    let a = Server::start();
+    let b = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let main = main_paths(&dir);
+    let credentials = Credentials::in_memory();
+    let demo = taskbell_server::DEMO_ANNOTATOR;
+    a.rt.block_on(taskbell_core::supervisor::sign_in(
+        &main,
+        &credentials,
+        &a.base,
+        demo.username,
+        demo.password,
+        false,
+    ))
+    .unwrap();
+    let f = start_app_in(Options::default(), dir, credentials.clone());
+    let s = f.wait_status("the first account", |s| {
+        matches!(s.state, ConnState::Connected { .. })
+    });
+    assert_eq!((s.accounts, s.account_list.len()), (1, 0), "{s:?}");
+    let menu = |s: &UiStatus| format!("{:?}", taskbell_app::view::menu::menu_model(s, Lang::En));
+    assert!(menu(&s).contains("add-account"), "{}", menu(&s));
+
+    // "Add account…" opens the login window; signing in there as someone on another
+    // server adds a second account (its own dir), the first keeps running.
+    taskbell_app::commands::on_menu(f.app.handle(), "add-account");
+    let login = f
+        .window(WindowKind::Login)
+        .expect("the login window opened");
+    invoke(
+        &login,
+        "sign_in",
+        json!({"server": b.base, "username": demo.username, "password": demo.password, "remember": false}),
+    )
+    .unwrap();
+    let first_id = accounts::account_id(&a.base, demo.username);
+    let second_id = accounts::account_id(&b.base, demo.username);
+    let s = f.wait_status("both running", |s| {
+        s.accounts == 2
+            && s.account_list.len() == 2
+            && s.account_list
+                .iter()
+                .all(|a| matches!(a.state, ConnState::Connected { .. }))
+    });
+    assert_eq!(
+        s.account_list
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>(),
+        [first_id.as_str(), second_id.as_str()]
+    );
+    assert_eq!(
+        s.server.as_deref(),
+        Some(a.base.as_str()),
+        "the first is still A"
+    );
+    assert!(s.state_line.ends_with("· 2 accounts"), "{}", s.state_line);
+    let second = main.account(&second_id);
+    assert!(
+        second.config_file().exists(),
+        "the second account has its own config"
+    );
+    assert_eq!(
+        main.load_config().unwrap().server.as_deref(),
+        Some(a.base.as_str()),
+        "the first account's config is untouched"
+    );
+    // The menu lists both, each with its own sign-out; no global one.
+    let m = menu(&s);
+    assert!(m.contains(&format!("sign-out-account:{second_id}")), "{m}");
+    assert!(!m.contains("\"sign-out\""), "{m}");
+
+    // A notification on B reaches the center with its account.
+    b.notify(json!({"user_id": "1", "type": "system", "title": "B 加入", "content": "b"}));
+    assert_eq!(
+        f.notification_titled("B 加入")["account"],
+        second_id.as_str()
+    );
+
+    // Signing the second account out from its entry stops it alone and forgets its token.
+    taskbell_app::commands::on_menu(f.app.handle(), &format!("sign-out-account:{second_id}"));
+    let s = f.wait_status("the second signed out", |s| {
+        s.accounts == 1
+            && s.account_list
+                .iter()
+                .any(|a| a.id == second_id && matches!(a.state, ConnState::SignedOut { .. }))
+    });
+    assert!(matches!(s.state, ConnState::Connected { .. }), "{s:?}");
+    assert!(f.app.state::<Shared>().engine.further_running().is_empty());
+    let config = second.load_config().unwrap();
+    assert!(
+        !credentials.can_sign_in(&config).unwrap(),
+        "the second account's token is gone from the keyring"
+    );
+    let first = main.load_config().unwrap();
+    assert!(
+        credentials.can_sign_in(&first).unwrap(),
+        "the first keeps its token"
+    );
+    // An unknown account is refused in words, nothing else changes.
+    taskbell_app::commands::on_menu(f.app.handle(), "sign-out-account:nobody@nowhere");
+    assert!(f.app.state::<Shared>().engine.is_running());
+    controller::shutdown(f.app.handle());
+}

@@ -52,7 +52,7 @@ function render(d) {
   for (const r of d.reconnects || []) {
     const tr = document.createElement("tr");
     cell(tr, new Date(r.at_ms).toLocaleTimeString(lang() === "zh-CN" ? "zh-CN" : "en-GB"));
-    cell(tr, r.reason);
+    cell(tr, r.account ? `${r.account}: ${r.reason}` : r.reason);
     cell(tr, t("diag.reconnect_row", { delay: Math.round(r.delay_ms / 100) / 10, attempt: r.attempt || 1 }));
     log.append(tr);
   }

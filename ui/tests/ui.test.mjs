@@ -270,6 +270,7 @@ test("diagnostics: sparkline, checks with what to do, reconnect log, test notifi
   assert.equal(await page.textContent("tr[data-check=keyring] .check-ok"), "OK");
   assert.match(await page.textContent("#reconnects"), /server closed the connection/);
   assert.match(await page.textContent("#reconnects"), /第 3 次重连，2\.4 秒后|attempt 3, in 2\.4 s/);
+  assert.match(await page.textContent("#reconnects"), /li@b\.example: no route to host/);
   await page.click("#test");
   await page.waitForSelector("#ok:not([hidden])");
   assert.equal((await calls(page, "send_test_notification")).length, 1);

@@ -395,6 +395,12 @@ fn on_further_event<R: Runtime>(app: &AppHandle<R>, id: &str, event: Event) {
             let config = paths.and_then(|p| p.load_config().ok()).unwrap_or_default();
             publish::notification(app, ui_notification(&n, false, &config, Some(id)));
         }
+        // Its reconnects join the log, named; its latency is not the tray's state line.
+        Event::Reconnecting {
+            reason,
+            delay_ms,
+            attempt,
+        } => record_reconnect(app, Some(id.to_string()), reason, delay_ms, attempt),
         Event::Error { message } => tracing::warn!("{id}: engine: {message}"),
         other => tracing::debug!(?other, "{id}: engine event"),
     }
@@ -471,19 +477,32 @@ pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: Event, demo: bool) {
             delay_ms,
             attempt,
         } => {
-            shared.with_diag(|d| {
-                d.reconnect(ReconnectEntry {
-                    at_ms: now_ms(),
-                    reason,
-                    delay_ms,
-                    attempt,
-                })
-            });
-            publish::diagnostics_changed(app);
+            let account = shared.engine.primary_label().filter(|_| !demo);
+            record_reconnect(app, account, reason, delay_ms, attempt);
         }
         Event::Error { message } => tracing::warn!("engine: {message}"),
         other => tracing::debug!(?other, "engine event"),
     }
+}
+
+/// Adds a reconnect to the diagnostics log and tells the window.
+fn record_reconnect<R: Runtime>(
+    app: &AppHandle<R>,
+    account: Option<String>,
+    reason: String,
+    delay_ms: u64,
+    attempt: u32,
+) {
+    app.state::<Shared>().with_diag(|d| {
+        d.reconnect(ReconnectEntry {
+            at_ms: now_ms(),
+            reason,
+            delay_ms,
+            attempt,
+            account,
+        })
+    });
+    publish::diagnostics_changed(app);
 }
 
 fn on_exit<R: Runtime>(app: &AppHandle<R>, generation: u64, reason: ExitReason) {
