@@ -285,6 +285,10 @@ pub struct Config {
     pub projects: BTreeMap<String, ProjectRule>,
 }
 
+/// The allowed range of `heartbeat_interval_secs` (the config file, the settings window
+/// and the CLI all check this one).
+pub const HEARTBEAT_SECS_RANGE: std::ops::RangeInclusive<u64> = 5..=3600;
+
 /// The allowed range of `history_max_rows`.
 pub const HISTORY_ROWS_RANGE: std::ops::RangeInclusive<u64> = 100..=10_000_000;
 /// The allowed range of `history_max_days`.
@@ -397,11 +401,13 @@ impl Config {
                 reason,
             })
         };
-        if !(5..=3600).contains(&self.heartbeat_interval_secs) {
+        if !HEARTBEAT_SECS_RANGE.contains(&self.heartbeat_interval_secs) {
             return invalid(
                 "heartbeat_interval_secs",
                 format!(
-                    "must be between 5 and 3600 seconds, got {}",
+                    "must be between {} and {} seconds, got {}",
+                    HEARTBEAT_SECS_RANGE.start(),
+                    HEARTBEAT_SECS_RANGE.end(),
                     self.heartbeat_interval_secs
                 ),
             );

@@ -526,6 +526,20 @@ fn fold(held: Vec<Toast>, lang: Lang) -> Toast {
     }
 }
 
+/// The test toast ("TaskBell test notification"): the same from the engine (which adds
+/// its key and sound) and from a shell with no engine running.
+pub fn test_toast(lang: Lang) -> Toast {
+    Toast {
+        title: tr(lang, Msg::TestTitle),
+        body: escape_markup(&tr(lang, Msg::TestBody)),
+        urgency: Urgency::Normal,
+        open_url: None,
+        keys: Vec::new(),
+        folded: 1,
+        timeout_ms: None,
+    }
+}
+
 /// Escapes `&`, `<` and `>` for notification daemons that render markup in
 /// the body.
 pub fn escape_markup(s: &str) -> String {

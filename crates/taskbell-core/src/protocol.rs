@@ -451,6 +451,21 @@ impl NotificationKind {
         })
     }
 
+    /// The group the notification center filters by: "reviews" (a verdict or an
+    /// assignment), "submissions" (work waiting for a reviewer), "mentions", "chat" or
+    /// "system" (everything else).
+    pub fn group(&self) -> &'static str {
+        match self {
+            NotificationKind::TaskReviewed | NotificationKind::TaskAssigned => "reviews",
+            NotificationKind::TaskSubmitted | NotificationKind::SkipRequested => "submissions",
+            NotificationKind::Mention => "mentions",
+            NotificationKind::GroupMessage | NotificationKind::PrivateMessage => "chat",
+            NotificationKind::System | NotificationKind::Test | NotificationKind::Other(_) => {
+                "system"
+            }
+        }
+    }
+
     /// The wire name.
     pub fn as_str(&self) -> &str {
         match self {
@@ -1102,6 +1117,16 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_fall_into_the_five_filter_groups() {
+        assert_eq!(NotificationKind::TaskReviewed.group(), "reviews");
+        assert_eq!(NotificationKind::TaskSubmitted.group(), "submissions");
+        assert_eq!(NotificationKind::SkipRequested.group(), "submissions");
+        assert_eq!(NotificationKind::Mention.group(), "mentions");
+        assert_eq!(NotificationKind::GroupMessage.group(), "chat");
+        assert_eq!(NotificationKind::Other("x".into()).group(), "system");
+    }
     use serde_json::json;
 
     const NOW: i64 = 1_700_000_000_000;

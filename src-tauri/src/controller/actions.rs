@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use taskbell_core::config::{Config, Paths};
+use taskbell_core::delivery::test_toast;
 use taskbell_core::history::{History, Query};
 use taskbell_core::notifier::open_in_browser;
 use taskbell_core::supervisor::Command;
@@ -19,8 +20,8 @@ use crate::checks;
 use crate::error::{self, CmdError, CmdResult, ErrorKind, history_error};
 use crate::model::{HistoryFilter, Lang, UiDiagnostics, UiNotification, UiSettings};
 use crate::view::{
-    apply_settings, link_of, merge_newest_first, now_ms, settings_of, test_toast,
-    tomorrow_morning_ms, ui_notification,
+    apply_settings, link_of, merge_newest_first, now_ms, settings_of, tomorrow_morning_ms,
+    ui_notification,
 };
 
 /// What a window or the menu asks the engine to do.

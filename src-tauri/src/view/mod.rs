@@ -9,10 +9,9 @@ pub mod menu;
 
 use std::collections::VecDeque;
 
-use taskbell_core::config::{Config, QuietHours};
-use taskbell_core::delivery::{self, Toast, Urgency, task_url};
-use taskbell_core::i18n::{Msg, tr};
-use taskbell_core::protocol::{Notification, NotificationKind, Role, User};
+use taskbell_core::config::{Config, ConfigError, QuietHours};
+use taskbell_core::delivery::task_url;
+use taskbell_core::protocol::{Notification, User};
 use taskbell_core::supervisor::{State, Status};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -100,26 +99,6 @@ pub fn tomorrow_morning_ms(now_ms: i64, offset: UtcOffset) -> i64 {
     }
 }
 
-/// The filter group of a notification kind.
-pub fn group_of(kind: &NotificationKind) -> &'static str {
-    match kind {
-        NotificationKind::TaskReviewed | NotificationKind::TaskAssigned => "reviews",
-        NotificationKind::TaskSubmitted | NotificationKind::SkipRequested => "submissions",
-        NotificationKind::Mention => "mentions",
-        NotificationKind::GroupMessage | NotificationKind::PrivateMessage => "chat",
-        NotificationKind::System | NotificationKind::Test | NotificationKind::Other(_) => "system",
-    }
-}
-
-/// The role as the windows name it.
-pub fn role_name(role: &Role) -> &'static str {
-    match role {
-        Role::Annotator => "annotator",
-        Role::Reviewer => "reviewer",
-        Role::Admin => "admin",
-    }
-}
-
 /// The link a notification opens, if any: only on the platform's own origin.
 pub fn link_of(n: &Notification, config: &Config) -> Option<String> {
     let server = config.server_url().ok()?;
@@ -142,7 +121,7 @@ pub fn ui_notification(
         },
         account: account.map(str::to_string),
         kind: n.kind.as_str().to_string(),
-        group: group_of(&n.kind).to_string(),
+        group: n.kind.group().to_string(),
         title: n.title.clone(),
         content: n.content.clone(),
         priority: n.priority.as_str().to_string(),
@@ -163,7 +142,7 @@ pub fn ui_user(u: &User) -> UiUser {
         } else {
             u.real_name.clone()
         },
-        role: role_name(&u.role).to_string(),
+        role: u.role.as_str().to_string(),
     }
 }
 
@@ -266,13 +245,6 @@ pub fn apply_settings(mut c: Config, s: &UiSettings) -> CmdResult<Config> {
             .map_err(|e| CmdError::new(ErrorKind::BadUrl, e.to_string()).on("server"))?;
         Some(url.as_str().trim_end_matches('/').to_string())
     };
-    if !(5..=300).contains(&s.heartbeat_interval_secs) {
-        return Err(CmdError::new(
-            ErrorKind::Invalid,
-            "The heartbeat interval must be between 5 and 300 seconds.",
-        )
-        .on("heartbeat_interval_secs"));
-    }
     c.heartbeat_interval_secs = s.heartbeat_interval_secs;
     c.quiet_hours = if s.quiet_hours_enabled {
         let q = QuietHours {
@@ -294,22 +266,15 @@ pub fn apply_settings(mut c: Config, s: &UiSettings) -> CmdResult<Config> {
     };
     c.autostart = s.autostart;
     c.sound = s.sound;
-    c.validate()
-        .map_err(|e| CmdError::new(ErrorKind::Invalid, e.to_string()))?;
+    // The core's checks (one range per setting); the error names the field it is about.
+    c.validate().map_err(|e| match &e {
+        ConfigError::Invalid { key, .. } => {
+            let field = key.split('.').next().unwrap_or(key).to_string();
+            CmdError::new(ErrorKind::Invalid, e.to_string()).on(&field)
+        }
+        _ => CmdError::new(ErrorKind::Invalid, e.to_string()),
+    })?;
     Ok(c)
-}
-
-/// The diagnostics window's test toast, shown when no engine runs (an engine sends its own).
-pub fn test_toast(lang: Lang) -> Toast {
-    Toast {
-        title: tr(lang, Msg::TestTitle),
-        body: delivery::escape_markup(&tr(lang, Msg::TestBody)),
-        urgency: Urgency::Normal,
-        open_url: None,
-        keys: Vec::new(),
-        folded: 1,
-        timeout_ms: None,
-    }
 }
 
 /// The window to show when the user asks for "the" window (second launch, left click).
@@ -367,16 +332,6 @@ mod tests {
             })
             .collect();
         assert_eq!(pages, keys(merge_newest_first(lists(), 100)));
-    }
-
-    #[test]
-    fn kinds_fall_into_the_five_filter_groups() {
-        assert_eq!(group_of(&NotificationKind::TaskReviewed), "reviews");
-        assert_eq!(group_of(&NotificationKind::TaskSubmitted), "submissions");
-        assert_eq!(group_of(&NotificationKind::SkipRequested), "submissions");
-        assert_eq!(group_of(&NotificationKind::Mention), "mentions");
-        assert_eq!(group_of(&NotificationKind::GroupMessage), "chat");
-        assert_eq!(group_of(&NotificationKind::Other("x".into())), "system");
     }
 
     #[test]

@@ -53,7 +53,7 @@ use crate::api::{ApiError, NotificationPage};
 use crate::backoff::{Backoff, BackoffPolicy, RefusalStreak};
 use crate::config::Config;
 use crate::delivery::{
-    self, Delivery, DeliveryPolicy, Toast, ToastAction, ToastActionKind, ToastCard, Urgency,
+    self, Delivery, DeliveryPolicy, Toast, ToastAction, ToastActionKind, ToastCard,
 };
 use crate::heartbeat::Heartbeat;
 use crate::history::Retention;
@@ -1223,13 +1223,8 @@ impl Connection {
             Command::Resume => self.set_pause(None),
             Command::TestNotification => {
                 let toast = Toast {
-                    title: tr(self.lang, Msg::TestTitle),
-                    body: delivery::escape_markup(&tr(self.lang, Msg::TestBody)),
-                    urgency: Urgency::Normal,
-                    open_url: None,
                     keys: vec![format!("test:{}", now.wall_ms)],
-                    folded: 1,
-                    timeout_ms: None,
+                    ..delivery::test_toast(self.lang)
                 };
                 // The test toast plays the default sound, so the setting can be tried.
                 if let (Some(key), Some(sound)) = (
