@@ -14,7 +14,7 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 use crate::process::{ChildGuard, Env, HarnessError, Result, Stdout, io_err, wait_until};
 
 /// How long a daemon may take to come up on two busy cores (bounds a hang).
-pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub use taskbell_testkit::START_TIMEOUT;
 
 const NOTIFICATIONS: &str = "org.freedesktop.Notifications";
 const SECRETS: &str = "org.freedesktop.secrets";

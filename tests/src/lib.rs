@@ -13,9 +13,13 @@
 //!
 //! # Layout
 //!
-//! - [`process`]: [`ChildGuard`] (kill on drop, stderr to a log file,
-//!   stdout collected line by line), [`LineCollector`], [`Env`],
-//!   [`wait_until`], [`HarnessError`].
+//! - from `taskbell-testkit`, re-exported: [`ChildGuard`] (kill on drop,
+//!   stderr to a log file, stdout collected line by line), [`LineCollector`],
+//!   [`wait_until`], [`HarnessError`], [`Redis`], [`ServerProcess`] (the real
+//!   `taskbell-server` binary, restartable on the same port), [`binary`]
+//!   (locates, building once, the workspace binaries) and [`free_port`].
+//! - [`process`]: [`Env`] (the environment of child processes),
+//!   [`descendants`], [`webkit_processes`].
 //! - [`desktop`]: [`SessionBus`] (private `dbus-daemon` without service
 //!   activation), [`Xvfb`], [`Dunst`] (history read back with `dunstctl`),
 //!   [`NotificationRecorder`] (every `Notify` call with its urgency, through
@@ -28,9 +32,6 @@
 //!   server), [`ConnectProxy`] and [`Socks5Proxy`] (which record their tunnels).
 //! - [`sni`]: [`SniWatcher`], a StatusNotifierItem host (KDE/GNOME-style tray) on the
 //!   private bus, and [`SniItem`], an item's properties and its dbusmenu, clickable.
-//! - [`services`]: [`Redis`], [`ServerProcess`] (the real `taskbell-server`
-//!   binary, restartable on the same port) and [`binary`] (locates, building
-//!   once, the workspace binaries).
 //!
 //! # Example
 //!
@@ -59,7 +60,6 @@ pub mod desktop;
 pub mod hostile;
 pub mod network;
 pub mod process;
-pub mod services;
 pub mod sni;
 
 pub use desktop::{
@@ -68,9 +68,9 @@ pub use desktop::{
 };
 pub use hostile::{AfterPong, Behaviour, HOSTILE_TOKEN, HostileServer, HugeBody};
 pub use network::{ConnectProxy, Socks5Proxy, TestCa, TlsFront};
-pub use process::{
-    ChildGuard, Env, HarnessError, LineCollector, Result, Stdout, descendants, wait_until,
-    webkit_processes,
-};
-pub use services::{Redis, ServerOptions, ServerProcess, binary, free_port};
+pub use process::{Env, descendants, webkit_processes};
 pub use sni::{ItemProps, MenuEntry, SniItem, SniWatcher};
+pub use taskbell_testkit::{
+    ChildGuard, HarnessError, LineCollector, Redis, Result, ServerOptions, ServerProcess, Stdout,
+    binary, free_port, wait_until,
+};

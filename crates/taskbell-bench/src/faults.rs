@@ -12,14 +12,13 @@ use anyhow::anyhow;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use taskbell_core::history::{History, Query};
-use taskbell_e2e::Redis;
 use taskbell_server::DEMO_ANNOTATOR;
+use taskbell_testkit::{Proxy, Redis};
 
 use crate::Result;
 use crate::agent::{Agent, AgentMode, Line};
 use crate::platform::Platform;
 use crate::procfs;
-use crate::proxy::Proxy;
 use crate::scenarios::{Bench, ready_agent};
 use crate::stats::{fmt_duration, fmt_kib};
 

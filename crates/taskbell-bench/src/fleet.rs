@@ -258,7 +258,7 @@ pub async fn fleet(clients: usize) -> Result<Report> {
         .await?;
         run(&[&p], clients, "one instance", &mut r).await?;
     }
-    let redis = tokio::task::spawn_blocking(taskbell_e2e::Redis::start).await??;
+    let redis = tokio::task::spawn_blocking(taskbell_testkit::Redis::start).await??;
     let a = Platform::start(ServerConfig {
         data: Some(data.clone()),
         redis_url: Some(redis.url()),

@@ -5,7 +5,8 @@
 //! (`cargo run --release -p taskbell-bench -- all`); nothing here asserts a wall-clock limit.
 //!
 //! Everything runs on loopback with real parts: the reference server in-process on port 0
-//! (Redis from Debian where a scenario needs history that survives a restart), a private
+//! (Redis from Debian where a scenario needs history that survives a restart), a TCP proxy
+//! that can black-hole its connections (`taskbell_testkit::Proxy`), a private
 //! session D-Bus (from `taskbell-e2e`) with a notification daemon of our own
 //! ([`daemon::NotifyDaemon`]) that timestamps every `Notify` call, and the client engine in a
 //! child process ([`agent`]) so that it sees only the private bus.
@@ -14,7 +15,6 @@
 //!
 //! - [`stats`]: percentiles (hdrhistogram) and the report table.
 //! - [`procfs`]: RSS, CPU time and context switches of a process tree from `/proc`.
-//! - [`proxy`]: a TCP proxy that can black-hole its connections.
 //! - [`daemon`]: an `org.freedesktop.Notifications` server that timestamps each `Notify`.
 //! - [`agent`]: the child process (the real engine, or the bare tungstenite floor) and the
 //!   parent's handle on it.
@@ -31,7 +31,6 @@ pub mod faults;
 pub mod fleet;
 pub mod platform;
 pub mod procfs;
-pub mod proxy;
 pub mod scenarios;
 pub mod stats;
 pub mod tray;

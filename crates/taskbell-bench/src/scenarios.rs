@@ -6,15 +6,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use taskbell_e2e::{Redis, SessionBus};
+use taskbell_e2e::SessionBus;
 use taskbell_server::{DEMO_ANNOTATOR, DEMO_ANNOTATOR2};
+use taskbell_testkit::{Proxy, Redis};
 
 use crate::Result;
 use crate::agent::{Agent, AgentMode, AgentOptions, Line};
 use crate::daemon::{Calls, NotifyDaemon};
 use crate::platform::Platform;
 use crate::procfs::{self, ProcSample};
-use crate::proxy::Proxy;
 use crate::stats::{Percentiles, Report, fmt_duration, fmt_kib, median_max};
 
 /// Sizes of a run: the full figures of issue 5, or a quick smoke run.

@@ -17,7 +17,7 @@ use taskbell_server::{DEMO_ADMIN, DEMO_ANNOTATOR, ServerConfig};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn black_holed_connection_is_noticed_and_replaced() {
     let s = server().await;
-    let proxy = Proxy::start(s.addr()).await;
+    let proxy = Proxy::start(s.addr()).await.expect("proxy starts");
     let base = proxy.base_url();
     let mut zs = Client::start(
         &base,
@@ -34,7 +34,7 @@ async fn black_holed_connection_is_noticed_and_replaced() {
     )
     .await;
     zs.wait_synced().await;
-    proxy.set_blackhole(true);
+    proxy.black_hole();
     let noticed = std::time::Instant::now();
     let e = zs
         .wait_event("dead connection", |e| {
@@ -49,7 +49,7 @@ async fn black_holed_connection_is_noticed_and_replaced() {
         "half-open connection noticed after {:?} (interval 1 s + timeout 3 s)",
         noticed.elapsed()
     );
-    proxy.set_blackhole(false);
+    proxy.heal();
     zs.wait_synced().await;
     notify_user(&s.base_url(), DEMO_ANNOTATOR.id, "恢复后").await;
     zs.wait_notification("恢复后").await;

@@ -374,7 +374,7 @@ async fn scenario_6_same_account_on_two_clients_both_receive() {
 /// port → the client reconnects and catches up each missed notification exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_5_killed_server_restart_catches_up_exactly_once() {
-    let redis = Redis::start().await;
+    let redis = Redis::start().expect("redis starts");
     let cfg = || ServerConfig {
         redis_url: Some(redis.url()),
         ..server_config()

@@ -26,7 +26,7 @@ async fn expect_type(ws: &mut Ws, kind: &str) -> Value {
 
 #[tokio::test]
 async fn a_submission_on_instance_a_reaches_a_reviewer_on_instance_b() {
-    let r = Redis::start().await;
+    let r = Redis::start().expect("redis starts");
     let a = instance(&r).await;
     let b = instance(&r).await;
     let (base_a, base_b) = (a.base_url(), b.base_url());
@@ -64,7 +64,7 @@ async fn a_submission_on_instance_a_reaches_a_reviewer_on_instance_b() {
             .collect();
         assert_eq!(ids, [id]);
     }
-    let mut c = r.conn().await.unwrap();
+    let mut c = conn(&r).await.unwrap();
     let len: usize = redis::cmd("XLEN")
         .arg("notify:history:2")
         .query_async(&mut c)
@@ -99,7 +99,7 @@ async fn a_submission_on_instance_a_reaches_a_reviewer_on_instance_b() {
 
 #[tokio::test]
 async fn history_survives_the_restart_of_an_instance() {
-    let r = Redis::start().await;
+    let r = Redis::start().expect("redis starts");
     let a = instance(&r).await;
     let zs = login_demo(&a.base_url(), DEMO_ANNOTATOR).await;
     let (status, body) = post(
@@ -143,7 +143,7 @@ async fn history_survives_the_restart_of_an_instance() {
 
 #[tokio::test]
 async fn revoking_on_one_instance_closes_sockets_on_the_other() {
-    let r = Redis::start().await;
+    let r = Redis::start().expect("redis starts");
     let a = instance(&r).await;
     let b = instance(&r).await;
     let zs = login_demo(&b.base_url(), DEMO_ANNOTATOR).await;
@@ -178,7 +178,7 @@ const CHANNELS: [&str; 5] = [
 
 #[tokio::test]
 async fn a_thousand_connect_disconnect_cycles_leak_nothing() {
-    let r = Redis::start().await;
+    let r = Redis::start().expect("redis starts");
     let a = instance(&r).await;
     let base = a.base_url();
     let token = login_demo(&base, DEMO_ANNOTATOR).await;
@@ -190,24 +190,24 @@ async fn a_thousand_connect_disconnect_cycles_leak_nothing() {
         dbg["data"]["bus"]["subscriber_connected"] == true
     })
     .await;
-    let mut c = r.conn().await.unwrap();
-    let clients_before = r.client_count(&mut c).await;
-    let numsub_before = r.numsub(&mut c, &CHANNELS).await;
+    let mut c = conn(&r).await.unwrap();
+    let clients_before = client_count(&mut c).await;
+    let numsub_before = numsub(&mut c, &CHANNELS).await;
     assert_eq!(numsub_before, [0; 5]);
 
     // While a socket is open its channels are subscribed, once.
     let mut ws = connect(&base, &token).await;
     sync(&mut ws).await;
-    assert_eq!(r.numsub(&mut c, &CHANNELS).await, [1; 5]);
+    assert_eq!(numsub(&mut c, &CHANNELS).await, [1; 5]);
     let mut second = connect(&base, &token).await;
     sync(&mut second).await;
     assert_eq!(
-        r.numsub(&mut c, &CHANNELS).await,
+        numsub(&mut c, &CHANNELS).await,
         [1; 5],
         "one subscription per instance, not per socket"
     );
     assert_eq!(
-        r.client_count(&mut c).await,
+        client_count(&mut c).await,
         clients_before,
         "sockets open no Redis connections"
     );
@@ -218,7 +218,7 @@ async fn a_thousand_connect_disconnect_cycles_leak_nothing() {
         let mut ws = connect(&base, &token).await;
         sync(&mut ws).await;
         if i % 250 == 0 {
-            assert_eq!(r.client_count(&mut c).await, clients_before, "cycle {i}");
+            assert_eq!(client_count(&mut c).await, clients_before, "cycle {i}");
         }
         client_close(ws).await;
     }
@@ -228,12 +228,11 @@ async fn a_thousand_connect_disconnect_cycles_leak_nothing() {
     .await;
     eventually("subscriptions back where they started", || {
         let mut c = c.clone();
-        let r = &r;
         let want = numsub_before.clone();
-        async move { r.numsub(&mut c, &CHANNELS).await == want }
+        async move { numsub(&mut c, &CHANNELS).await == want }
     })
     .await;
-    assert_eq!(r.client_count(&mut c).await, clients_before);
+    assert_eq!(client_count(&mut c).await, clients_before);
     // Still working after all that.
     let mut ws = connect(&base, &token).await;
     sync(&mut ws).await;
@@ -249,14 +248,14 @@ async fn a_thousand_connect_disconnect_cycles_leak_nothing() {
 
 #[tokio::test]
 async fn a_killed_subscriber_connection_is_replaced_not_leaked() {
-    let r = Redis::start().await;
+    let r = Redis::start().expect("redis starts");
     let a = instance(&r).await;
     let base = a.base_url();
     let token = login_demo(&base, DEMO_ANNOTATOR).await;
     let mut ws = connect(&base, &token).await;
     sync(&mut ws).await;
-    let mut c = r.conn().await.unwrap();
-    let clients_before = r.client_count(&mut c).await;
+    let mut c = conn(&r).await.unwrap();
+    let clients_before = client_count(&mut c).await;
     let killed: i64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
@@ -267,11 +266,10 @@ async fn a_killed_subscriber_connection_is_replaced_not_leaked() {
     assert_eq!(killed, 1, "exactly one Pub/Sub connection per instance");
     eventually("the subscriber re-subscribed the socket's channels", || {
         let mut c = c.clone();
-        let r = &r;
-        async move { r.numsub(&mut c, &CHANNELS).await == [1; 5] }
+        async move { numsub(&mut c, &CHANNELS).await == [1; 5] }
     })
     .await;
-    assert_eq!(r.client_count(&mut c).await, clients_before);
+    assert_eq!(client_count(&mut c).await, clients_before);
     post(
         &base,
         "/api/test/notify",
@@ -311,7 +309,7 @@ async fn redis_that_is_not_there_is_a_clear_start_error() {
 
 #[tokio::test]
 async fn a_redis_outage_fails_the_request_and_changes_nothing() {
-    let mut r = Redis::start().await;
+    let mut r = Redis::start().expect("redis starts");
     let a = instance(&r).await;
     let base = a.base_url();
     let zs = login_demo(&base, DEMO_ANNOTATOR).await;

@@ -1,14 +1,11 @@
-//! Shared helpers of the core's integration tests: the reference server in-process on port 0,
-//! engines with a `RecordingNotifier` and an in-memory keyring, a REST driver for the
-//! "server-side" endpoints, and a TCP proxy that can black-hole traffic.
+//! Shared helpers of the core's integration tests: the reference server in-process on port 0
+//! and engines with a `RecordingNotifier` and an in-memory keyring. The REST calls, the
+//! black-holing TCP proxy and Redis come from `taskbell-testkit`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use taskbell_core::backoff::BackoffPolicy;
 use taskbell_core::config::{Config, Paths};
 use taskbell_core::credentials::Credentials;
@@ -19,8 +16,11 @@ use taskbell_core::supervisor::{
     Command, Engine, EngineOptions, Event, ExitReason, State, Status, Timing, sign_in,
 };
 use taskbell_server::{DemoAccount, RunningServer, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use taskbell_testkit::http::{get, login, notify_user, post};
+#[allow(unused_imports)]
+pub use taskbell_testkit::{Proxy, Redis};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -41,54 +41,9 @@ pub async fn server() -> RunningServer {
         .expect("server starts")
 }
 
-pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(WAIT).build().unwrap()
-}
-
-pub async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = http().post(format!("{base}{path}")).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status().as_u16();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    (status, v)
-}
-
-pub async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = http().get(format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status().as_u16();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    (status, v)
-}
-
+/// Signs a demo account in with its password and returns the access token.
 pub async fn token_of(base: &str, who: DemoAccount) -> String {
-    let (status, body) = post(
-        base,
-        "/api/auth/login",
-        None,
-        json!({"username": who.username, "password": who.password}),
-    )
-    .await;
-    assert_eq!(status, 200, "login of {}: {body}", who.username);
-    body["data"]["access_token"].as_str().unwrap().to_string()
-}
-
-/// Publishes a test notification to one user through the server's test control.
-pub async fn notify_user(base: &str, user_id: &str, content: &str) {
-    let (status, body) = post(
-        base,
-        "/api/test/notify",
-        None,
-        json!({"user_id": user_id, "type": "system", "title": "通知", "content": content}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    login(base, who.username, who.password).await
 }
 
 /// A test client: an engine with its own config/data dirs, an in-memory keyring and a
@@ -386,152 +341,5 @@ impl Client {
 
     pub fn is_connected(&self) -> bool {
         matches!(self.state.borrow().state, State::Connected { .. })
-    }
-}
-
-/// A TCP proxy between the client and the server that can black-hole traffic: bytes are
-/// read and dropped in both directions while the sockets stay open (a half-open path).
-pub struct Proxy {
-    pub addr: SocketAddr,
-    blackhole: Arc<AtomicBool>,
-    task: JoinHandle<()>,
-}
-
-impl Proxy {
-    pub async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let blackhole = Arc::new(AtomicBool::new(false));
-        let bh = blackhole.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                let Ok(outbound) = TcpStream::connect(target).await else {
-                    continue;
-                };
-                let (ri, wi) = inbound.into_split();
-                let (ro, wo) = outbound.into_split();
-                tokio::spawn(pump(ri, wo, bh.clone()));
-                tokio::spawn(pump(ro, wi, bh.clone()));
-            }
-        });
-        Proxy {
-            addr,
-            blackhole,
-            task,
-        }
-    }
-
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn set_blackhole(&self, on: bool) {
-        self.blackhole.store(on, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    blackhole: Arc<AtomicBool>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if blackhole.load(Ordering::SeqCst) {
-            continue;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown().await;
-}
-
-/// A real redis-server on a free port (Debian's package), killed on drop.
-pub struct Redis {
-    child: std::process::Child,
-    pub port: u16,
-}
-
-impl Redis {
-    pub async fn start() -> Redis {
-        let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("redis-server");
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let child = std::process::Command::new(bin)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run redis-server ({e})"));
-            let mut r = Redis { child, port };
-            if r.wait_ready().await {
-                return r;
-            }
-            let _ = r.child.kill();
-            let _ = r.child.wait();
-        }
-        panic!("redis-server did not start");
-    }
-
-    /// Polls until redis answers PING (readiness of a child process has no event to await).
-    async fn wait_ready(&mut self) -> bool {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)).await {
-                let mut buf = [0u8; 16];
-                if c.write_all(b"PING\r\n").await.is_ok() {
-                    if let Ok(Ok(n)) =
-                        tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf)).await
-                    {
-                        if buf[..n].starts_with(b"+PONG") {
-                            return true;
-                        }
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

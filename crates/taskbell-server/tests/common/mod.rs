@@ -1,14 +1,18 @@
-//! Shared helpers of the server's integration tests: in-process servers on port 0, a REST
-//! client, a WebSocket client (tokio-tungstenite), and a real redis-server on a free port.
+//! Shared helpers of the server's integration tests: in-process servers on port 0, a WebSocket
+//! client (tokio-tungstenite) and Redis queries. The REST calls and the redis-server guard come
+//! from `taskbell-testkit`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use taskbell_server::{RunningServer, ServerConfig};
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use taskbell_testkit::Redis;
+#[allow(unused_imports)]
+pub use taskbell_testkit::http::{call, get, http, login, post};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -32,48 +36,7 @@ pub async fn server() -> RunningServer {
         .expect("server starts")
 }
 
-pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(WAIT).build().unwrap()
-}
-
-/// `(status, body)` of a request; the body must be JSON (every answer of the server is).
-pub async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body read");
-    let body: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
-    (status, body)
-}
-
-pub async fn get(base: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = http().get(format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    call(req).await
-}
-
-pub async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = http().post(format!("{base}{path}")).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    call(req).await
-}
-
-pub async fn login(base: &str, username: &str, password: &str) -> String {
-    let (status, body) = post(
-        base,
-        "/api/auth/login",
-        None,
-        json!({"username": username, "password": password}),
-    )
-    .await;
-    assert_eq!(status, 200, "login of {username}: {body}");
-    body["data"]["access_token"].as_str().unwrap().to_owned()
-}
-
+/// Signs a demo account in with its password and returns the access token.
 pub async fn login_demo(base: &str, who: taskbell_server::DemoAccount) -> String {
     login(base, who.username, who.password).await
 }
@@ -188,118 +151,32 @@ pub async fn client_close(mut ws: Ws) {
     let _ = tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = ws.next().await {} }).await;
 }
 
-/// A real redis-server on a free port, killed on drop.
-pub struct Redis {
-    child: Child,
-    pub port: u16,
+/// A multiplexed connection to the test's redis-server.
+pub async fn conn(r: &Redis) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis::Client::open(r.url())?
+        .get_multiplexed_async_connection()
+        .await
 }
 
-impl Redis {
-    pub async fn start() -> Redis {
-        let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("redis-server");
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let child = Command::new(bin)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run redis-server ({e}); run scripts/install-deps.sh")
-                });
-            let mut r = Redis { child, port };
-            if r.wait_ready().await {
-                return r;
-            }
-            // The port was taken between probing and binding: try another one.
-            let _ = r.child.kill();
-        }
-        panic!("redis-server did not start");
-    }
-
-    async fn wait_ready(&mut self) -> bool {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(mut c) = self.conn().await {
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-                {
-                    return true;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
-
-    /// Kills the redis-server (an outage).
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    pub async fn conn(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        redis::Client::open(self.url())?
-            .get_multiplexed_async_connection()
-            .await
-    }
-
-    /// Connected clients as Redis counts them (`CLIENT LIST`), excluding `exclude` connections of
-    /// the caller.
-    pub async fn client_count(&self, c: &mut redis::aio::MultiplexedConnection) -> usize {
-        let list: String = redis::cmd("CLIENT")
-            .arg("LIST")
-            .query_async(c)
-            .await
-            .unwrap();
-        list.lines().filter(|l| !l.trim().is_empty()).count()
-    }
-
-    pub async fn numsub(
-        &self,
-        c: &mut redis::aio::MultiplexedConnection,
-        channels: &[&str],
-    ) -> Vec<i64> {
-        let mut cmd = redis::cmd("PUBSUB");
-        cmd.arg("NUMSUB");
-        for ch in channels {
-            cmd.arg(*ch);
-        }
-        let v: Vec<(String, i64)> = cmd.query_async(c).await.unwrap();
-        v.into_iter().map(|(_, n)| n).collect()
-    }
+/// Connected clients as Redis counts them (`CLIENT LIST`), the caller's connection included.
+pub async fn client_count(c: &mut redis::aio::MultiplexedConnection) -> usize {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(c)
+        .await
+        .unwrap();
+    list.lines().filter(|l| !l.trim().is_empty()).count()
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Subscribers of each channel (`PUBSUB NUMSUB`), in the order given.
+pub async fn numsub(c: &mut redis::aio::MultiplexedConnection, channels: &[&str]) -> Vec<i64> {
+    let mut cmd = redis::cmd("PUBSUB");
+    cmd.arg("NUMSUB");
+    for ch in channels {
+        cmd.arg(*ch);
     }
+    let v: Vec<(String, i64)> = cmd.query_async(c).await.unwrap();
+    v.into_iter().map(|(_, n)| n).collect()
 }
 
 /// Polls `check` until it returns true (bounded by [`WAIT`]). For state that has no event to

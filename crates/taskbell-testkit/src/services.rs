@@ -8,8 +8,8 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::desktop::START_TIMEOUT;
-use crate::process::{ChildGuard, HarnessError, Result, Stdout, io_err};
+use crate::error::{HarnessError, Result, io_err};
+use crate::process::{ChildGuard, START_TIMEOUT, Stdout};
 
 /// A port that was free a moment ago (bound to 127.0.0.1:0 and released).
 /// Only for programs that cannot bind port 0 themselves and report it;
@@ -98,6 +98,11 @@ impl Redis {
     /// The process guard.
     pub fn process(&mut self) -> &mut ChildGuard {
         &mut self.child
+    }
+
+    /// Kills redis-server now (SIGKILL): an outage for the servers using it.
+    pub fn kill(&mut self) {
+        self.child.kill();
     }
 }
 
@@ -347,15 +352,17 @@ fn build_binaries() -> Result<PathBuf> {
         Some(other) => other.to_owned(),
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // This crate is crates/taskbell-testkit: the workspace root is two levels up.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map(|root| root.join("Cargo.toml"))
         .ok_or_else(|| HarnessError::Build {
             what: "the workspace binaries".into(),
             detail: "no workspace root".into(),
         })?;
     eprintln!(
-        "taskbell-e2e: building the binaries under test (cargo build --bins -p taskbell-server \
+        "taskbell-testkit: building the binaries under test (cargo build --bins -p taskbell-server \
          -p taskbell-cli) into {}",
         target.display()
     );

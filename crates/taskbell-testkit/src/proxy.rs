@@ -13,8 +13,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::Result;
-
 /// The proxy; stops on drop.
 #[derive(Debug)]
 pub struct Proxy {
@@ -27,7 +25,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Listens on `127.0.0.1:0` and forwards to `upstream`.
-    pub async fn start(upstream: SocketAddr) -> Result<Proxy> {
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let upstream = Arc::new(Mutex::new(upstream));
