@@ -735,7 +735,7 @@ fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_al
     invoke(
         &login,
         "sign_in",
-        json!({"server": b.base, "username": demo.username, "password": demo.password, "remember": false}),
+        json!({"server": b.base, "username": demo.username, "password": demo.password, "remember": true}),
     )
     .unwrap();
     let first_id = accounts::account_id(&a.base, demo.username);
@@ -795,7 +795,11 @@ fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_al
     let config = second.load_config().unwrap();
     assert!(
         !credentials.can_sign_in(&config).unwrap(),
-        "the second account's token is gone from the keyring"
+        "the second account's token and password are gone from the keyring"
+    );
+    assert!(
+        !config.remember_me,
+        "signing out forgets the password as `taskbell logout` does"
     );
     let first = main.load_config().unwrap();
     assert!(

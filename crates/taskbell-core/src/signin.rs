@@ -108,7 +108,9 @@ pub async fn sign_in(
 
 /// Revokes the token on the server when possible (best effort, 5 s) and removes
 /// token and password from the keyring. Server and user name stay in the config
-/// (to prefill the next sign-in); `remember_me` is turned off.
+/// (to prefill the next sign-in); `remember_me` is turned off. This is
+/// `taskbell logout`; a running engine's sign-out (the tray's) ends the same way
+/// ([`end_session`]).
 pub async fn sign_out(paths: &Paths, credentials: &Credentials) -> Result<(), SignInError> {
     let config = paths.load_config()?;
     let (Some(server), Some(username)) = (config.server.clone(), config.username.clone()) else {
@@ -117,26 +119,39 @@ pub async fn sign_out(paths: &Paths, credentials: &Credentials) -> Result<(), Si
     let creds = credentials.clone();
     let (s, u) = (server.clone(), username.clone());
     let token = blocking(move || creds.load_token(&s, &u)).await?;
-    if let (Some(token), Ok(url)) = (token, config.server_url()) {
-        let api = Network::from_config(&config)
+    let api = match (token, config.server_url()) {
+        (Some(token), Ok(url)) => Network::from_config(&config)
             .map_err(|e| ApiError::BadUrl(e.to_string()))
-            .and_then(|n| Api::with_network(url, &n, CONNECT_TIMEOUT, REQUEST_TIMEOUT));
-        match api {
-            Ok(api) => {
-                let api = api.with_token(token);
-                match tokio::time::timeout(Duration::from_secs(5), api.logout()).await {
-                    Ok(Ok(())) => tracing::info!("token revoked on the server"),
-                    Ok(Err(e)) => tracing::info!(error = %e, "the server did not revoke the token"),
-                    Err(_) => tracing::info!("the server did not answer the logout in time"),
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "no logout request"),
+            .and_then(|n| Api::with_network(url, &n, CONNECT_TIMEOUT, REQUEST_TIMEOUT))
+            .map(|api| api.with_token(token))
+            .inspect_err(|e| tracing::debug!(error = %e, "no logout request"))
+            .ok(),
+        _ => None,
+    };
+    end_session(api, paths, credentials, &server, &username).await
+}
+
+/// The one way a session ends: the token revoked on the server through `api` (one that
+/// carries it; best effort, 5 s), token and password removed from the keyring,
+/// `remember_me` turned off in the account's config.
+pub(crate) async fn end_session(
+    api: Option<Api>,
+    paths: &Paths,
+    credentials: &Credentials,
+    server: &str,
+    username: &str,
+) -> Result<(), SignInError> {
+    if let Some(api) = api {
+        match tokio::time::timeout(Duration::from_secs(5), api.logout()).await {
+            Ok(Ok(())) => tracing::info!("token revoked on the server"),
+            Ok(Err(e)) => tracing::info!(error = %e, "the server did not revoke the token"),
+            Err(_) => tracing::info!("the server did not answer the logout in time"),
         }
     }
     let creds = credentials.clone();
-    let (s, u) = (server.clone(), username.clone());
+    let (s, u) = (server.to_string(), username.to_string());
     blocking(move || creds.clear(&s, &u)).await?;
-    if config.remember_me {
+    if paths.load_config().is_ok_and(|c| c.remember_me) {
         Config::update(&paths.config_file(), |c| {
             c.remember_me = false;
             Ok::<_, ConfigError>(())

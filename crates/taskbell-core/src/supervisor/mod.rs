@@ -633,7 +633,7 @@ impl Driver {
             }
             Action::MarkReadOnServer(ids) => self.mark_read_on_server(ids),
             Action::SignOut => {
-                if let Some(message) = self.session.sign_out().await {
+                if let Some(message) = self.session.sign_out(&self.paths).await {
                     send_event(&self.events, Event::Error { message });
                 }
             }

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::Status;
 use crate::api::{Api, ApiError, SecretToken};
+use crate::config::Paths;
 use crate::credentials::{Credentials, blocking};
 use crate::engine::connection::SignInFailure;
 use crate::i18n::{Lang, Msg, tr};
@@ -90,21 +91,16 @@ impl Session {
         let _ = blocking(move || creds.clear_token(&s, &u)).await;
     }
 
-    /// Revokes the token where possible and clears the keyring; returns what to tell.
-    pub(super) async fn sign_out(&self) -> Option<String> {
-        let api = self.api();
-        if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(5), api.logout()).await
-        {
-            tracing::debug!(error = %e, "logout request timed out");
-        }
-        let creds = self.credentials.clone();
-        let (s, u) = (self.server.clone(), self.username.clone());
-        let failed = blocking(move || creds.clear(&s, &u))
-            .await
-            .err()
-            .map(|e| e.to_string());
+    /// Ends the session as `taskbell logout` does ([`crate::signin::end_session`]):
+    /// revoked where possible, forgotten in the keyring, `remember_me` off in the config
+    /// at `paths`; returns what to tell when something failed.
+    pub(super) async fn sign_out(&self, paths: &Paths) -> Option<String> {
+        let api = self.token().map(|_| self.api());
+        let done =
+            crate::signin::end_session(api, paths, &self.credentials, &self.server, &self.username)
+                .await;
         self.set_token(None);
-        failed
+        done.err().map(|e| e.to_string())
     }
 
     /// A session for the signed-in user, or why not.
