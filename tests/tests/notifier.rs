@@ -245,9 +245,11 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A notifier with an engine's action channel attached (English labels).
-fn attached(
+/// A notifier with an engine's action channel attached (English labels), for the
+/// headless CLI (`folded_to_center` false) or the tray app (true).
+fn attached_with(
     bus: &SessionBus,
+    folded_to_center: bool,
 ) -> (
     DesktopNotifier,
     Arc<Mutex<Vec<String>>>,
@@ -258,8 +260,72 @@ fn attached(
     n.attach(ActionSink {
         sender: tx,
         lang: Lang::En,
+        folded_to_center,
     });
     (n, opened, rx)
+}
+
+/// A notifier with an engine's action channel attached, as the headless CLI has it.
+fn attached(
+    bus: &SessionBus,
+) -> (
+    DesktopNotifier,
+    Arc<Mutex<Vec<String>>>,
+    tokio::sync::mpsc::Receiver<ToastAction>,
+) {
+    attached_with(bus, false)
+}
+
+/// A folded "N new notifications" toast standing for `keys`, without a shared link.
+fn folded_card(keys: &[&str]) -> ToastCard {
+    ToastCard::plain(Toast {
+        title: format!("{} new notifications", keys.len()),
+        body: keys.join("\n"),
+        urgency: Urgency::Normal,
+        open_url: None,
+        keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        folded: keys.len(),
+        timeout_ms: None,
+    })
+}
+
+#[test]
+fn a_click_on_a_folded_toast_asks_the_center_to_show_its_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
+    let xvfb = Xvfb::start(dir.path()).unwrap();
+    let recorder = NotificationRecorder::start(&bus).unwrap();
+    let dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+
+    // The headless CLI: no center, so the folded toast offers nothing, as before.
+    let (cli, opened, mut cli_rx) = attached_with(&bus, false);
+    cli.show_card(&folded_card(&["c1", "c2"])).unwrap();
+    let shown = recorder
+        .wait_for(WAIT, |c| c.summary == "2 new notifications")
+        .unwrap();
+    assert!(shown.actions.is_empty(), "{shown:?}");
+
+    // The tray app: a click on the body (dunst's default action) is "Show all".
+    dunst.close_all().unwrap();
+    let (tray, _, mut rx) = attached_with(&bus, true);
+    tray.show_card(&folded_card(&["k1", "k2", "k3"])).unwrap();
+    let shown = recorder
+        .wait_for(WAIT, |c| c.summary == "3 new notifications")
+        .unwrap();
+    assert_eq!(shown.actions, pairs(&[("default", "Show all")]));
+    wait_until("dunst to show the toast", WAIT, || {
+        (dunst.displayed().ok()? == 1).then_some(())
+    })
+    .unwrap();
+    dunst.invoke_action(0).unwrap();
+    let got = next_action(&mut rx);
+    assert_eq!(got.kind, ToastActionKind::ShowFolded);
+    assert_eq!(got.card.toast.keys, ["k1", "k2", "k3"]);
+    assert!(opened.lock().unwrap().is_empty(), "no page opened");
+    assert!(
+        cli_rx.try_recv().is_err(),
+        "the CLI's toast reported nothing"
+    );
 }
 
 /// Waits for the next toast action (polling: the receiver is a tokio one).

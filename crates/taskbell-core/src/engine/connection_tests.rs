@@ -1094,6 +1094,34 @@ fn bursts_are_held_and_folded_and_flushed_when_the_window_ends() {
     assert_eq!(folded[0].folded, 7);
 }
 
+#[test]
+fn a_folded_card_carries_its_keys_and_a_click_on_it_asks_to_show_them() {
+    let mut r = Rig::connected();
+    for i in 0..10 {
+        r.feed(Input::Stored(StoreReport {
+            tag: StoreTag::Live,
+            outcomes: vec![(note(&format!("b{i}")), Outcome::New)],
+            one_by_one: false,
+        }));
+    }
+    let a = r.advance(Duration::from_secs(2));
+    let cards = shows(&a);
+    assert_eq!(cards.len(), 1, "{a:?}");
+    let card = cards[0].clone();
+    let held: Vec<String> = (3..10).map(|i| format!("b{i}")).collect();
+    assert_eq!(
+        card.toast.keys, held,
+        "the keys of every notification it stands for"
+    );
+    assert!(card.is_folded());
+    // The tray's center: the click comes back as the keys to show, nothing else.
+    let a = r.feed(Input::ToastAction(ToastAction {
+        card,
+        kind: ToastActionKind::ShowFolded,
+    }));
+    assert_eq!(a, vec![Action::Emit(Event::ShowFolded { keys: held })]);
+}
+
 // ---- the clock --------------------------------------------------------------
 
 #[test]
