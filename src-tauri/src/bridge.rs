@@ -650,6 +650,7 @@ fn start_engine<R: Runtime>(
     let mut opts = EngineOptions::new(config, paths.clone(), notifier, credentials);
     opts.lang = core_lang(shared.lang());
     opts.utc_offset = shared.deps.utc_offset;
+    opts.folded_to_center = true;
     let EngineHandle {
         state,
         events,
@@ -775,6 +776,7 @@ async fn start_one_further<R: Runtime>(
     let mut opts = EngineOptions::new(config, paths, notifier, credentials.clone());
     opts.lang = core_lang(shared.lang());
     opts.utc_offset = shared.deps.utc_offset;
+    opts.folded_to_center = true;
     let handle = Engine::start(opts).map_err(|e| CmdError::new(ErrorKind::Local, e.to_string()))?;
     {
         let mut slot = shared.engine.lock();
@@ -901,6 +903,7 @@ fn on_further_event<R: Runtime>(app: &AppHandle<R>, id: &str, event: Event) {
                 ui_notification(&n, false, &config, Some(id)),
             );
         }
+        Event::ShowFolded { keys } => crate::triage::show_folded(app, keys, Some(id)),
         Event::Error { message } => tracing::warn!("{id}: engine: {message}"),
         other => tracing::debug!(?other, "{id}: engine event"),
     }
@@ -990,6 +993,10 @@ pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: Event, demo: bool) {
                 })
             });
             emit(app, EVENT_DIAGNOSTICS, live_diagnostics(app));
+        }
+        Event::ShowFolded { keys } => {
+            let label = shared.engine.primary_label().filter(|_| !demo);
+            crate::triage::show_folded(app, keys, label.as_deref());
         }
         Event::Error { message } => tracing::warn!("engine: {message}"),
         other => tracing::debug!(?other, "engine event"),
@@ -1124,13 +1131,14 @@ pub async fn sign_in<R: Runtime>(
 }
 
 /// The paths of the account in use: the engine's, else the real account's.
-fn active_paths<R: Runtime>(app: &AppHandle<R>) -> Paths {
+pub(crate) fn active_paths<R: Runtime>(app: &AppHandle<R>) -> Paths {
     let shared = app.state::<Shared>();
     let slot = shared.engine.lock().paths.clone();
     slot.unwrap_or_else(|| shared.deps.paths.clone())
 }
 
-fn active_config<R: Runtime>(app: &AppHandle<R>) -> CmdResult<Config> {
+/// The config of the account in use ([`active_paths`]).
+pub(crate) fn active_config<R: Runtime>(app: &AppHandle<R>) -> CmdResult<Config> {
     Config::load(&active_paths(app).config_file()).map_err(CmdError::from)
 }
 
@@ -1383,6 +1391,8 @@ pub fn settings_of(c: &Config) -> UiSettings {
             .map_or_else(|| "system".into(), |l| l.as_tag().to_string()),
         autostart: c.autostart,
         sound: c.sound,
+        kinds: crate::triage::kind_rules(c),
+        projects: crate::triage::project_rules(c),
     }
 }
 
@@ -1424,6 +1434,7 @@ pub fn apply_settings(mut c: Config, s: &UiSettings) -> CmdResult<Config> {
     };
     c.autostart = s.autostart;
     c.sound = s.sound;
+    c = crate::triage::apply_rules(c, s)?;
     c.validate()
         .map_err(|e| CmdError::new(ErrorKind::Invalid, e.to_string()))?;
     Ok(c)
@@ -1460,8 +1471,23 @@ pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult
     } else if let Some(tx) = shared.engine.sender() {
         let _ = tx.try_send(Command::SetConfig(Box::new(new.clone())));
     }
-    // The further accounts share every setting but their identity and pause.
-    for (id, paths, tx) in shared.engine.further_engines() {
+    apply_to_further_engines(app);
+    Ok(settings_of(&new))
+}
+
+/// Hands the first account's config `new`, just saved, to the running engines: the first
+/// account's engine as it is, every further account's engine its own config.
+pub fn apply_to_engines<R: Runtime>(app: &AppHandle<R>, new: &Config) {
+    if let Some(tx) = app.state::<Shared>().engine.sender() {
+        let _ = tx.try_send(Command::SetConfig(Box::new(new.clone())));
+    }
+    apply_to_further_engines(app);
+}
+
+/// Hands every running further account's engine its config anew, after the main config
+/// changed: the further accounts share every setting but their identity and pause.
+pub fn apply_to_further_engines<R: Runtime>(app: &AppHandle<R>) {
+    for (id, paths, tx) in app.state::<Shared>().engine.further_engines() {
         if let Some(tx) = tx {
             match paths.load_config() {
                 Ok(c) => {
@@ -1471,7 +1497,6 @@ pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult
             }
         }
     }
-    Ok(settings_of(&new))
 }
 
 fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) {

@@ -13,6 +13,8 @@
 //! - [`commands`]: the IPC commands of the windows (thin, typed errors) and the menu actions.
 //! - [`bridge`]: the only place that knows event names: core status/events → tray + `emit`.
 //! - [`model`]: the shapes the tray and the windows see (no token field exists).
+//! - [`triage`]: mute and sound rules in settings, "Mute this project" from the center, a
+//!   folded toast opening the center on its notifications.
 //!
 //! Invariants: **no webview exists while no window is open**; **closing a window never
 //! quits, "Quit" does**; **the token never leaves the core**.
@@ -22,6 +24,7 @@ pub mod checks;
 pub mod commands;
 pub mod model;
 pub mod tray;
+pub mod triage;
 pub mod windows;
 
 use std::process::ExitCode;
@@ -277,6 +280,9 @@ pub fn run_app<R: Runtime>(
             commands::reconnect_now,
             commands::open_window,
             commands::close_window,
+            triage::get_project_policies,
+            triage::set_project_policy,
+            triage::take_shown_keys,
         ])
         .on_window_event(|window, event| match event {
             tauri::WindowEvent::CloseRequested { .. } => {
