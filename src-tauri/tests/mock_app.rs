@@ -725,9 +725,10 @@ fn a_folded_toast_opens_the_center_on_its_keys_and_a_project_muted_there_stops_i
         matches!(s.state, ConnState::Connected { .. })
     });
     let (tx, shown) = mpsc::channel();
-    f.app.listen_any(taskbell_app::triage::EVENT_SHOW_KEYS, move |_| {
-        let _ = tx.send(());
-    });
+    f.app
+        .listen_any(taskbell_app::triage::EVENT_SHOW_KEYS, move |_| {
+            let _ = tx.send(());
+        });
 
     // A burst folds: the first three are toasted, the rest become one folded toast.
     for i in 0..6 {
@@ -757,7 +758,10 @@ fn a_folded_toast_opens_the_center_on_its_keys_and_a_project_muted_there_stops_i
         .map(|n| n["title"].as_str().unwrap())
         .collect();
     assert_eq!(titles.len(), folded.folded, "{titles:?}");
-    assert!(!titles.contains(&"burst 0"), "the toasted ones are not in it");
+    assert!(
+        !titles.contains(&"burst 0"),
+        "the toasted ones are not in it"
+    );
     assert_eq!(
         invoke(&center, "take_shown_keys", json!({})).unwrap(),
         Value::Null,
@@ -801,7 +805,8 @@ fn a_folded_toast_opens_the_center_on_its_keys_and_a_project_muted_there_stops_i
     .unwrap();
     assert_eq!(rules, json!([]));
     server.notify(json!({"user_id": "1", "type": "task_reviewed", "title": "unmuted one", "content": "c", "data": {"task_id": "3", "project_id": "p-9"}}));
-    let back = tauri::async_runtime::block_on(f.toasts.wait_for(WAIT, |t| t.title == "unmuted one"));
+    let back =
+        tauri::async_runtime::block_on(f.toasts.wait_for(WAIT, |t| t.title == "unmuted one"));
     assert!(back.is_some(), "{:?}", f.toasts.toasts());
     // Another window may not do it (capabilities/settings.json).
     let settings_w = f.open(WindowKind::Settings);
