@@ -17,6 +17,9 @@ fn main() {
             "reconnect_now",
             "open_window",
             "close_window",
+            "get_project_policies",
+            "set_project_policy",
+            "take_shown_keys",
         ]));
     if let Err(e) = tauri_build::try_build(attributes) {
         // A build script reports failure by panicking; say why first.

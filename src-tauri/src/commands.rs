@@ -2,12 +2,14 @@
 //! checks its input and calls the [`crate::controller`], which answers with a
 //! [`crate::model`] shape or a [`CmdError`] the window can show as it is.
 
+use taskbell_core::config::ToastPolicy;
 use tauri::{AppHandle, Manager, Runtime, State};
 
 use crate::controller::{self, Action, Shared};
 use crate::error::{CmdError, CmdResult, ErrorKind};
 use crate::model::{
-    HistoryFilter, UiDiagnostics, UiNotification, UiSettings, UiStatus, UiUser, WindowKind,
+    HistoryFilter, UiDiagnostics, UiNotification, UiProjectRule, UiSettings, UiStatus, UiUser,
+    WindowKind,
 };
 use crate::view::menu::{MenuAction, MenuId};
 use crate::windows;
@@ -127,6 +129,31 @@ pub fn open_window<R: Runtime>(app: AppHandle<R>, window: WindowKind) -> CmdResu
 #[tauri::command]
 pub fn close_window<R: Runtime>(window: tauri::WebviewWindow<R>) -> CmdResult<()> {
     Ok(window.close()?)
+}
+
+/// The project rules of the account in use (the center's Mute buttons).
+#[tauri::command]
+pub fn get_project_policies<R: Runtime>(app: AppHandle<R>) -> CmdResult<Vec<UiProjectRule>> {
+    controller::project_policies(&app)
+}
+
+/// Sets one project's toast policy (`null` removes its rule); returns every project rule.
+#[tauri::command]
+pub fn set_project_policy<R: Runtime>(
+    app: AppHandle<R>,
+    project: String,
+    policy: Option<ToastPolicy>,
+) -> CmdResult<Vec<UiProjectRule>> {
+    if project.trim().is_empty() {
+        return Err(CmdError::new(ErrorKind::Invalid, "No project given.").on("projects"));
+    }
+    controller::set_project_policy(&app, &project, policy)
+}
+
+/// The keys a folded toast asked the center to show, once.
+#[tauri::command]
+pub fn take_shown_keys<R: Runtime>(app: AppHandle<R>) -> Option<Vec<String>> {
+    controller::take_shown_keys(&app)
 }
 
 /// Handles a click in the tray menu (the handler `crate::tray::install` is given).

@@ -133,6 +133,18 @@ pub fn not_signed_in() -> CmdError {
     CmdError::new(ErrorKind::NotSignedIn, "You are not signed in.")
 }
 
+/// A refused config value as a command error on the form field it names (the config key,
+/// e.g. `kinds.mention.sound`, `projects`).
+pub fn config_error(e: ConfigError) -> CmdError {
+    match &e {
+        ConfigError::Invalid { key, .. } => {
+            let key = key.clone();
+            CmdError::new(ErrorKind::Invalid, e.to_string()).on(&key)
+        }
+        _ => CmdError::from(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,9 @@ pub fn run_app<R: Runtime>(
             commands::reconnect_now,
             commands::open_window,
             commands::close_window,
+            commands::get_project_policies,
+            commands::set_project_policy,
+            commands::take_shown_keys,
         ])
         .on_window_event(|window, event| match event {
             tauri::WindowEvent::CloseRequested { .. } => {

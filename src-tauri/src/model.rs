@@ -3,6 +3,7 @@
 //! token (there is no field for one), which is how "no token reaches the UI" is kept.
 
 use serde::{Deserialize, Serialize};
+use taskbell_core::config::ToastPolicy;
 use taskbell_core::i18n::{Msg, tr};
 
 /// The language of the tray and the windows: the core's, serialised as `"zh-CN"`/`"en"`.
@@ -162,6 +163,37 @@ pub struct UiSettings {
     pub autostart: bool,
     /// Play the notification sound.
     pub sound: bool,
+    /// The heartbeat interval's allowed range in seconds, `[min, max]` (the core's one
+    /// range, `config::HEARTBEAT_SECS_RANGE`; the form checks against it, read-only).
+    #[serde(default)]
+    pub heartbeat_secs_range: (u64, u64),
+    /// Toast policy and sound per notification kind, one entry per kind a rule may name,
+    /// in the config's order (`[kinds.NAME]`).
+    #[serde(default)]
+    pub kinds: Vec<UiKindRule>,
+    /// The per-project toast policies (`[projects."ID"]`); saving drops the ones left out.
+    #[serde(default)]
+    pub projects: Vec<UiProjectRule>,
+}
+
+/// One notification kind's rule in the settings form (`[kinds.NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiKindRule {
+    /// The kind's wire name, e.g. "task_reviewed".
+    pub kind: String,
+    /// "show", "store" or "mute".
+    pub policy: ToastPolicy,
+    /// Its own sound (a freedesktop sound name); `None`: the default sound setting.
+    pub sound: Option<String>,
+}
+
+/// One project's rule in the settings form and the center (`[projects."ID"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiProjectRule {
+    /// The project id as the server sends it.
+    pub project: String,
+    /// "show", "store" or "mute".
+    pub policy: ToastPolicy,
 }
 
 /// One reconnect, for the diagnostics log.

@@ -8,7 +8,8 @@
 //! - Through WebKitWebDriver (what `tauri-driver` wraps; the app allows automation when
 //!   `TAURI_WEBVIEW_AUTOMATION=true`): the login window shows a wrong password inline,
 //!   then signs in and keeps the token in the keyring; a second start signs in from the
-//!   keyring by itself, and a live notification appears in the notification center.
+//!   keyring by itself, and a live notification appears in the notification center, where
+//!   `/` focuses the search, typing narrows the rows, ↓ selects and `m` marks read.
 
 // Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -305,6 +306,52 @@ impl Driver {
         .unwrap();
     }
 
+    /// Presses `keys` one after another on whatever has the focus, as a keyboard would
+    /// (W3C key actions; `\u{E015}` is ↓, `\u{E00C}` Esc).
+    fn press(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|k| {
+                let k = k.to_string();
+                [
+                    json!({"type": "keyDown", "value": k}),
+                    json!({"type": "keyUp", "value": k}),
+                ]
+            })
+            .collect();
+        self.call(
+            "POST",
+            &format!("{}/actions", self.s()),
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        )
+        .unwrap_or_else(|e| panic!("keys {keys:?}: {e}"));
+    }
+
+    /// Runs `script` (a function body) in the page with `args`; its return value.
+    fn script(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            &format!("{}/execute/sync", self.s()),
+            Some(json!({"script": script, "args": args})),
+        )
+        .unwrap_or_else(|e| panic!("script: {e}"))
+    }
+
+    /// The titles of the center's rows in the DOM, top to bottom, with whether each is read.
+    fn center_rows(&self) -> Vec<(String, bool)> {
+        let v = self.script(
+            "return [...document.querySelectorAll('#list li')].map((li) =>                [li.querySelector('.title').textContent, li.classList.contains('read')]);",
+            json!([]),
+        );
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The id of the element that has the focus.
+    fn focused_id(&self) -> String {
+        let v = self.script("return document.activeElement.id;", json!([]));
+        v.as_str().unwrap_or("").to_string()
+    }
+
     fn click(&self, css: &str) {
         let e = self.wait_find(css);
         self.call("POST", &format!("{}/element/{e}/click", self.s()), None)
@@ -466,6 +513,64 @@ fn login_window_then_keyring_sign_in_and_a_live_notification_in_the_center() {
         .unwrap();
     std::thread::sleep(Duration::from_secs(1));
     xvfb.screenshot(&screenshots().join("center-live.png"))
+        .unwrap();
+
+    // 3. Triage with the keyboard, in the real webview: a second notification, then `/`
+    // focuses the search, typing narrows the rows, Esc clears it, ↓ selects and `m` marks
+    // read (through the app, so the unread count follows).
+    let post = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{base}/api/test/notify"))
+            .json(
+                &json!({"user_id": "1", "type": "mention", "title": "Mentioned in frame 3",
+                          "content": "Please check frame 3.", "priority": "normal"}),
+            )
+            .send()
+            .await
+    });
+    assert!(post.unwrap().status().is_success());
+    let both = [
+        ("Mentioned in frame 3".to_string(), false),
+        ("Task rejected: street view #12".to_string(), false),
+    ];
+    wait_until("both notifications in the center", WAIT, || {
+        (driver.center_rows() == both).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", driver.center_rows()));
+    let unread = || driver.text("#unread").unwrap_or_default();
+    assert_eq!(unread(), "2 unread");
+    driver.press("/");
+    wait_until("/ to focus the search", WAIT, || {
+        (driver.focused_id() == "search").then_some(())
+    })
+    .unwrap();
+    driver.press("street");
+    wait_until("the search to narrow the rows", WAIT, || {
+        (driver.center_rows() == both[1..]).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", driver.center_rows()));
+    assert_eq!(driver.value("#search"), "street");
+    // Esc clears the search; Esc again goes back to the list; ↓ ↓ selects the second row.
+    driver.press("\u{E00C}");
+    wait_until("Esc to clear the search", WAIT, || {
+        (driver.center_rows() == both).then_some(())
+    })
+    .unwrap();
+    driver.press("\u{E00C}\u{E015}\u{E015}m");
+    wait_until("m to mark the selected row read", WAIT, || {
+        (driver.center_rows()
+            == [
+                ("Mentioned in frame 3".to_string(), false),
+                ("Task rejected: street view #12".to_string(), true),
+            ])
+        .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", driver.center_rows()));
+    wait_until("the unread count to follow", WAIT, || {
+        (unread() == "1 unread").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", unread()));
+    xvfb.screenshot(&screenshots().join("center-keyboard.png"))
         .unwrap();
     driver.quit();
     rt.block_on(server.shutdown());

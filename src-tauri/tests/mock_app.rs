@@ -20,6 +20,7 @@ use taskbell_app::{Options, Shared, run_app};
 use taskbell_core::accounts;
 use taskbell_core::config::{Config, Paths};
 use taskbell_core::credentials::Credentials;
+use taskbell_core::delivery::ToastActionKind;
 use taskbell_core::notifier::RecordingNotifier;
 use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder};
 use tauri::webview::InvokeRequest;
@@ -809,5 +810,122 @@ fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_al
     // An unknown account is refused in words, nothing else changes.
     taskbell_app::commands::on_menu(f.app.handle(), "sign-out-account:nobody@nowhere");
     assert!(f.app.state::<Shared>().engine.is_running());
+    controller::shutdown(f.app.handle());
+}
+
+#[test]
+fn a_folded_toast_opens_the_center_on_its_keys_and_a_project_muted_there_stops_its_toasts() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let main = main_paths(&dir);
+    let credentials = Credentials::in_memory();
+    let demo = taskbell_server::DEMO_ANNOTATOR;
+    server
+        .rt
+        .block_on(taskbell_core::supervisor::sign_in(
+            &main,
+            &credentials,
+            &server.base,
+            demo.username,
+            demo.password,
+            false,
+        ))
+        .unwrap();
+    let f = start_app_in(Options::default(), dir, credentials);
+    f.wait_status("connected", |s| {
+        matches!(s.state, ConnState::Connected { .. })
+    });
+    let (tx, shown) = mpsc::channel();
+    f.app.listen_any(controller::EVENT_SHOW_KEYS, move |_| {
+        let _ = tx.send(());
+    });
+
+    // A burst folds: the first three are toasted, the rest become one folded toast.
+    for i in 0..6 {
+        server.notify(json!({"user_id": "1", "type": "system", "title": format!("burst {i}"), "content": "c"}));
+    }
+    let folded = tauri::async_runtime::block_on(f.toasts.wait_for(WAIT, |t| t.folded > 1))
+        .unwrap_or_else(|| panic!("no folded toast: {:?}", f.toasts.toasts()));
+    let card = f
+        .toasts
+        .cards()
+        .into_iter()
+        .find(|c| c.toast == folded)
+        .unwrap();
+    assert!(f.window(WindowKind::Center).is_none());
+    // The user clicks it (the notifier reports the body click as ShowFolded).
+    assert!(f.toasts.choose(&card, ToastActionKind::ShowFolded));
+    shown.recv_timeout(WAIT).expect("the show-keys event");
+    let center = f.window(WindowKind::Center).expect("the center opened");
+    let keys = invoke(&center, "take_shown_keys", json!({})).unwrap();
+    assert_eq!(keys, json!(folded.keys), "the folded toast's notifications");
+    let listed = invoke(&center, "list_history", json!({})).unwrap();
+    let titles: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| folded.keys.iter().any(|k| n["key"] == k.as_str()))
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles.len(), folded.folded, "{titles:?}");
+    assert!(
+        !titles.contains(&"burst 0"),
+        "the toasted ones are not in it"
+    );
+    assert_eq!(
+        invoke(&center, "take_shown_keys", json!({})).unwrap(),
+        Value::Null,
+        "taken once"
+    );
+
+    // "Mute this project" from a row: saved in config.toml, applied by the running engine.
+    let rules = invoke(
+        &center,
+        "set_project_policy",
+        json!({"project": "p-9", "policy": "mute"}),
+    )
+    .unwrap();
+    assert_eq!(rules, json!([{"project": "p-9", "policy": "mute"}]));
+    assert_eq!(
+        invoke(&center, "get_project_policies", json!({})).unwrap(),
+        rules
+    );
+    let saved = Config::load(&main_paths(&f._dir).config_file()).unwrap();
+    assert_eq!(
+        saved.projects["p-9"].policy,
+        taskbell_core::config::ToastPolicy::Mute
+    );
+    server.notify(json!({"user_id": "1", "type": "task_reviewed", "title": "muted one", "content": "c", "data": {"task_id": "1", "project_id": "p-9"}}));
+    server.notify(json!({"user_id": "1", "type": "task_reviewed", "title": "other project", "content": "c", "data": {"task_id": "2", "project_id": "p-1"}}));
+    f.notification_titled("muted one");
+    // Toasts go out in order: once the later one is shown, the muted one was passed over.
+    let later =
+        tauri::async_runtime::block_on(f.toasts.wait_for(WAIT, |t| t.title == "other project"));
+    assert!(later.is_some(), "{:?}", f.toasts.toasts());
+    assert!(
+        !f.toasts.toasts().iter().any(|t| t.title == "muted one"),
+        "stored but not toasted"
+    );
+    // Unmute (the same control toggles back): the rule is gone and toasts come again.
+    let rules = invoke(
+        &center,
+        "set_project_policy",
+        json!({"project": "p-9", "policy": null}),
+    )
+    .unwrap();
+    assert_eq!(rules, json!([]));
+    server.notify(json!({"user_id": "1", "type": "task_reviewed", "title": "unmuted one", "content": "c", "data": {"task_id": "3", "project_id": "p-9"}}));
+    let back =
+        tauri::async_runtime::block_on(f.toasts.wait_for(WAIT, |t| t.title == "unmuted one"));
+    assert!(back.is_some(), "{:?}", f.toasts.toasts());
+    // Another window may not do it (capabilities/settings.json).
+    let settings_w = f.open(WindowKind::Settings);
+    let denied = invoke(
+        &settings_w,
+        "set_project_policy",
+        json!({"project": "p-9", "policy": "mute"}),
+    )
+    .unwrap_err();
+    assert!(denied.to_string().contains("not allowed"), "{denied}");
     controller::shutdown(f.app.handle());
 }

@@ -48,6 +48,23 @@ fn toast(title: &str, urgency: Urgency, open_url: Option<&str>) -> Toast {
     }
 }
 
+/// A private desktop for toasts: a temp dir, a session bus, Xvfb, a `Notify` recorder and
+/// dunst (bound in this order, so dropped in reverse: dunst goes before its bus).
+fn dunst_desktop() -> (
+    tempfile::TempDir,
+    SessionBus,
+    Xvfb,
+    NotificationRecorder,
+    Dunst,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
+    let xvfb = Xvfb::start(dir.path()).unwrap();
+    let recorder = NotificationRecorder::start(&bus).unwrap();
+    let dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+    (dir, bus, xvfb, recorder, dunst)
+}
+
 /// A notifier on `bus` whose opener writes the URLs down.
 fn notifier(bus: &SessionBus) -> (DesktopNotifier, Arc<Mutex<Vec<String>>>) {
     let opened = Arc::new(Mutex::new(Vec::new()));
@@ -61,11 +78,7 @@ fn notifier(bus: &SessionBus) -> (DesktopNotifier, Arc<Mutex<Vec<String>>>) {
 
 #[test]
 fn one_connection_for_every_toast_and_a_click_opens_the_link_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
-    let xvfb = Xvfb::start(dir.path()).unwrap();
-    let recorder = NotificationRecorder::start(&bus).unwrap();
-    let dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+    let (_dir, bus, _xvfb, recorder, dunst) = dunst_desktop();
     let (n, opened) = notifier(&bus);
 
     let link = "https://platform.example/tasks/task-1006";
@@ -128,11 +141,7 @@ fn one_connection_for_every_toast_and_a_click_opens_the_link_once() {
 /// open nothing; only the daemon that showed a toast can open its link.
 #[test]
 fn a_click_signal_from_another_bus_client_opens_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
-    let xvfb = Xvfb::start(dir.path()).unwrap();
-    let recorder = NotificationRecorder::start(&bus).unwrap();
-    let dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+    let (_dir, bus, _xvfb, recorder, dunst) = dunst_desktop();
     let (n, opened) = notifier(&bus);
 
     let bait = "https://platform.example/tasks/bait";
@@ -245,9 +254,11 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A notifier with an engine's action channel attached (English labels).
-fn attached(
+/// A notifier with an engine's action channel attached (English labels), for the
+/// headless CLI (`folded_to_center` false) or the tray app (true).
+fn attached_with(
     bus: &SessionBus,
+    folded_to_center: bool,
 ) -> (
     DesktopNotifier,
     Arc<Mutex<Vec<String>>>,
@@ -258,8 +269,68 @@ fn attached(
     n.attach(ActionSink {
         sender: tx,
         lang: Lang::En,
+        folded_to_center,
     });
     (n, opened, rx)
+}
+
+/// A notifier with an engine's action channel attached, as the headless CLI has it.
+fn attached(
+    bus: &SessionBus,
+) -> (
+    DesktopNotifier,
+    Arc<Mutex<Vec<String>>>,
+    tokio::sync::mpsc::Receiver<ToastAction>,
+) {
+    attached_with(bus, false)
+}
+
+/// A folded "N new notifications" toast standing for `keys`, without a shared link.
+fn folded_card(keys: &[&str]) -> ToastCard {
+    ToastCard::plain(Toast {
+        title: format!("{} new notifications", keys.len()),
+        body: keys.join("\n"),
+        urgency: Urgency::Normal,
+        open_url: None,
+        keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        folded: keys.len(),
+        timeout_ms: None,
+    })
+}
+
+#[test]
+fn a_click_on_a_folded_toast_asks_the_center_to_show_its_notifications() {
+    let (_dir, bus, _xvfb, recorder, dunst) = dunst_desktop();
+
+    // The headless CLI: no center, so the folded toast offers nothing, as before.
+    let (cli, opened, mut cli_rx) = attached_with(&bus, false);
+    cli.show_card(&folded_card(&["c1", "c2"])).unwrap();
+    let shown = recorder
+        .wait_for(WAIT, |c| c.summary == "2 new notifications")
+        .unwrap();
+    assert!(shown.actions.is_empty(), "{shown:?}");
+
+    // The tray app: a click on the body (dunst's default action) is "Show all".
+    dunst.close_all().unwrap();
+    let (tray, _, mut rx) = attached_with(&bus, true);
+    tray.show_card(&folded_card(&["k1", "k2", "k3"])).unwrap();
+    let shown = recorder
+        .wait_for(WAIT, |c| c.summary == "3 new notifications")
+        .unwrap();
+    assert_eq!(shown.actions, pairs(&[("default", "Show all")]));
+    wait_until("dunst to show the toast", WAIT, || {
+        (dunst.displayed().ok()? == 1).then_some(())
+    })
+    .unwrap();
+    dunst.invoke_action(0).unwrap();
+    let got = next_action(&mut rx);
+    assert_eq!(got.kind, ToastActionKind::ShowFolded);
+    assert_eq!(got.card.toast.keys, ["k1", "k2", "k3"]);
+    assert!(opened.lock().unwrap().is_empty(), "no page opened");
+    assert!(
+        cli_rx.try_recv().is_err(),
+        "the CLI's toast reported nothing"
+    );
 }
 
 /// Waits for the next toast action (polling: the receiver is a tokio one).
@@ -272,11 +343,7 @@ fn next_action(rx: &mut tokio::sync::mpsc::Receiver<ToastAction>) -> ToastAction
 
 #[test]
 fn task_toasts_offer_their_actions_and_only_the_daemon_can_choose_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
-    let xvfb = Xvfb::start(dir.path()).unwrap();
-    let recorder = NotificationRecorder::start(&bus).unwrap();
-    let dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+    let (_dir, bus, _xvfb, recorder, dunst) = dunst_desktop();
     let (n, opened, mut rx) = attached(&bus);
 
     n.show_card(&task_card("plain", false)).unwrap();
@@ -359,11 +426,7 @@ fn task_toasts_offer_their_actions_and_only_the_daemon_can_choose_them() {
 
 #[test]
 fn a_withdrawn_toast_is_closed_with_close_notification_once_all_its_keys_are_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
-    let xvfb = Xvfb::start(dir.path()).unwrap();
-    let recorder = NotificationRecorder::start(&bus).unwrap();
-    let dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+    let (_dir, bus, _xvfb, recorder, dunst) = dunst_desktop();
     let (n, _, _rx) = attached(&bus);
 
     n.show_card(&task_card("one", false)).unwrap();
@@ -508,11 +571,7 @@ async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mark_read_and_snooze_chosen_in_the_daemon_are_carried_out_by_the_engine() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
-    let xvfb = Xvfb::start(dir.path()).unwrap();
-    let recorder = NotificationRecorder::start(&bus).unwrap();
-    let dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+    let (dir, bus, _xvfb, recorder, dunst) = dunst_desktop();
     let server = ServerProcess::start(ServerOptions {
         extra_args: vec!["--test-controls".into()],
         ..ServerOptions::default()
@@ -674,11 +733,7 @@ async fn mark_read_and_snooze_chosen_in_the_daemon_are_carried_out_by_the_engine
 /// `read` frame), and B's history has it read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_read_on_one_client_withdraws_the_toast_on_the_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
-    let xvfb = Xvfb::start(dir.path()).unwrap();
-    let recorder = NotificationRecorder::start(&bus).unwrap();
-    let dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+    let (dir, bus, _xvfb, recorder, dunst) = dunst_desktop();
     let server = ServerProcess::start(ServerOptions {
         extra_args: vec!["--test-controls".into()],
         ..ServerOptions::default()
@@ -771,11 +826,7 @@ async fn a_read_on_one_client_withdraws_the_toast_on_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_muted_kind_shows_no_toast_and_a_shown_one_asks_for_its_sound() {
     use taskbell_core::config::{KindRule, ToastPolicy};
-    let dir = tempfile::tempdir().unwrap();
-    let bus = SessionBus::start(&dir.path().join("bus")).unwrap();
-    let xvfb = Xvfb::start(dir.path()).unwrap();
-    let recorder = NotificationRecorder::start(&bus).unwrap();
-    let _dunst = Dunst::start(dir.path(), &bus, &xvfb).unwrap();
+    let (dir, bus, _xvfb, recorder, _dunst) = dunst_desktop();
     let server = ServerProcess::start(ServerOptions {
         extra_args: vec!["--test-controls".into()],
         ..ServerOptions::default()

@@ -56,10 +56,11 @@ export function matchesQuery(n, terms) {
 
 /**
  * Whether `n` passes the filter: `group` ("" = all kinds), `project` ("" = all),
- * `account` ("" = all), `read` ("all", "unread" or "read") and `query` (search text),
- * all combined.
+ * `account` ("" = all), `read` ("all", "unread" or "read"), `query` (search text) and
+ * `keys` (a Set of keys, e.g. those a folded toast stood for; null = all), all combined.
  */
-export function matchesFilter(n, { group = "", project = "", account = "", read = "all", query = "", terms } = {}) {
+export function matchesFilter(n, { group = "", project = "", account = "", read = "all", query = "", terms, keys = null } = {}) {
+  if (keys && !keys.has(n.key)) return false;
   if (group && n.group !== group) return false;
   if (project && projectOf(n) !== project) return false;
   if (account && accountOf(n) !== account) return false;
@@ -69,8 +70,8 @@ export function matchesFilter(n, { group = "", project = "", account = "", read 
 }
 
 /** Whether the filter lets everything through. */
-export function isFilterEmpty({ group = "", project = "", account = "", read = "all", query = "" } = {}) {
-  return !group && !project && !account && read === "all" && parseQuery(query).length === 0;
+export function isFilterEmpty({ group = "", project = "", account = "", read = "all", query = "", keys = null } = {}) {
+  return !keys && !group && !project && !account && read === "all" && parseQuery(query).length === 0;
 }
 
 /** The items passing the filter (see [`matchesFilter`]), in order. */

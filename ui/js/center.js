@@ -1,6 +1,8 @@
 // The notification center: the history newest first, grouped by day, searched as you
 // type and filtered by kind, project, account (with several) and read state; per-row Open and Mark read;
-// keyboard triage (↑↓ select, Enter open, M mark read, / search, Esc clear).
+// keyboard triage (↑↓ select, Enter open, M mark read, P mute the row's project, / search,
+// Esc clear); "Mute project" per row (toggles; settings list the rule), and a filter by keys
+// with a chip to clear it when a folded toast ("N new notifications") opened the center.
 //
 // It is a virtual list: only the rows in (and just around) the viewport are in the DOM,
 // between two paddings that stand for the rows above and below. Every row has the same
@@ -50,7 +52,8 @@ const state = {
   view: [], // what passes the filter, newest first
   groups: [], // day groups of `view`
   offsets: new Float64Array(1),
-  filter: { group: "", project: "", account: "", read: "all", query: "" },
+  filter: { group: "", project: "", account: "", read: "all", query: "", keys: null },
+  muted: new Set(), // projects whose rule is "mute"
   selectedKey: null,
   selIndex: -1, // index of selectedKey in view (-1: none / not shown)
   rowH: 0,
@@ -182,7 +185,12 @@ function fillRow(li, n, head) {
     chips.append(c);
   }
   const project = projectOf(n);
-  if (project) chips.append(el("span", "chip project", project));
+  const muted = project !== "" && state.muted.has(project);
+  if (project) {
+    const c = el("span", muted ? "chip project muted" : "chip project", project);
+    if (muted) c.title = t("center.muted_chip");
+    chips.append(c);
+  }
   const task = taskIdOf(n);
   if (task) chips.append(el("span", "chip task", t("center.task", { id: task })));
   const actions = el("span", "actions");
@@ -197,6 +205,15 @@ function fillRow(li, n, head) {
     const b = el("button", "mark-one", t("center.mark_one"));
     b.type = "button";
     b.setAttribute("aria-label", t("center.mark_one") + ": " + n.title);
+    actions.append(b);
+  }
+  if (project) {
+    const label = t(muted ? "center.unmute_project" : "center.mute_project");
+    const b = el("button", "mute-project", t(muted ? "center.unmute" : "center.mute"));
+    b.type = "button";
+    b.title = t(muted ? "center.unmute_title" : "center.mute_title");
+    b.setAttribute("aria-pressed", String(muted));
+    b.setAttribute("aria-label", label + ": " + project);
     actions.append(b);
   }
   const line3 = el("div", "line3");
@@ -453,6 +470,57 @@ async function openOne(key) {
   }
 }
 
+/** The projects muted by their rules ([{project, policy}] from the app). */
+function setRules(rules) {
+  state.muted = new Set((rules || []).filter((r) => r.policy === "mute").map((r) => r.project));
+  // The rows' buttons and chips follow: rebuild the rows in view.
+  for (const li of rendered.values()) li._item = null;
+  renderWindow();
+}
+
+/** Mutes the project, or unmutes it when it is muted (the same control undoes it). */
+async function toggleMute(project) {
+  const muted = state.muted.has(project);
+  try {
+    setRules(await invoke("set_project_policy", { project, policy: muted ? null : "mute" }));
+    $("announce").textContent = t(muted ? "center.unmuted" : "center.muted", { project });
+  } catch (err) {
+    showError(err);
+  }
+}
+
+/**
+ * Shows just the notifications of `keys` (a folded toast's), with the chip that clears it;
+ * the other filters are cleared so that none of them hides one.
+ */
+function showKeys(keys) {
+  search.value = "";
+  $("project").value = "";
+  $("account").value = "";
+  $("unread-only").checked = false;
+  for (const b of $("filters").querySelectorAll("button[data-group]")) {
+    b.setAttribute("aria-pressed", String(b.dataset.group === ""));
+  }
+  $("keys-filter-text").textContent = t("center.keys_filter", { n: keys.length });
+  $("keys-filter").hidden = false;
+  setFilter({ group: "", project: "", account: "", read: "all", query: "", keys: new Set(keys) });
+}
+
+function clearKeys() {
+  $("keys-filter").hidden = true;
+  setFilter({ keys: null });
+}
+
+/** Takes the keys a folded toast asked the app to show, if any are waiting. */
+async function takeShownKeys() {
+  try {
+    const keys = await invoke("take_shown_keys");
+    if (keys && keys.length) showKeys(keys);
+  } catch (err) {
+    showError(err);
+  }
+}
+
 async function markAll() {
   try {
     await invoke("mark_all_read");
@@ -611,6 +679,9 @@ function onKey(ev) {
         ev.preventDefault();
         search.value = "";
         setFilter({ query: "" });
+      } else if (state.filter.keys) {
+        ev.preventDefault();
+        clearKeys();
       } else if (inSearch) {
         ev.preventDefault();
         focusList();
@@ -650,6 +721,15 @@ function onKey(ev) {
       markOne(n.key);
       return;
     }
+    case "p":
+    case "P": {
+      if (typing) return;
+      const n = selectedItem();
+      if (!n || !projectOf(n)) return;
+      ev.preventDefault();
+      toggleMute(projectOf(n));
+      return;
+    }
     default:
   }
 }
@@ -662,6 +742,7 @@ function onListClick(ev) {
   if (i >= 0 && n.key !== state.selectedKey) select(i, { scroll: false });
   const button = ev.target.closest("button");
   if (button?.classList.contains("mark-one")) markOne(n.key);
+  else if (button?.classList.contains("mute-project")) toggleMute(projectOf(n));
   else if (button?.classList.contains("open-one")) openOne(n.key);
   // A click on the card opens its task (not on the day heading above it).
   else if (!button && n.has_link && ev.target.closest(".card")) openOne(n.key);
@@ -683,6 +764,7 @@ async function init() {
   $("account").addEventListener("change", (e) => setFilter({ account: e.target.value }));
   search.addEventListener("input", () => setFilter({ query: search.value }));
   $("mark-all").addEventListener("click", markAll);
+  $("keys-clear").addEventListener("click", clearKeys);
   list.addEventListener("click", onListClick);
   list.addEventListener("focusin", (ev) => {
     const li = ev.target.closest("li[data-key]");
@@ -710,6 +792,13 @@ async function init() {
   await listen(EVENTS.notification, onLive);
   await listen(EVENTS.history, reload);
   await listen(EVENTS.status, (s) => ($("state").textContent = s.state_line));
+  await listen(EVENTS.showKeys, takeShownKeys);
+  try {
+    setRules(await invoke("get_project_policies"));
+  } catch (err) {
+    showError(err);
+  }
+  await takeShownKeys();
   try {
     $("state").textContent = (await invoke("get_status")).state_line;
   } catch {

@@ -32,4 +32,5 @@ export const EVENTS = {
   notification: "taskbell://notification",
   history: "taskbell://history",
   diagnostics: "taskbell://diagnostics",
+  showKeys: "taskbell://show-keys",
 };

@@ -1,7 +1,8 @@
 // A stub of the Tauri bridge for ui/ tests: stands in for window.__TAURI_INTERNALS__ and
 // for the Rust commands, with an in-memory backend seeded from fixtures/ (whose shapes a
 // Rust test checks against the real types). Injected before any page script runs.
-// window.__STUB_CONFIG__ = { lang, history, settings, status, diagnostics, errors, persist? } is set first.
+// window.__STUB_CONFIG__ = { lang, history, settings, status, diagnostics, errors, persist?,
+// shownKeys? } is set first (shownKeys: the keys a folded toast asked the center to show).
 (() => {
   const cfg = window.__STUB_CONFIG__;
   window.__TASKBELL_LANG__ = cfg.lang;
@@ -19,6 +20,7 @@
         settings: clone(cfg.settings),
         status: clone(cfg.status),
         diagnostics: clone(cfg.diagnostics),
+        shownKeys: clone(cfg.shownKeys ?? null),
       };
   // cfg.persist === false (the 50,000-row test) skips it: megabytes per call, over the quota.
   const persist = () => {
@@ -57,6 +59,9 @@
     save_settings: ({ settings }) => {
       if (settings.heartbeat_interval_secs > 300) throw cfg.errors.invalid_heartbeat;
       if (/\s/.test(settings.server)) throw cfg.errors.invalid_server;
+      // The app's refusal of a sound name (core config rules), as it names the field.
+      const bad = (settings.kinds || []).find((k) => k.sound != null && /\s/.test(k.sound));
+      if (bad) throw { ...cfg.errors.invalid_sound, field: `kinds.${bad.kind}.sound` };
       db.settings = clone(settings);
       return db.settings;
     },
@@ -65,6 +70,18 @@
       if (server.includes("self-signed")) throw cfg.errors.tls;
       if (password !== "annotate-123") throw cfg.errors.wrong_password;
       return { username, display_name: "张三", role: "annotator" };
+    },
+    // The project rules live in the settings (config.toml's [projects."ID"]).
+    get_project_policies: () => db.settings.projects,
+    set_project_policy: ({ project, policy }) => {
+      const rest = db.settings.projects.filter((r) => r.project !== project);
+      db.settings.projects = policy == null ? rest : [...rest, { project, policy }].sort((a, b) => (a.project < b.project ? -1 : 1));
+      return db.settings.projects;
+    },
+    take_shown_keys: () => {
+      const keys = db.shownKeys;
+      db.shownKeys = null;
+      return keys;
     },
     send_test_notification: () => null,
     reconnect_now: () => null,

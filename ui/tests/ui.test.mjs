@@ -219,7 +219,7 @@ test("settings: round-trip and validation", async () => {
   assert.equal(await page.isHidden("#quiet-times"), true);
   await page.fill("#heartbeat", "2");
   await page.click("#save");
-  assert.match(await page.textContent("#error"), /between 5 and 300/);
+  assert.match(await page.textContent("#error"), /between 5 and 3600/);
   assert.equal((await calls(page, "save_settings")).length, 0);
 
   await page.fill("#heartbeat", "45");
@@ -233,6 +233,7 @@ test("settings: round-trip and validation", async () => {
   await page.waitForSelector("#ok:not([hidden])");
   const saved = await page.evaluate(() => window.__stub.db.settings);
   assert.deepEqual(saved, {
+    ...fixture("settings"),
     server: "http://127.0.0.1:8080", username: "zhangsan", heartbeat_interval_secs: 45, quiet_hours_enabled: true,
     quiet_start: "21:30", quiet_end: "07:15", urgent_bypass: false, language: "zh-CN", autostart: true, sound: true,
   });
@@ -245,6 +246,77 @@ test("settings: round-trip and validation", async () => {
   assert.equal(await page.isChecked("#autostart"), true);
   assert.equal(await page.inputValue("#language"), "zh-CN");
   assert.deepEqual(errors, []);
+  await close();
+});
+
+test("settings: toast policy and sound per kind, project rules listed, changed and removed", async () => {
+  const { page, errors, close } = await open("settings.html");
+  const kinds = await page.$$eval("#kinds tbody tr", (rows) => rows.map((r) => [r.dataset.kind, r.querySelector("th").textContent,
+    r.querySelector("select").value, r.querySelector("input").value]));
+  assert.equal(kinds.length, 9, "one row per kind the app lists");
+  assert.deepEqual(kinds[0], ["task_reviewed", "Review results", "show", ""]);
+  assert.deepEqual(kinds.find((k) => k[0] === "mention"), ["mention", "Mentions", "show", "bell"]);
+  assert.deepEqual(kinds.find((k) => k[0] === "system"), ["system", "System", "store", ""]);
+  assert.deepEqual(await page.$$eval("#projects li", (l) => l.map((li) => [li.dataset.project, li.querySelector("select").value])), [["p-12", "mute"]]);
+  assert.equal(await page.isHidden("#projects-empty"), true);
+
+  // Change a policy and a sound, add a project, change the listed one, then remove it.
+  await page.selectOption("#kinds tr[data-kind=task_submitted] select", "mute");
+  await page.fill("#kinds tr[data-kind=system] input", "complete");
+  await page.fill("#kinds tr[data-kind=mention] input", "");
+  await page.fill("#project-new", "项目 7");
+  await page.selectOption("#project-new-policy", "store");
+  await page.click("#project-add");
+  await page.fill("#project-new", "p-12");
+  await page.selectOption("#project-new-policy", "show");
+  await page.press("#project-new", "Enter");
+  assert.deepEqual(await page.$$eval("#projects li", (l) => l.map((li) => [li.dataset.project, li.querySelector("select").value])),
+    [["p-12", "show"], ["项目 7", "store"]], "Add on a listed project changes it");
+  await page.click('#projects li[data-project="p-12"] .remove');
+  await page.click("#save");
+  await page.waitForSelector("#ok:not([hidden])");
+  const saved = await page.evaluate(() => window.__stub.db.settings);
+  const rule = (k) => saved.kinds.find((r) => r.kind === k);
+  assert.deepEqual(rule("task_submitted"), { kind: "task_submitted", policy: "mute", sound: null });
+  assert.deepEqual(rule("system"), { kind: "system", policy: "store", sound: "complete" });
+  assert.deepEqual(rule("mention"), { kind: "mention", policy: "show", sound: null }, "a blank sound is the default");
+  assert.deepEqual(saved.projects, [{ project: "项目 7", policy: "store" }]);
+  // Reopen: what was saved comes back.
+  await page.reload();
+  await page.waitForSelector("body[data-ready=true]");
+  assert.equal(await page.inputValue("#kinds tr[data-kind=task_submitted] select"), "mute");
+  assert.equal(await page.inputValue("#kinds tr[data-kind=system] input"), "complete");
+  assert.deepEqual(await page.$$eval("#projects li", (l) => l.map((li) => li.dataset.project)), ["项目 7"]);
+
+  // A sound the app refuses: the error names the kind and the field is marked.
+  await page.fill("#kinds tr[data-kind=mention] input", "my bell");
+  await page.click("#save");
+  await page.waitForSelector("#error:not([hidden])");
+  assert.equal(await page.textContent("#error"), "The sound for “Mentions” is not a valid sound name (e.g. message-new-instant, bell).");
+  assert.equal(await page.getAttribute("#kinds tr[data-kind=mention] input", "aria-invalid"), "true");
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.field), "kinds.mention.sound");
+  assert.equal(await page.isHidden("#ok"), true);
+  await page.screenshot({ path: path.join(OUT, "settings-rules.png"), fullPage: true });
+  // Fixed: saved, the mark goes.
+  await page.fill("#kinds tr[data-kind=mention] input", "bell");
+  await page.click("#save");
+  await page.waitForSelector("#ok:not([hidden])");
+  assert.equal(await page.getAttribute("#kinds tr[data-kind=mention] input", "aria-invalid"), null);
+  assert.deepEqual(errors, []);
+  await close();
+});
+
+test("settings: kinds and policies in Chinese; removing the last project says how to add one", async () => {
+  const { page, close } = await open("settings.html", { lang: "zh-CN" });
+  assert.equal(await page.textContent("#kinds tr[data-kind=task_reviewed] th"), "审核结果");
+  assert.deepEqual(await page.$$eval("#kinds tr[data-kind=system] option", (o) => o.map((x) => x.textContent)), ["显示", "仅保存", "静音"]);
+  await page.click('#projects li[data-project="p-12"] .remove');
+  assert.equal(await page.isHidden("#projects-empty"), false);
+  assert.match(await page.textContent("#projects-empty"), /通知中心/);
+  await page.fill("#kinds tr[data-kind=group] input", "a b");
+  await page.click("#save");
+  await page.waitForSelector("#error:not([hidden])");
+  assert.equal(await page.textContent("#error"), "“群消息”的声音名称无效（例如 message-new-instant、bell）。");
   await close();
 });
 
@@ -574,7 +646,8 @@ test("center: per-row Open and Mark read buttons", async () => {
   const { page, close } = await open("center.html");
   const buttons = await page.$$eval("#list li", (l) => l.map((li) => [li.dataset.key, [...li.querySelectorAll(".actions button")].map((b) => b.className)]));
   assert.deepEqual(buttons, [
-    ["n-5", []], ["n-3", ["mark-one"]], ["n-2", ["open-one"]], ["n-1", ["open-one", "mark-one"]], ["n-4", ["mark-one"]],
+    ["n-5", []], ["n-3", ["mark-one", "mute-project"]], ["n-2", ["open-one", "mute-project"]],
+    ["n-1", ["open-one", "mark-one", "mute-project"]], ["n-4", ["mark-one"]],
   ]);
   assert.equal(await page.getAttribute("#list li[data-key=n-1] .open-one", "aria-label"), "Open: 任务被驳回");
   await page.click("#list li[data-key=n-2] .open-one");
@@ -590,6 +663,77 @@ test("center: per-row Open and Mark read buttons", async () => {
   await page.click("#list li[data-key=n-5] .day");
   assert.equal(await selectedKey(page), "n-5");
   assert.equal((await calls(page, "open_notification")).length, 1, "a click on a heading opens nothing");
+  await close();
+});
+
+test("center: Mute project per row and with P toggles the project's rule; the rows follow", async () => {
+  const { page, errors, close } = await open("center.html");
+  const mute = (key) => page.$eval(`#list li[data-key=${key}] .mute-project`, (b) => [b.textContent, b.getAttribute("aria-pressed"), b.getAttribute("aria-label")]);
+  assert.deepEqual(await mute("n-2"), ["Mute", "false", "Mute project: 医学影像"]);
+  await page.click("#list li[data-key=n-1] .mute-project");
+  await page.waitForSelector("#list li[data-key=n-3] .mute-project[aria-pressed=true]");
+  assert.deepEqual((await calls(page, "set_project_policy")).map((c) => c.args), [{ project: "街景标注", policy: "mute" }]);
+  // Every row of that project shows it, not the others; nothing was marked or opened.
+  assert.deepEqual(await mute("n-1"), ["Unmute", "true", "Unmute project: 街景标注"]);
+  assert.equal(await page.getAttribute("#list li[data-key=n-1] .chip.project", "class"), "chip project muted");
+  assert.deepEqual(await mute("n-2"), ["Mute", "false", "Mute project: 医学影像"]);
+  assert.equal((await calls(page, "open_notification")).length + (await calls(page, "mark_read")).length, 0);
+  await page.waitForFunction(() => document.querySelector("#announce").textContent.startsWith("Project 街景标注 muted"));
+  assert.deepEqual(await page.evaluate(() => window.__stub.db.settings.projects), [
+    { project: "p-12", policy: "mute" }, { project: "街景标注", policy: "mute" },
+  ]);
+  // The keyboard: select n-3 (same project) and press P: unmuted again (the undo).
+  await page.click("#list li[data-key=n-3] .content");
+  await page.keyboard.press("p");
+  await page.waitForSelector("#list li[data-key=n-1] .mute-project[aria-pressed=false]");
+  assert.deepEqual((await calls(page, "set_project_policy")).map((c) => c.args.policy), ["mute", null]);
+  assert.deepEqual(await page.evaluate(() => window.__stub.db.settings.projects), [{ project: "p-12", policy: "mute" }]);
+  // A row without a project: P does nothing. In the search box, "p" is typed.
+  await page.click("#list li[data-key=n-4] .content");
+  await page.keyboard.press("p");
+  await page.keyboard.press("/");
+  await page.keyboard.type("p");
+  assert.equal((await calls(page, "set_project_policy")).length, 2);
+  assert.match(await page.textContent("#keys-help"), /P mute project/);
+  assert.deepEqual(errors, []);
+  await close();
+});
+
+test("center: opened for a folded toast it shows just those notifications until the chip is cleared", async () => {
+  const { page, errors, close } = await open("center.html", { shownKeys: ["n-1", "n-4", "gone"] });
+  assert.deepEqual(await rowKeys(page), ["n-1", "n-4"]);
+  assert.equal(await page.isVisible("#keys-filter"), true);
+  assert.equal(await page.textContent("#keys-filter-text"), "3 from a folded notification");
+  assert.match(await page.textContent("#count"), /2 of 5 shown/);
+  // Taken once: a reload starts with everything.
+  assert.equal(await page.evaluate(() => window.__stub.db.shownKeys), null);
+  await page.click("#keys-clear");
+  assert.equal((await rowKeys(page)).length, 5);
+  assert.equal(await page.isHidden("#keys-filter"), true);
+
+  // While the center is open, with other filters on: the app says keys wait (event).
+  await page.check("#unread-only");
+  await page.fill("#search", "驳回");
+  await page.evaluate(() => {
+    window.__stub.db.shownKeys = ["n-2", "n-5"];
+    window.__stub.emit("taskbell://show-keys", null);
+  });
+  await page.waitForFunction(() => !document.querySelector("#keys-filter").hidden);
+  assert.deepEqual(await rowKeys(page), ["n-5", "n-2"], "read ones too: the other filters were cleared");
+  assert.equal(await page.inputValue("#search"), "");
+  assert.equal(await page.isChecked("#unread-only"), false);
+  // A live notification outside the keys stays out; Esc clears the key filter.
+  await page.evaluate(() => window.__stub.emit("taskbell://notification", {
+    key: "n-9", account: null, kind: "system", group: "system", title: "later", content: "", task_id: null, project: null,
+    priority: "normal", timestamp_ms: 1763720000000, read: false, has_link: false,
+  }));
+  assert.deepEqual(await rowKeys(page), ["n-5", "n-2"]);
+  await page.focus("#viewport");
+  await page.keyboard.press("Escape");
+  assert.equal(await page.isHidden("#keys-filter"), true);
+  assert.equal((await rowKeys(page))[0], "n-9");
+  assert.equal((await calls(page, "close_window")).length, 0, "Esc cleared the filter, did not close");
+  assert.deepEqual(errors, []);
   await close();
 });
 

@@ -557,7 +557,11 @@ impl Printer {
             Event::Summary(s) if s.unavailable => {
                 self.line("(the login summary is unavailable; live notifications still work)")
             }
-            Event::Summary(_) | Event::Notification(_) | Event::Latency { .. } => Ok(()),
+            // `ShowFolded` needs a center; `run` has none and never asks for it.
+            Event::Summary(_)
+            | Event::Notification(_)
+            | Event::Latency { .. }
+            | Event::ShowFolded { .. } => Ok(()),
             Event::Connected => self.line("· connected"),
             Event::Reconnecting {
                 reason,
@@ -618,6 +622,7 @@ fn log_event(ev: &Event) {
         Event::CaughtUp { fetched, new, .. } => tracing::info!(fetched, new, "caught up"),
         Event::SignedOut { reason } => tracing::warn!(?reason, "signed out"),
         Event::Error { message } => tracing::warn!("{message}"),
+        Event::ShowFolded { keys } => tracing::debug!(keys = keys.len(), "show folded"),
     }
 }
 

@@ -115,6 +115,12 @@ impl ToastCard {
     pub fn has_task(&self) -> bool {
         self.toast.open_url.is_some() && !self.toast.keys.is_empty()
     }
+
+    /// Whether the toast stands for several notifications ("N new notifications")
+    /// and knows which: a click on it can show just those.
+    pub fn is_folded(&self) -> bool {
+        self.toast.folded > 1 && !self.toast.keys.is_empty()
+    }
 }
 
 /// What the user chose on a toast that the engine carries out ("Open task" and
@@ -126,6 +132,9 @@ pub enum ToastActionKind {
     MarkRead,
     /// Show the toast again later, once.
     Snooze,
+    /// Show the notifications a folded toast stands for (a click on its body,
+    /// offered only where a notification center can show them: the tray app).
+    ShowFolded,
 }
 
 /// A choice on a toast, reported by the notifier to the engine.

@@ -185,6 +185,8 @@ pub enum Msg<'a> {
     Snooze,
     /// The "Review" action on a reviewer's toast about a submission or a skip request.
     Review,
+    /// The action of a folded toast that opens the notification center on its notifications.
+    ShowAll,
     /// The session ended (token expired or revoked) and no password is remembered.
     SessionEnded,
     /// The server denied access (close code 4003).
@@ -357,6 +359,7 @@ pub fn tr(lang: Lang, msg: Msg<'_>) -> String {
         Msg::MarkRead => pick("标为已读".into(), "Mark read".into()),
         Msg::Snooze => pick("稍后提醒".into(), "Snooze".into()),
         Msg::Review => pick("去审核".into(), "Review".into()),
+        Msg::ShowAll => pick("查看全部".into(), "Show all".into()),
         Msg::SessionEnded => pick(
             "登录已失效，请重新登录".into(),
             "Your session has ended; please sign in again".into(),

@@ -68,6 +68,11 @@ pub struct ActionSink {
     pub sender: tokio::sync::mpsc::Sender<ToastAction>,
     /// The language of the action labels.
     pub lang: Lang,
+    /// Whether a click on a folded toast ("N new notifications") is reported as
+    /// [`ToastActionKind::ShowFolded`]: only where a notification center can show
+    /// them (the tray app). Otherwise a folded toast offers what it did before:
+    /// "Open" when all its notifications share one link, else nothing.
+    pub folded_to_center: bool,
 }
 
 impl ActionSink {
@@ -83,8 +88,29 @@ impl ActionSink {
 ///
 /// With an engine attached, a toast with a task offers "Open task" (also the
 /// body click, `default`), "Mark read", "Snooze" and, with a review link,
-/// "Review"; without one, a toast with a link offers only "Open".
-fn action_pairs(card: &ToastCard, labels: &Labels, attached: bool) -> Vec<(&'static str, String)> {
+/// "Review"; without one, a toast with a link offers only "Open". With an
+/// engine that has a center (`center`), the body click of a folded toast is
+/// "Show all" instead (its buttons stay as they were).
+fn action_pairs(
+    card: &ToastCard,
+    labels: &Labels,
+    attached: bool,
+    center: bool,
+) -> Vec<(&'static str, String)> {
+    let mut pairs = plain_action_pairs(card, labels, attached);
+    if center && card.is_folded() {
+        pairs.retain(|(k, _)| *k != DEFAULT_ACTION);
+        pairs.insert(0, (DEFAULT_ACTION, labels.show_all.clone()));
+    }
+    pairs
+}
+
+/// The action pairs of [`action_pairs`] without a center.
+fn plain_action_pairs(
+    card: &ToastCard,
+    labels: &Labels,
+    attached: bool,
+) -> Vec<(&'static str, String)> {
     let link = DesktopNotifier::link(&card.toast).is_some();
     if attached && card.has_task() && link {
         let mut v = vec![
@@ -121,6 +147,7 @@ struct Labels {
     mark_read: String,
     snooze: String,
     review: String,
+    show_all: String,
 }
 
 impl Labels {
@@ -131,6 +158,7 @@ impl Labels {
             mark_read: tr(lang, Msg::MarkRead),
             snooze: tr(lang, Msg::Snooze),
             review: tr(lang, Msg::Review),
+            show_all: tr(lang, Msg::ShowAll),
         }
     }
 }
@@ -333,7 +361,8 @@ impl DesktopNotifier {
     /// The actions `card` offers now, and whether an engine is attached.
     fn actions_of(&self, card: &ToastCard) -> Vec<(&'static str, String)> {
         let a = lock_attached(&self.attached);
-        action_pairs(card, &a.labels, a.sink.is_some())
+        let center = a.sink.as_ref().is_some_and(|s| s.folded_to_center);
+        action_pairs(card, &a.labels, a.sink.is_some(), center)
     }
 
     fn icon(toast: &Toast) -> &'static str {
@@ -441,7 +470,6 @@ impl Notifier for DesktopNotifier {
     fn show_card(&self, card: &ToastCard) -> Result<(), NotifyError> {
         use notify_rust::NotificationResponse;
         let toast = &card.toast;
-        let link = DesktopNotifier::link(toast);
         let pairs = self.actions_of(card);
         let body = plain_text(&toast.body);
         let mut n = notify_rust::Notification::new();
@@ -473,7 +501,7 @@ impl Notifier for DesktopNotifier {
         let handle = n.show().map_err(|e| NotifyError::Failed(e.to_string()))?;
         // macOS reports clicks through the main run loop, which only the tray app runs:
         // without it the waiting thread would never end.
-        if link.is_none() || !self.wait_for_clicks {
+        if pairs.is_empty() || !self.wait_for_clicks {
             return Ok(());
         }
         let opener = Arc::clone(&self.opener);
@@ -483,7 +511,7 @@ impl Notifier for DesktopNotifier {
             .name("taskbell-toast-click".to_string())
             .spawn(move || {
                 let _ = handle.wait_for_response(move |r: &NotificationResponse| {
-                    carry_out(chosen(r), &card, &opener, &attached);
+                    carry_out(chosen_on(&card, r, &attached), &card, &opener, &attached);
                 });
             });
         if let Err(e) = spawned {
@@ -549,6 +577,27 @@ pub fn chosen(response: &notify_rust::NotificationResponse) -> Chosen {
             _ => Chosen::Nothing,
         },
         _ => Chosen::Nothing,
+    }
+}
+
+/// What `response` on `card` asks for: as [`chosen`], except that a click on
+/// the body of a folded toast shows its notifications when the attached engine
+/// has a center ([`ActionSink::folded_to_center`]).
+fn chosen_on(
+    card: &ToastCard,
+    response: &notify_rust::NotificationResponse,
+    attached: &SharedAttached,
+) -> Chosen {
+    let center = || {
+        lock_attached(attached)
+            .sink
+            .as_ref()
+            .is_some_and(|s| s.folded_to_center)
+    };
+    if *response == notify_rust::NotificationResponse::Default && card.is_folded() && center() {
+        Chosen::Engine(ToastActionKind::ShowFolded)
+    } else {
+        chosen(response)
     }
 }
 
@@ -911,8 +960,8 @@ mod freedesktop {
                             let Ok((id, action)) = msg.body().deserialize::<(u32, String)>() else {
                                 continue;
                             };
-                            let chosen = super::chosen(&super::response_of_action_key(&action));
-                            if chosen == super::Chosen::Nothing {
+                            let response = super::response_of_action_key(&action);
+                            if super::chosen(&response) == super::Chosen::Nothing {
                                 continue;
                             }
                             let card = {
@@ -933,6 +982,7 @@ mod freedesktop {
                                 }
                             };
                             if let Some(card) = card {
+                                let chosen = super::chosen_on(&card, &response, &attached);
                                 super::carry_out(chosen, &card, &opener, &attached);
                             }
                         }
@@ -1166,13 +1216,14 @@ mod tests {
         let keys =
             |v: Vec<(&'static str, String)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
         assert_eq!(
-            keys(action_pairs(&task_card(None), &labels, true)),
+            keys(action_pairs(&task_card(None), &labels, true, false)),
             ["default", "open", "mark_read", "snooze"]
         );
         let with_review = action_pairs(
             &task_card(Some("https://p.example/tasks/1/review")),
             &labels,
             true,
+            false,
         );
         assert_eq!(
             with_review,
@@ -1189,20 +1240,91 @@ mod tests {
             keys(action_pairs(
                 &task_card(Some("javascript:x")),
                 &labels,
-                true
+                true,
+                false
             ))
             .len(),
             4
         );
         // No engine: only "Open"; no task: nothing.
         assert_eq!(
-            action_pairs(&task_card(None), &labels, false),
+            action_pairs(&task_card(None), &labels, false, false),
             [
                 ("default", "打开".to_string()),
                 ("open", "打开".to_string())
             ]
         );
-        assert!(action_pairs(&ToastCard::plain(toast("x")), &labels, true).is_empty());
+        assert!(action_pairs(&ToastCard::plain(toast("x")), &labels, true, false).is_empty());
+    }
+
+    fn folded_card(open_url: Option<&str>) -> ToastCard {
+        let mut t = toast("3 new notifications");
+        t.keys = vec!["k1".into(), "k2".into(), "k3".into()];
+        t.folded = 3;
+        t.open_url = open_url.map(str::to_string);
+        ToastCard::plain(t)
+    }
+
+    #[test]
+    fn a_folded_toast_offers_show_all_only_where_a_center_can_show_it() {
+        let labels = Labels::new(Lang::En, "Open".into());
+        // The tray app (a center): the body click shows its notifications.
+        assert_eq!(
+            action_pairs(&folded_card(None), &labels, true, true),
+            [("default", "Show all".to_string())]
+        );
+        let shared = "https://p.example/tasks/1";
+        let keys =
+            |v: Vec<(&'static str, String)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        let with_center = action_pairs(&folded_card(Some(shared)), &labels, true, true);
+        assert_eq!(with_center[0], ("default", "Show all".to_string()));
+        assert_eq!(
+            keys(with_center),
+            ["default", "open", "mark_read", "snooze"]
+        );
+        // The headless CLI (no center): as before, the task's actions when every
+        // notification shares one link, else nothing.
+        assert!(action_pairs(&folded_card(None), &labels, true, false).is_empty());
+        let without = action_pairs(&folded_card(Some(shared)), &labels, true, false);
+        assert_eq!(without[0], ("default", "Open task".to_string()));
+        assert_eq!(keys(without), ["default", "open", "mark_read", "snooze"]);
+        // A single toast is never "folded", center or not.
+        assert!(action_pairs(&ToastCard::plain(toast("x")), &labels, true, true).is_empty());
+    }
+
+    #[test]
+    fn a_body_click_on_a_folded_toast_shows_its_notifications_only_with_a_center() {
+        let attached = |center: Option<bool>| -> SharedAttached {
+            let sink = center.map(|c| ActionSink {
+                sender: tokio::sync::mpsc::channel(1).0,
+                lang: Lang::En,
+                folded_to_center: c,
+            });
+            Arc::new(Mutex::new(Attached {
+                sink,
+                labels: Labels::new(Lang::En, "Open".into()),
+            }))
+        };
+        let body = notify_rust::NotificationResponse::Default;
+        let open = response_of_action_key("open");
+        let folded = folded_card(Some("https://p.example/tasks/1"));
+        assert_eq!(
+            chosen_on(&folded, &body, &attached(Some(true))),
+            Chosen::Engine(ToastActionKind::ShowFolded)
+        );
+        assert_eq!(
+            chosen_on(&folded, &open, &attached(Some(true))),
+            Chosen::Open
+        );
+        assert_eq!(
+            chosen_on(&folded, &body, &attached(Some(false))),
+            Chosen::Open
+        );
+        assert_eq!(chosen_on(&folded, &body, &attached(None)), Chosen::Open);
+        assert_eq!(
+            chosen_on(&task_card(None), &body, &attached(Some(true))),
+            Chosen::Open
+        );
     }
 
     fn toast(title: &str) -> Toast {

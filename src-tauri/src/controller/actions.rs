@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use taskbell_core::config::{Config, Paths};
+use taskbell_core::config::{Config, Paths, ProjectRule, ToastPolicy};
 use taskbell_core::delivery::test_toast;
 use taskbell_core::history::{History, Query};
 use taskbell_core::notifier::open_in_browser;
@@ -17,8 +17,9 @@ use super::publish::{self, publish, publish_signed_out};
 use super::shared::Shared;
 use super::slot::FurtherEngine;
 use crate::checks;
-use crate::error::{self, CmdError, CmdResult, ErrorKind, history_error};
-use crate::model::{HistoryFilter, Lang, UiDiagnostics, UiNotification, UiSettings};
+use crate::error::{self, CmdError, CmdResult, ErrorKind, config_error, history_error};
+use crate::model::{HistoryFilter, Lang, UiDiagnostics, UiNotification, UiProjectRule, UiSettings};
+use crate::view::rules::project_rules;
 use crate::view::{
     apply_settings, link_of, merge_newest_first, now_ms, settings_of, tomorrow_morning_ms,
     ui_notification,
@@ -262,17 +263,7 @@ pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult
     } else if let Some(tx) = shared.engine.sender() {
         let _ = tx.try_send(Command::SetConfig(Box::new(new.clone())));
     }
-    // The further accounts share every setting but their identity and pause.
-    for (id, paths, tx) in shared.engine.further_engines() {
-        if let Some(tx) = tx {
-            match paths.load_config() {
-                Ok(c) => {
-                    let _ = tx.try_send(Command::SetConfig(Box::new(c)));
-                }
-                Err(e) => tracing::warn!("{id}: {e}"),
-            }
-        }
-    }
+    apply_to_further_engines(app);
     Ok(settings_of(&new))
 }
 
@@ -365,4 +356,62 @@ pub fn send<R: Runtime>(app: &AppHandle<R>, action: Action) -> CmdResult<()> {
         Action::TestNotification => Command::TestNotification,
     };
     tx.try_send(command).map_err(error::busy)
+}
+
+/// Hands the first account's config `new`, just saved, to the running engines: the first
+/// account's engine as it is, every further account's engine its own config.
+pub fn apply_to_engines<R: Runtime>(app: &AppHandle<R>, new: &Config) {
+    if let Some(tx) = app.state::<Shared>().engine.sender() {
+        let _ = tx.try_send(Command::SetConfig(Box::new(new.clone())));
+    }
+    apply_to_further_engines(app);
+}
+
+/// Hands every running further account's engine its config anew, after the main config
+/// changed: the further accounts share every setting but their identity and pause.
+pub fn apply_to_further_engines<R: Runtime>(app: &AppHandle<R>) {
+    for (id, paths, tx) in app.state::<Shared>().engine.further_engines() {
+        if let Some(tx) = tx {
+            match paths.load_config() {
+                Ok(c) => {
+                    let _ = tx.try_send(Command::SetConfig(Box::new(c)));
+                }
+                Err(e) => tracing::warn!("{id}: {e}"),
+            }
+        }
+    }
+}
+
+/// The project rules of the account in use.
+pub fn project_policies<R: Runtime>(app: &AppHandle<R>) -> CmdResult<Vec<UiProjectRule>> {
+    Ok(project_rules(&app.state::<Shared>().active_config()?))
+}
+
+/// Sets one project's toast policy (`None` removes its rule: its toasts show again) in
+/// `config.toml`; the running engines apply it at once. Returns every project rule.
+pub fn set_project_policy<R: Runtime>(
+    app: &AppHandle<R>,
+    project: &str,
+    policy: Option<ToastPolicy>,
+) -> CmdResult<Vec<UiProjectRule>> {
+    let path = app.state::<Shared>().active_paths().config_file();
+    let new = Config::update(&path, |c| {
+        match policy {
+            Some(policy) => {
+                c.projects
+                    .insert(project.to_string(), ProjectRule { policy });
+            }
+            None => {
+                c.projects.remove(project);
+            }
+        }
+        c.validate().map_err(config_error)
+    })?;
+    apply_to_engines(app, &new);
+    Ok(project_rules(&new))
+}
+
+/// The keys a folded toast asked the center to show, once (`None` when none wait).
+pub fn take_shown_keys<R: Runtime>(app: &AppHandle<R>) -> Option<Vec<String>> {
+    app.state::<Shared>().take_shown_keys()
 }

@@ -27,7 +27,7 @@ use super::shared::Shared;
 use super::slot::Further;
 use crate::error::{self, CmdError, CmdResult, ErrorKind, keyring_error, sign_in_error};
 use crate::model::{ConnState, ReconnectEntry, UiUser, WindowKind};
-use crate::view::{now_ms, ui_notification, ui_status, ui_user};
+use crate::view::{now_ms, ui_key, ui_notification, ui_status, ui_user};
 use crate::windows;
 
 /// How often the demo server makes something happen.
@@ -142,6 +142,8 @@ fn start_engine<R: Runtime>(
     let mut opts = EngineOptions::new(config, paths.clone(), notifier, credentials);
     opts.lang = shared.lang();
     opts.utc_offset = shared.deps.utc_offset;
+    // A click on a folded toast opens the center on its notifications.
+    opts.folded_to_center = true;
     let EngineHandle {
         state,
         events,
@@ -268,6 +270,8 @@ async fn start_one_further<R: Runtime>(
     let mut opts = EngineOptions::new(config, paths, notifier, credentials.clone());
     opts.lang = shared.lang();
     opts.utc_offset = shared.deps.utc_offset;
+    // A click on a folded toast opens the center on its notifications.
+    opts.folded_to_center = true;
     let handle = Engine::start(opts).map_err(error::local)?;
     {
         let mut slot = shared.engine.lock();
@@ -401,6 +405,7 @@ fn on_further_event<R: Runtime>(app: &AppHandle<R>, id: &str, event: Event) {
             delay_ms,
             attempt,
         } => record_reconnect(app, Some(id.to_string()), reason, delay_ms, attempt),
+        Event::ShowFolded { keys } => show_folded(app, &keys, Some(id)),
         Event::Error { message } => tracing::warn!("{id}: engine: {message}"),
         other => tracing::debug!(?other, "{id}: engine event"),
     }
@@ -480,9 +485,24 @@ pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: Event, demo: bool) {
             let account = shared.engine.primary_label().filter(|_| !demo);
             record_reconnect(app, account, reason, delay_ms, attempt);
         }
+        Event::ShowFolded { keys } => {
+            let account = shared.engine.primary_label().filter(|_| !demo);
+            show_folded(app, &keys, account.as_deref());
+        }
         Event::Error { message } => tracing::warn!("engine: {message}"),
         other => tracing::debug!(?other, "engine event"),
     }
+}
+
+/// A click on a folded toast of `account` (`None`: the single account, or the first one
+/// in demo mode): opens the center (or brings it up) showing just those notifications.
+fn show_folded<R: Runtime>(app: &AppHandle<R>, keys: &[String], account: Option<&str>) {
+    let shared = app.state::<Shared>();
+    shared.set_shown_keys(keys.iter().map(|k| ui_key(account, k)).collect());
+    if let Err(e) = windows::open(app, WindowKind::Center, shared.lang()) {
+        tracing::warn!("could not open the center: {e}");
+    }
+    publish::show_keys(app);
 }
 
 /// Adds a reconnect to the diagnostics log and tells the window.

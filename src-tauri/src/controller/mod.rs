@@ -23,9 +23,11 @@ pub mod slot;
 
 pub use actions::{
     Action, diagnostics, get_settings, list_history, mark_read, open_notification, open_platform,
-    save_settings, send,
+    project_policies, save_settings, send, set_project_policy, take_shown_keys,
 };
 pub use engines::{on_event, shutdown, sign_in, sign_out_account, start};
-pub use publish::{EVENT_DIAGNOSTICS, EVENT_HISTORY, EVENT_NOTIFICATION, EVENT_STATUS};
+pub use publish::{
+    EVENT_DIAGNOSTICS, EVENT_HISTORY, EVENT_NOTIFICATION, EVENT_SHOW_KEYS, EVENT_STATUS,
+};
 pub use shared::{Deps, NotifierFactory, Shared};
 pub use slot::EngineSlot;

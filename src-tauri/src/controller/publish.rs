@@ -19,6 +19,10 @@ pub const EVENT_HISTORY: &str = "taskbell://history";
 /// Event sent when a latency sample or reconnect was recorded; payload [`UiDiagnostics`]
 /// without the (slow) self-checks.
 pub const EVENT_DIAGNOSTICS: &str = "taskbell://diagnostics";
+/// Event sent when a folded toast asks the center to show its notifications (no payload:
+/// the center takes the keys with `take_shown_keys`, so a center still loading gets them
+/// too).
+pub const EVENT_SHOW_KEYS: &str = "taskbell://show-keys";
 
 fn emit<R: Runtime, S: Serialize + Clone>(app: &AppHandle<R>, event: &str, payload: S) {
     if let Err(e) = app.emit(event, payload) {
@@ -96,4 +100,9 @@ pub fn live_diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
 /// Tells the diagnostics window a latency sample or a reconnect was recorded.
 pub fn diagnostics_changed<R: Runtime>(app: &AppHandle<R>) {
     emit(app, EVENT_DIAGNOSTICS, live_diagnostics(app));
+}
+
+/// Tells the center a folded toast's notifications wait for it (`take_shown_keys`).
+pub fn show_keys<R: Runtime>(app: &AppHandle<R>) {
+    emit(app, EVENT_SHOW_KEYS, ());
 }

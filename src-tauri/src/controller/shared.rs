@@ -111,6 +111,8 @@ struct Inner {
     primary: UiStatus,
     core: Option<taskbell_core::supervisor::Status>,
     diag: DiagLog,
+    /// The keys a folded toast asked the center to show, until the center takes them.
+    shown_keys: Option<Vec<String>>,
 }
 
 impl Shared {
@@ -125,6 +127,7 @@ impl Shared {
                 primary: UiStatus::signed_out(),
                 core: None,
                 diag: DiagLog::default(),
+                shown_keys: None,
             }),
             engine: EngineSlot::default(),
         }
@@ -194,6 +197,16 @@ impl Shared {
         let changed = g.status != status;
         g.status = status;
         changed
+    }
+
+    /// Keeps the keys a folded toast asked the center to show (replacing older ones).
+    pub fn set_shown_keys(&self, keys: Vec<String>) {
+        self.lock().shown_keys = Some(keys);
+    }
+
+    /// The keys a folded toast asked the center to show, once.
+    pub fn take_shown_keys(&self) -> Option<Vec<String>> {
+        self.lock().shown_keys.take()
     }
 
     /// Runs `f` on the diagnostics log.

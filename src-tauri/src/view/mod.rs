@@ -6,10 +6,11 @@
 
 pub mod icon;
 pub mod menu;
+pub mod rules;
 
 use std::collections::VecDeque;
 
-use taskbell_core::config::{Config, ConfigError, QuietHours};
+use taskbell_core::config::{Config, HEARTBEAT_SECS_RANGE, QuietHours};
 use taskbell_core::delivery::task_url;
 use taskbell_core::protocol::{Notification, User};
 use taskbell_core::supervisor::{State, Status};
@@ -106,6 +107,15 @@ pub fn link_of(n: &Notification, config: &Config) -> Option<String> {
     task_url(&config.task_url_template, &server, task)
 }
 
+/// A key as the windows see it: with several accounts, `"<account>/<key>"`
+/// ([`crate::model::UiNotification::key`]).
+pub fn ui_key(account: Option<&str>, key: &str) -> String {
+    match account {
+        Some(a) => format!("{a}/{key}"),
+        None => key.to_string(),
+    }
+}
+
 /// A notification as the notification center shows it; `account` names the account it
 /// came to when there are several (and prefixes its key, see [`UiNotification::key`]).
 pub fn ui_notification(
@@ -115,10 +125,7 @@ pub fn ui_notification(
     account: Option<&str>,
 ) -> UiNotification {
     UiNotification {
-        key: match account {
-            Some(a) => format!("{a}/{}", n.key),
-            None => n.key.clone(),
-        },
+        key: ui_key(account, &n.key),
         account: account.map(str::to_string),
         kind: n.kind.as_str().to_string(),
         group: n.kind.group().to_string(),
@@ -232,6 +239,9 @@ pub fn settings_of(c: &Config) -> UiSettings {
             .map_or_else(|| "system".into(), |l| l.as_tag().to_string()),
         autostart: c.autostart,
         sound: c.sound,
+        heartbeat_secs_range: (*HEARTBEAT_SECS_RANGE.start(), *HEARTBEAT_SECS_RANGE.end()),
+        kinds: rules::kind_rules(c),
+        projects: rules::project_rules(c),
     }
 }
 
@@ -266,14 +276,9 @@ pub fn apply_settings(mut c: Config, s: &UiSettings) -> CmdResult<Config> {
     };
     c.autostart = s.autostart;
     c.sound = s.sound;
-    // The core's checks (one range per setting); the error names the field it is about.
-    c.validate().map_err(|e| match &e {
-        ConfigError::Invalid { key, .. } => {
-            let field = key.split('.').next().unwrap_or(key).to_string();
-            CmdError::new(ErrorKind::Invalid, e.to_string()).on(&field)
-        }
-        _ => CmdError::new(ErrorKind::Invalid, e.to_string()),
-    })?;
+    // The mute and sound rules, then the core's checks of it all (one range per
+    // setting); a refused value names its field.
+    c = rules::apply_rules(c, s)?;
     Ok(c)
 }
 
@@ -428,5 +433,11 @@ mod tests {
             bad(&|b| b.language = "fr".into()).field.as_deref(),
             Some("language")
         );
+    }
+
+    #[test]
+    fn keys_of_a_further_account_get_its_prefix() {
+        assert_eq!(ui_key(None, "k1"), "k1");
+        assert_eq!(ui_key(Some("li@b.example"), "k1"), "li@b.example/k1");
     }
 }

@@ -580,6 +580,9 @@ impl Connection {
             Input::ToastAction(a) => match a.kind {
                 ToastActionKind::MarkRead => self.read_here(a.card.toast.keys, true),
                 ToastActionKind::Snooze => self.snooze(a.card, now),
+                ToastActionKind::ShowFolded => self.emit(Event::ShowFolded {
+                    keys: a.card.toast.keys,
+                }),
             },
             Input::MarkedAllRead(keys) => {
                 // Everything stored is read now: nothing snoozed comes back.

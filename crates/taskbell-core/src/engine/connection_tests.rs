@@ -72,6 +72,15 @@ impl Rig {
         Rig::with(Config::default(), rules())
     }
 
+    /// The history's answer that the live notification `key` was stored as new.
+    fn store_new_live(&mut self, key: &str) -> Vec<Action> {
+        self.feed(Input::Stored(StoreReport {
+            tag: StoreTag::Live,
+            outcomes: vec![(note(key), Outcome::New)],
+            one_by_one: false,
+        }))
+    }
+
     fn with(config: Config, rules: Rules) -> Rig {
         let t0 = Instant::now();
         Rig {
@@ -1069,11 +1078,7 @@ fn bursts_are_held_and_folded_and_flushed_when_the_window_ends() {
     let mut r = Rig::connected();
     let mut shown = 0;
     for i in 0..10 {
-        let a = r.feed(Input::Stored(StoreReport {
-            tag: StoreTag::Live,
-            outcomes: vec![(note(&format!("b{i}")), Outcome::New)],
-            one_by_one: false,
-        }));
+        let a = r.store_new_live(&format!("b{i}"));
         shown += count(&a, |a| matches!(a, Action::Show(_)));
     }
     assert_eq!(shown, 3, "the fold threshold");
@@ -1092,6 +1097,30 @@ fn bursts_are_held_and_folded_and_flushed_when_the_window_ends() {
         .collect();
     assert_eq!(folded.len(), 1);
     assert_eq!(folded[0].folded, 7);
+}
+
+#[test]
+fn a_folded_card_carries_its_keys_and_a_click_on_it_asks_to_show_them() {
+    let mut r = Rig::connected();
+    for i in 0..10 {
+        r.store_new_live(&format!("b{i}"));
+    }
+    let a = r.advance(Duration::from_secs(2));
+    let cards = shows(&a);
+    assert_eq!(cards.len(), 1, "{a:?}");
+    let card = cards[0].clone();
+    let held: Vec<String> = (3..10).map(|i| format!("b{i}")).collect();
+    assert_eq!(
+        card.toast.keys, held,
+        "the keys of every notification it stands for"
+    );
+    assert!(card.is_folded());
+    // The tray's center: the click comes back as the keys to show, nothing else.
+    let a = r.feed(Input::ToastAction(ToastAction {
+        card,
+        kind: ToastActionKind::ShowFolded,
+    }));
+    assert_eq!(a, vec![Action::Emit(Event::ShowFolded { keys: held })]);
 }
 
 // ---- the clock --------------------------------------------------------------
@@ -1203,11 +1232,7 @@ fn reconnect_now_skips_a_wait() {
 fn shutdown_closes_flushes_held_toasts_and_stops() {
     let mut r = Rig::connected();
     for i in 0..5 {
-        r.feed(Input::Stored(StoreReport {
-            tag: StoreTag::Live,
-            outcomes: vec![(note(&format!("s{i}")), Outcome::New)],
-            one_by_one: false,
-        }));
+        r.store_new_live(&format!("s{i}"));
     }
     let a = r.cmd(Command::Shutdown);
     assert_eq!(a[0], Action::Close(Close::Normal));

@@ -89,6 +89,13 @@ pub enum Event {
         /// Why, when not the user's choice.
         reason: Option<String>,
     },
+    /// The user clicked a folded toast ("N new notifications") where a center can
+    /// show them ([`EngineOptions::folded_to_center`](crate::supervisor::EngineOptions)):
+    /// show these notifications.
+    ShowFolded {
+        /// The keys of the notifications the toast stood for.
+        keys: Vec<String>,
+    },
     /// A problem worth telling the user; the engine goes on.
     Error {
         /// One sentence.

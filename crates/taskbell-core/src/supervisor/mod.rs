@@ -184,6 +184,10 @@ pub struct EngineOptions {
     /// Offset of local time, for quiet hours (computed before threads start, see
     /// [`local_offset`]).
     pub utc_offset: time::UtcOffset,
+    /// A notification center can show the notifications of a folded toast: a click
+    /// on one becomes [`Event::ShowFolded`] (the tray app). Off by default (the
+    /// headless CLI), where a folded toast behaves as before.
+    pub folded_to_center: bool,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -194,6 +198,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("credentials", &self.credentials)
             .field("lang", &self.lang)
             .field("timing", &self.timing)
+            .field("folded_to_center", &self.folded_to_center)
             .finish()
     }
 }
@@ -222,6 +227,7 @@ impl EngineOptions {
             lang,
             timing: Timing::default(),
             utc_offset: local_offset(),
+            folded_to_center: false,
         }
     }
 }
@@ -335,6 +341,7 @@ impl Engine {
         opts.notifier.attach(ActionSink {
             sender: actions_tx,
             lang: opts.lang,
+            folded_to_center: opts.folded_to_center,
         });
         let machine = Connection::new(
             opts.config.clone(),
