@@ -175,6 +175,22 @@ impl Server {
         }
     }
 
+    /// Signs the demo annotator in to this server, keeping the account in `paths` (as
+    /// `taskbell login` does) and its token in `credentials`.
+    fn sign_in_demo(&self, paths: &Paths, credentials: &Credentials) {
+        let demo = taskbell_server::DEMO_ANNOTATOR;
+        self.rt
+            .block_on(taskbell_core::supervisor::sign_in(
+                paths,
+                credentials,
+                &self.base,
+                demo.username,
+                demo.password,
+                false,
+            ))
+            .unwrap();
+    }
+
     /// Makes the server push a notification to the demo annotator (user 1).
     fn notify(&self, body: Value) {
         let url = format!("{}/api/test/notify", self.base);
@@ -549,26 +565,10 @@ fn two_accounts_on_two_servers_run_side_by_side_in_one_tray() {
     let demo = taskbell_server::DEMO_ANNOTATOR;
     // The first account in the main config dir, the second in its own (as `taskbell login`
     // does for a further account); both tokens in the (shared) in-memory keyring.
-    a.rt.block_on(taskbell_core::supervisor::sign_in(
-        &main,
-        &credentials,
-        &a.base,
-        demo.username,
-        demo.password,
-        false,
-    ))
-    .unwrap();
+    a.sign_in_demo(&main, &credentials);
     let second_id = accounts::account_id(&b.base, demo.username);
     let second = main.account(&second_id);
-    b.rt.block_on(taskbell_core::supervisor::sign_in(
-        &second,
-        &credentials,
-        &b.base,
-        demo.username,
-        demo.password,
-        false,
-    ))
-    .unwrap();
+    b.sign_in_demo(&second, &credentials);
     let first_id = accounts::account_id(&a.base, demo.username);
     assert_eq!(
         accounts::list(&main)
@@ -710,15 +710,7 @@ fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_al
     let main = main_paths(&dir);
     let credentials = Credentials::in_memory();
     let demo = taskbell_server::DEMO_ANNOTATOR;
-    a.rt.block_on(taskbell_core::supervisor::sign_in(
-        &main,
-        &credentials,
-        &a.base,
-        demo.username,
-        demo.password,
-        false,
-    ))
-    .unwrap();
+    a.sign_in_demo(&main, &credentials);
     let f = start_app_in(Options::default(), dir, credentials.clone());
     let s = f.wait_status("the first account", |s| {
         matches!(s.state, ConnState::Connected { .. })
@@ -819,18 +811,7 @@ fn a_folded_toast_opens_the_center_on_its_keys_and_a_project_muted_there_stops_i
     let dir = tempfile::tempdir().unwrap();
     let main = main_paths(&dir);
     let credentials = Credentials::in_memory();
-    let demo = taskbell_server::DEMO_ANNOTATOR;
-    server
-        .rt
-        .block_on(taskbell_core::supervisor::sign_in(
-            &main,
-            &credentials,
-            &server.base,
-            demo.username,
-            demo.password,
-            false,
-        ))
-        .unwrap();
+    server.sign_in_demo(&main, &credentials);
     let f = start_app_in(Options::default(), dir, credentials);
     f.wait_status("connected", |s| {
         matches!(s.state, ConnState::Connected { .. })

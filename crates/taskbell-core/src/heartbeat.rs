@@ -11,10 +11,11 @@
 //!   `timeout` and nothing at all came in since it was sent: the caller closes
 //!   it and reconnects.
 //! - Every incoming frame is proof of life ([`Heartbeat::frame_received`]): once
-//!   the first pong came, a ping is sent only after `interval` without any frame,
-//!   so a talkative server (its own pings, notifications) costs no pings at all
-//!   and a silent one one ping per interval. A dead link is still noticed within
-//!   `interval + timeout` of the last frame.
+//!   the first pong came, a ping is sent only after `interval` (plus a little
+//!   slack, see [`Heartbeat::slack`]) without any frame, so a talkative server
+//!   (its own pings, notifications) costs no pings at all and a silent one one
+//!   ping per interval. A dead link is still noticed within `interval + timeout`
+//!   of the last frame: a ping sent after the slack has that much less time.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -113,8 +114,37 @@ impl Heartbeat {
     pub fn frame_received(&mut self, now: Instant) {
         self.last_rx = Some(now);
         if self.answered {
-            let quiet_until = now.checked_add(self.interval).unwrap_or(now);
+            let quiet_until = now.checked_add(self.interval + self.slack()).unwrap_or(now);
             self.next_ping = self.next_ping.max(quiet_until);
+        }
+    }
+
+    /// How much longer than `interval` a ping waits after the last frame: the least of
+    /// a quarter of the timeout, a tenth of the interval and 2 s. A server that pings at
+    /// our own interval (the reference server pings every socket every 30 s) is then
+    /// heard just before our ping would go out, instead of racing it every interval
+    /// (measured: a ping, its pong and the server's ping, 3 wake-ups instead of 1).
+    pub fn slack(&self) -> Duration {
+        (self.timeout / 4)
+            .min(self.interval / 10)
+            .min(Duration::from_secs(2))
+    }
+
+    /// When the ping sent at `sent` times out: `timeout` after it, but, once pongs
+    /// came, no later than `interval + timeout` after the last frame (so the slack
+    /// before the ping does not stretch how long a dead link goes unnoticed), and
+    /// never sooner than `timeout - slack` after it.
+    fn deadline_of(&self, sent: Instant) -> Instant {
+        let by_ping = sent.checked_add(self.timeout).unwrap_or(sent);
+        let at_least = sent
+            .checked_add(self.timeout.saturating_sub(self.slack()))
+            .unwrap_or(sent);
+        match (self.answered, self.last_rx) {
+            (true, Some(rx)) => {
+                let by_silence = rx.checked_add(self.interval + self.timeout).unwrap_or(rx);
+                by_ping.min(by_silence).max(at_least)
+            }
+            _ => by_ping,
         }
     }
 
@@ -135,17 +165,14 @@ impl Heartbeat {
     /// When the oldest unanswered ping times out, if one is unanswered and nothing
     /// came in since it was sent.
     pub fn pong_deadline(&self) -> Option<Instant> {
-        self.oldest_unproven()
-            .map(|sent| sent.checked_add(self.timeout).unwrap_or(sent))
+        self.oldest_unproven().map(|sent| self.deadline_of(sent))
     }
 
-    /// If the connection is dead at `now` (a ping unanswered for at least `timeout`,
-    /// with no frame at all since it went out), how long that ping has gone
-    /// unanswered.
+    /// If the connection is dead at `now` (a ping unanswered past its deadline, with
+    /// no frame at all since it went out), how long that ping has gone unanswered.
     pub fn dead_since(&self, now: Instant) -> Option<Duration> {
         let sent = self.oldest_unproven()?;
-        let silent = now.saturating_duration_since(sent);
-        (silent >= self.timeout).then_some(silent)
+        (now >= self.deadline_of(sent)).then(|| now.saturating_duration_since(sent))
     }
 
     /// Whether the connection is dead at `now`.
@@ -192,7 +219,12 @@ mod tests {
         h.ping_sent(t0, 1);
         assert!(h.pong_received(1, t0 + S).is_some());
         h.frame_received(t0 + S);
-        assert_eq!(h.next_ping_at(), t0 + 31 * S);
+        assert_eq!(
+            h.slack(),
+            2 * S,
+            "a quarter of the 10 s timeout, at most 2 s"
+        );
+        assert_eq!(h.next_ping_at(), t0 + 33 * S);
         // A notification every 20 s: no ping is ever due.
         for i in 1..=10u32 {
             let at = t0 + S + 20 * S * i;
@@ -200,12 +232,36 @@ mod tests {
             h.frame_received(at);
         }
         let last = t0 + 201 * S;
-        assert_eq!(h.next_ping_at(), last + 30 * S);
-        // Silence: one ping after the interval; dead `timeout` after it.
-        h.ping_sent(last + 30 * S, 2);
+        assert_eq!(h.next_ping_at(), last + 32 * S);
+        // Silence: one ping after the interval and the slack; dead `interval + timeout`
+        // after the last frame all the same.
+        h.ping_sent(last + 32 * S, 2);
         assert_eq!(h.pong_deadline(), Some(last + 40 * S));
         assert!(!h.is_dead(last + 39 * S));
-        assert_eq!(h.dead_since(last + 40 * S), Some(10 * S));
+        assert_eq!(h.dead_since(last + 40 * S), Some(8 * S));
+    }
+
+    #[test]
+    fn a_server_pinging_at_our_interval_is_heard_before_we_ping() {
+        let t0 = Instant::now();
+        let mut h = hb(t0);
+        h.ping_sent(t0, 1);
+        h.pong_received(1, t0 + S);
+        h.frame_received(t0 + S);
+        // The server pings every 30 s; its frames come up to 50 ms late either way.
+        let mut at = t0 + S;
+        for i in 0..100u32 {
+            let jitter = Duration::from_millis(u64::from(i % 5) * 25);
+            let next = at + 30 * S + jitter - Duration::from_millis(50);
+            assert!(!h.ping_due(next), "ping {i} would race the server's");
+            h.frame_received(next);
+            at = next;
+        }
+        assert_eq!(h.outstanding(), 0);
+        // A ping sent late (after a sleep) still gets `timeout - slack` to be answered.
+        let late = at + 300 * S;
+        h.ping_sent(late, 2);
+        assert_eq!(h.pong_deadline(), Some(late + 8 * S));
     }
 
     #[test]

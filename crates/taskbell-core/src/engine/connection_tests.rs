@@ -330,7 +330,8 @@ fn start_signs_in_summarises_once_connects_and_pings_at_once() {
         "pong deadline first"
     );
     r.pong();
-    assert_eq!(r.m.deadline(), Some(r.t0 + Duration::from_secs(30)));
+    // The pong is a frame: the next ping waits an interval and the slack (2 s) after it.
+    assert_eq!(r.m.deadline(), Some(r.t0 + Duration::from_secs(32)));
 
     // A second session (after a drop) does not repeat the summary.
     r.feed(Input::Lost("connection lost: reset".to_string()));
@@ -645,8 +646,9 @@ fn a_talkative_server_costs_no_pings_and_silence_is_still_noticed() {
         assert_eq!(a, vec![Action::Send(Outbound::Pong { timestamp: 1 })]);
     }
     assert_eq!(sent_pings, 0);
-    // Silence: a ping 30 s after the last frame, the link dead 10 s after that.
-    let a = r.run_for(Duration::from_millis(29_999));
+    // Silence: a ping 30 s (and the 2 s slack) after the last frame; the link dead
+    // 40 s (interval + timeout) after that frame all the same.
+    let a = r.run_for(Duration::from_millis(31_999));
     assert!(a.is_empty(), "{a:?}");
     let a = r.advance(Duration::from_millis(1));
     assert_eq!(
@@ -654,7 +656,7 @@ fn a_talkative_server_costs_no_pings_and_silence_is_still_noticed() {
         1,
         "{a:?}"
     );
-    let a = r.run_for(Duration::from_millis(9_999));
+    let a = r.run_for(Duration::from_millis(7_999));
     assert!(!a.contains(&Action::Close(Close::Quick)), "{a:?}");
     let a = r.advance(Duration::from_millis(1));
     assert_eq!(a.first(), Some(&Action::Close(Close::Quick)), "{a:?}");
@@ -1383,7 +1385,7 @@ fn local_commands_work_in_every_phase() {
     r.feed(Input::SignedIn(user()));
     r.feed(Input::Opened);
     r.pong();
-    assert_eq!(r.m.deadline(), Some(r.t0 + Duration::from_secs(60)));
+    assert_eq!(r.m.deadline(), Some(r.t0 + Duration::from_secs(62)));
 }
 
 // ---- toast actions, read marks, snooze --------------------------------------
