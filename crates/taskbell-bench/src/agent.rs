@@ -155,7 +155,10 @@ async fn run_floor(args: AgentArgs, token: String, stop: &mut watch::Receiver<bo
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
 
-    let bus = zbus::Connection::session().await?;
+    // The bus is opened at the first notification, not before: an idle floor holds no
+    // D-Bus connection (and no zbus/async-io threads), so the idle figures are a real
+    // floor. The latency scenarios warm it with their first notifications.
+    let mut bus: Option<zbus::Connection> = None;
     let url = format!(
         "{}/ws/notifications?token={token}",
         args.server.replacen("http", "ws", 1)
@@ -212,6 +215,10 @@ async fn run_floor(args: AgentArgs, token: String, stop: &mut watch::Receiver<bo
             _ => {
                 let title = v["title"].as_str().unwrap_or_default();
                 let body = v["content"].as_str().unwrap_or_default();
+                let bus = match &bus {
+                    Some(b) => b.clone(),
+                    None => bus.insert(zbus::Connection::session().await?).clone(),
+                };
                 bus.call_method(
                     Some("org.freedesktop.Notifications"),
                     "/org/freedesktop/Notifications",

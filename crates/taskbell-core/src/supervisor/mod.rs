@@ -82,11 +82,14 @@ use crate::summary;
 mod session;
 mod socket;
 mod store;
+mod timer;
 mod toasts;
 
 use session::Session;
 use socket::Socket;
 use store::HistoryWriter;
+use timer::Timer;
+pub use timer::TimerKind;
 use toasts::ToastWorker;
 
 pub use crate::engine::{Command, Event, ExitReason, State};
@@ -146,6 +149,9 @@ pub struct Timing {
     pub auth_refusal_window: Duration,
     /// How long a toast's "Snooze" puts it away (1 h; tests shorten it).
     pub snooze: Duration,
+    /// The loop's timer: one wake-up per deadline (a `timerfd` on Linux) by default;
+    /// [`TimerKind::Tokio`] for a test on tokio's paused clock.
+    pub timer: TimerKind,
 }
 
 impl Default for Timing {
@@ -162,6 +168,7 @@ impl Default for Timing {
             catchup_retry: Duration::from_secs(5),
             auth_refusal_window: Duration::from_secs(600),
             snooze: Duration::from_secs(3600),
+            timer: TimerKind::default(),
         }
     }
 }
@@ -482,13 +489,18 @@ impl Driver {
     }
 
     async fn run_loop(&mut self) -> ExitReason {
-        let mut clock_tick = tokio::time::interval(self.timing.clock_check_every);
-        clock_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut timer = Timer::new(self.timing.timer);
         if let Some(reason) = self.feed(Input::Start).await {
             return reason;
         }
         loop {
-            let deadline = self.machine.deadline().map(Instant::from_std);
+            // The machine's next deadline, or the clock check that bounds an otherwise
+            // idle loop: one timer, so one wake-up (see `timer`).
+            let clock_due = self.clock.mono + self.timing.clock_check_every;
+            let deadline = self
+                .machine
+                .deadline()
+                .map_or(clock_due, |d| Instant::from_std(d).min(clock_due));
             let input = tokio::select! {
                 frame = next_frame(&mut self.socket) => match frame_input(frame) {
                     Some(i) => i,
@@ -512,8 +524,7 @@ impl Driver {
                     self.fetch = None;
                     fetched
                 }
-                _ = sleep_until_opt(deadline) => Input::Tick,
-                _ = clock_tick.tick() => Input::ClockChecked { ahead: Duration::ZERO },
+                _ = timer.until(Some(deadline)) => Input::Tick,
                 cmd = self.commands.recv() => Input::Command(cmd.unwrap_or(Command::Shutdown)),
                 chosen = recv_opt(&mut self.toast_actions) => match chosen {
                     Some(a) => Input::ToastAction(a),
@@ -862,13 +873,6 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
 async fn poll_opt<T>(f: &mut Option<Pin<Box<dyn Future<Output = T> + Send>>>) -> T {
     match f {
         Some(fut) => fut.await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
