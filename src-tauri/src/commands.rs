@@ -156,6 +156,16 @@ pub fn take_shown_keys<R: Runtime>(app: AppHandle<R>) -> Option<Vec<String>> {
     controller::take_shown_keys(&app)
 }
 
+/// The engine action of a pause entry (30 min, 1 hour, until tomorrow, resume).
+fn pause_action(entry: MenuId) -> Action {
+    match entry {
+        MenuId::Pause30m => Action::PauseFor(30 * 60),
+        MenuId::Pause1h => Action::PauseFor(60 * 60),
+        MenuId::PauseTomorrow => Action::PauseUntilTomorrow,
+        _ => Action::Resume,
+    }
+}
+
 /// Handles a click in the tray menu (the handler `crate::tray::install` is given).
 pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     let shared = app.state::<Shared>();
@@ -171,16 +181,18 @@ pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     let result = match MenuAction::parse(id) {
         Some(MenuAction::Summary(_)) => controller::open_platform(app),
         Some(MenuAction::SignOutAccount(account)) => controller::sign_out_account(app, &account),
+        Some(MenuAction::PauseAccount { what, id }) => {
+            controller::pause_account(app, &id, pause_action(what))
+        }
         Some(MenuAction::Item(item)) => match item {
             MenuId::Notifications => open(WindowKind::Center),
             MenuId::Settings => open(WindowKind::Settings),
             MenuId::Diagnostics => open(WindowKind::Diagnostics),
             MenuId::SignIn | MenuId::AddAccount => open(WindowKind::Login),
             MenuId::Summary => controller::open_platform(app),
-            MenuId::Pause30m => controller::send(app, Action::PauseFor(30 * 60)),
-            MenuId::Pause1h => controller::send(app, Action::PauseFor(60 * 60)),
-            MenuId::PauseTomorrow => controller::send(app, Action::PauseUntilTomorrow),
-            MenuId::Resume => controller::send(app, Action::Resume),
+            MenuId::Pause30m | MenuId::Pause1h | MenuId::PauseTomorrow | MenuId::Resume => {
+                controller::send(app, pause_action(item))
+            }
             MenuId::Reconnect => controller::send(app, Action::ReconnectNow),
             MenuId::SignOut => controller::send(app, Action::SignOut),
             MenuId::Quit => {

@@ -64,6 +64,9 @@ pub struct UiAccount {
     pub state: ConnState,
     /// Its unread count.
     pub unread: u64,
+    /// Its notifications are paused until then (ms since the epoch).
+    #[serde(default)]
+    pub paused_until_ms: Option<i64>,
 }
 
 impl UiStatus {

@@ -775,6 +775,24 @@ fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_al
         second_id.as_str()
     );
 
+    // Its own pause: the second account alone is paused (saved in its own file), then
+    // resumed; the first is never paused.
+    taskbell_app::commands::on_menu(f.app.handle(), &format!("account:pause-1h:{second_id}"));
+    let paused = |p: &Paths| p.load_config().unwrap().paused_until_ms;
+    wait_until("the second paused", || paused(&second).is_some());
+    assert_eq!(paused(&main), None, "the first is not paused");
+    let s = f.wait_status("its pause in the menu", |s| {
+        s.account_list
+            .iter()
+            .any(|a| a.id == second_id && a.paused_until_ms.is_some())
+    });
+    assert_eq!(
+        s.paused_until_ms, None,
+        "the tray's own state is not paused"
+    );
+    taskbell_app::commands::on_menu(f.app.handle(), &format!("account:resume:{second_id}"));
+    wait_until("the second resumed", || paused(&second).is_none());
+
     // Signing the second account out from its entry stops it alone and forgets its token.
     taskbell_app::commands::on_menu(f.app.handle(), &format!("sign-out-account:{second_id}"));
     let s = f.wait_status("the second signed out", |s| {

@@ -300,20 +300,47 @@ pub fn diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
     d
 }
 
+/// Pauses or resumes the account `id` (`user@host`) alone (`action`: a pause or
+/// [`Action::Resume`]).
+pub fn pause_account<R: Runtime>(app: &AppHandle<R>, id: &str, action: Action) -> CmdResult<()> {
+    let shared = app.state::<Shared>();
+    let command = match pause_command(action, shared.deps.utc_offset) {
+        Some(c) => c,
+        None => {
+            return Err(CmdError::new(
+                ErrorKind::Invalid,
+                "Only a pause or a resume applies to one account.",
+            ));
+        }
+    };
+    let tx = shared
+        .engine
+        .sender_of(id)
+        .ok_or_else(error::not_signed_in)?;
+    tx.try_send(command).map_err(error::busy)
+}
+
+/// The engine command of a pause or resume `action` (`None` for the others).
+fn pause_command(action: Action, offset: time::UtcOffset) -> Option<Command> {
+    match action {
+        Action::PauseFor(secs) => Some(Command::Pause {
+            until_ms: now_ms() + secs * 1000,
+        }),
+        Action::PauseUntilTomorrow => Some(Command::Pause {
+            until_ms: tomorrow_morning_ms(now_ms(), offset),
+        }),
+        Action::Resume => Some(Command::Resume),
+        Action::ReconnectNow | Action::SignOut | Action::TestNotification => None,
+    }
+}
+
 /// Sends `action` to the engines: pause, resume and reconnect to every account's, sign
 /// out and the test toast to the first account's. A test toast works without an engine.
 pub fn send<R: Runtime>(app: &AppHandle<R>, action: Action) -> CmdResult<()> {
     let shared = app.state::<Shared>();
     let to_all = match action {
-        Action::PauseFor(secs) => Some(Command::Pause {
-            until_ms: now_ms() + secs * 1000,
-        }),
-        Action::PauseUntilTomorrow => Some(Command::Pause {
-            until_ms: tomorrow_morning_ms(now_ms(), shared.deps.utc_offset),
-        }),
-        Action::Resume => Some(Command::Resume),
         Action::ReconnectNow => Some(Command::ReconnectNow),
-        Action::SignOut | Action::TestNotification => None,
+        other => pause_command(other, shared.deps.utc_offset),
     };
     if let Some(command) = to_all {
         let all: Vec<_> = shared

@@ -206,6 +206,7 @@ fn load_accounts<R: Runtime>(app: &AppHandle<R>, paths: &Paths) {
                 commands: None,
                 unread: 0,
                 state: ConnState::SignedOut { reason: None },
+                paused_until_ms: None,
             },
         })
         .collect();
@@ -338,18 +339,24 @@ async fn pump_further<R: Runtime>(
                     state_open = false;
                     continue;
                 }
-                let (unread, conn) = {
+                let (unread, conn, paused) = {
                     let s = state.borrow_and_update();
-                    (s.unread, s.state.clone())
+                    (s.unread, s.state.clone(), s.paused_until_ms)
                 };
                 let shared = app.state::<Shared>();
                 let changed = {
                     let mut slot = shared.engine.lock();
                     let current = slot.further_generation == generation;
                     match slot.further.iter_mut().find(|f| f.id == id && f.commands.is_some()) {
-                        Some(f) if current && (f.unread != unread || f.state != conn) => {
+                        Some(f)
+                            if current
+                                && (f.unread != unread
+                                    || f.state != conn
+                                    || f.paused_until_ms != paused) =>
+                        {
                             f.unread = unread;
                             f.state = conn;
+                            f.paused_until_ms = paused;
                             true
                         }
                         _ => false,

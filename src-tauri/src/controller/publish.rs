@@ -42,6 +42,7 @@ pub fn publish<R: Runtime>(app: &AppHandle<R>, primary: UiStatus) {
             id,
             state: status.state.clone(),
             unread: status.unread,
+            paused_until_ms: status.paused_until_ms,
         })
         .chain(shared.engine.further_accounts())
         .collect(),

@@ -46,6 +46,8 @@ pub(super) struct Further {
     pub(super) unread: u64,
     /// Its connection as its engine last said (signed out when it does not run).
     pub(super) state: State,
+    /// Its pause as its engine last said.
+    pub(super) paused_until_ms: Option<i64>,
 }
 
 /// A further account's id, paths and engine (`None`: not running).
@@ -120,8 +122,22 @@ impl EngineSlot {
                 id: f.id.clone(),
                 state: f.state.clone(),
                 unread: f.unread,
+                paused_until_ms: f.paused_until_ms,
             })
             .collect()
+    }
+
+    /// The engine of the account `id` (`user@host`): the first account's when `id` names
+    /// it, else that further account's; `None` when it does not run or is unknown.
+    pub(super) fn sender_of(&self, id: &str) -> Option<mpsc::Sender<Command>> {
+        let slot = self.lock();
+        if slot.primary_label.as_deref() == Some(id) {
+            return slot.commands.clone();
+        }
+        slot.further
+            .iter()
+            .find(|f| f.id == id)
+            .and_then(|f| f.commands.clone())
     }
 
     pub(super) fn primary_label(&self) -> Option<String> {

@@ -124,6 +124,11 @@ impl MenuId {
 /// The prefix of a per-account "Sign out" entry's id; the account id follows.
 pub const SIGN_OUT_ACCOUNT: &str = "sign-out-account:";
 
+/// The prefix of a per-account pause entry's id: `account:<what>:<id>`, where `<what>`
+/// is a pause entry's [`MenuId::as_str`] (`pause-30m`, `pause-1h`, `pause-tomorrow`,
+/// `resume`).
+pub const ACCOUNT_PREFIX: &str = "account:";
+
 /// What a click in the menu asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MenuAction {
@@ -133,6 +138,13 @@ pub enum MenuAction {
     Summary(usize),
     /// Sign this account (`user@host`) out.
     SignOutAccount(String),
+    /// Pause (or resume: [`MenuId::Resume`]) this account alone.
+    PauseAccount {
+        /// The pause entry: [`MenuId::Pause30m`], `Pause1h`, `PauseTomorrow` or `Resume`.
+        what: MenuId,
+        /// The account (`user@host`).
+        id: String,
+    },
 }
 
 impl MenuAction {
@@ -143,6 +155,14 @@ impl MenuAction {
         }
         if let Some(account) = id.strip_prefix(SIGN_OUT_ACCOUNT) {
             return (!account.is_empty()).then(|| Self::SignOutAccount(account.to_string()));
+        }
+        if let Some(rest) = id.strip_prefix(ACCOUNT_PREFIX) {
+            let (what, account) = rest.split_once(':')?;
+            let what = MenuId::parse(what).filter(|m| PAUSE_ENTRIES.contains(m))?;
+            return (!account.is_empty()).then(|| Self::PauseAccount {
+                what,
+                id: account.to_string(),
+            });
         }
         MenuId::parse(id).map(Self::Item)
     }
@@ -221,20 +241,57 @@ fn item(id: MenuId, lang: Lang, enabled: bool) -> Entry {
     }
 }
 
-/// The "Accounts" submenu: each account with its state and a "Sign out" of its own, then
-/// "Add account…".
+/// The pause entries, in menu order (the last resumes).
+const PAUSE_ENTRIES: [MenuId; 4] = [
+    MenuId::Pause30m,
+    MenuId::Pause1h,
+    MenuId::PauseTomorrow,
+    MenuId::Resume,
+];
+
+/// The pause submenu's entries; `id_of` names each entry's event id.
+fn pause_items(lang: Lang, paused: bool, id_of: impl Fn(MenuId) -> String) -> Vec<Entry> {
+    let mut items: Vec<Entry> = PAUSE_ENTRIES
+        .into_iter()
+        .map(|m| Entry::Item {
+            id: id_of(m),
+            label: m.label(lang).unwrap_or_default(),
+            enabled: m != MenuId::Resume || paused,
+        })
+        .collect();
+    items.insert(3, Entry::Separator);
+    items
+}
+
+/// The "Accounts" submenu: each account with its state, a pause and a "Sign out" of its
+/// own, then "Add account…".
 fn accounts_menu(status: &UiStatus, lang: Lang) -> Entry {
     let mut items: Vec<Entry> = status
         .account_list
         .iter()
-        .map(|a| Entry::Submenu {
-            id: format!("account:{}", a.id),
-            label: format!("{} · {}", a.id, conn_text(&a.state, lang)),
-            items: vec![Entry::Item {
+        .map(|a| {
+            let signed_in = !matches!(a.state, ConnState::SignedOut { .. });
+            let mut label = format!("{} · {}", a.id, conn_text(&a.state, lang));
+            if a.paused_until_ms.is_some() && signed_in {
+                label = format!("{label} · {}", tr(lang, Msg::MenuPause));
+            }
+            let mut entries = Vec::new();
+            if signed_in {
+                entries.extend(pause_items(lang, a.paused_until_ms.is_some(), |m| {
+                    format!("{ACCOUNT_PREFIX}{}:{}", m.as_str(), a.id)
+                }));
+                entries.push(Entry::Separator);
+            }
+            entries.push(Entry::Item {
                 id: format!("{SIGN_OUT_ACCOUNT}{}", a.id),
                 label: tr(lang, Msg::MenuSignOut),
-                enabled: !matches!(a.state, ConnState::SignedOut { .. }),
-            }],
+                enabled: signed_in,
+            });
+            Entry::Submenu {
+                id: format!("{ACCOUNT_PREFIX}{}", a.id),
+                label,
+                items: entries,
+            }
         })
         .collect();
     items.push(Entry::Separator);
@@ -288,13 +345,7 @@ pub fn menu_model(status: &UiStatus, lang: Lang) -> Vec<Entry> {
         out.push(Entry::Submenu {
             id: MenuId::Pause.as_str().into(),
             label: tr(lang, Msg::MenuPause),
-            items: vec![
-                item(MenuId::Pause30m, lang, true),
-                item(MenuId::Pause1h, lang, true),
-                item(MenuId::PauseTomorrow, lang, true),
-                Entry::Separator,
-                item(MenuId::Resume, lang, paused),
-            ],
+            items: pause_items(lang, paused, |m| m.as_str().to_string()),
         });
         out.push(item(
             MenuId::Reconnect,
@@ -363,6 +414,23 @@ mod tests {
             Some(MenuAction::SignOutAccount("li@b.example".into()))
         );
         assert_eq!(MenuAction::parse("sign-out-account:"), None);
+        assert_eq!(
+            MenuAction::parse("account:pause-1h:li@b.example"),
+            Some(MenuAction::PauseAccount {
+                what: MenuId::Pause1h,
+                id: "li@b.example".into()
+            })
+        );
+        assert_eq!(
+            MenuAction::parse("account:resume:li@b.example"),
+            Some(MenuAction::PauseAccount {
+                what: MenuId::Resume,
+                id: "li@b.example".into()
+            })
+        );
+        assert_eq!(MenuAction::parse("account:quit:li@b.example"), None);
+        assert_eq!(MenuAction::parse("account:pause-1h:"), None);
+        assert_eq!(MenuAction::parse("account:li@b.example"), None);
         assert_eq!(MenuAction::parse("nonsense"), None);
     }
 
@@ -496,6 +564,7 @@ mod tests {
                 id: "zhangsan@a.example".into(),
                 state: s.state.clone(),
                 unread: 1,
+                paused_until_ms: None,
             },
             UiAccount {
                 id: "li@b.example".into(),
@@ -504,6 +573,7 @@ mod tests {
                     reason: "x".into(),
                 },
                 unread: 2,
+                paused_until_ms: None,
             },
         ];
         let m = menu_model(&s, Lang::En);
@@ -534,13 +604,55 @@ mod tests {
             panic!("each account is a submenu")
         };
         assert_eq!(
-            second,
-            &[Entry::Item {
+            labels(second),
+            [
+                "30 min",
+                "1 hour",
+                "Until tomorrow",
+                "---",
+                "Resume",
+                "---",
+                "Sign out"
+            ]
+        );
+        assert_eq!(
+            second[0],
+            Entry::Item {
+                id: "account:pause-30m:li@b.example".into(),
+                label: "30 min".into(),
+                enabled: true
+            }
+        );
+        assert!(
+            matches!(&second[4], Entry::Item { enabled: false, .. }),
+            "nothing to resume"
+        );
+        assert_eq!(
+            second[6],
+            Entry::Item {
                 id: "sign-out-account:li@b.example".into(),
                 label: "Sign out".into(),
                 enabled: true
-            }]
+            }
         );
+        // Paused alone: said in its line, and its Resume is on.
+        let mut p = s.clone();
+        p.account_list[1].paused_until_ms = Some(1);
+        let m = menu_model(&p, Lang::En);
+        let Some(Entry::Submenu { items, .. }) = m
+            .iter()
+            .find(|e| matches!(e, Entry::Submenu { id, .. } if id == "accounts"))
+        else {
+            panic!("an accounts submenu")
+        };
+        assert_eq!(
+            labels(items)[1],
+            "li@b.example · Reconnecting in 4 s · Pause notifications"
+        );
+        let Entry::Submenu { items: second, .. } = &items[1] else {
+            panic!("a submenu")
+        };
+        assert!(matches!(&second[4], Entry::Item { enabled: true, .. }));
         // Signed-out first account while another runs: the account actions stay.
         s.state = ConnState::SignedOut { reason: None };
         s.account_list[0].state = s.state.clone();
