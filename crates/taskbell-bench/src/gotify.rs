@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -269,31 +270,37 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// The client token from `X-Gotify-Key` or `?token=`, checked.
-fn authorized(shared: &Shared, headers: &HeaderMap, query: &TokenQuery) -> Result<(), Response> {
+/// Whether the client token from `X-Gotify-Key` or `?token=` is the one.
+fn authorized(shared: &Shared, headers: &HeaderMap, query: &TokenQuery) -> bool {
     let given = headers
         .get("x-gotify-key")
         .and_then(|v| v.to_str().ok())
         .or(query.token.as_deref());
-    match given {
-        Some(t) if t == shared.opts.token => Ok(()),
-        _ => Err(error(
-            StatusCode::UNAUTHORIZED,
-            "you need to provide a valid access token or user credentials to access this api",
-        )),
-    }
+    given == Some(shared.opts.token.as_str())
+}
+
+/// The real server's answer to a missing or wrong token.
+fn unauthorized() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "you need to provide a valid access token or user credentials to access this api",
+    )
 }
 
 async fn stream(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    if let Err(r) = authorized(&shared, &headers, &q) {
-        return r;
+    // The token first, as the real server's middleware: a bad one is a 401 either way.
+    if !authorized(&shared, &headers, &q) {
+        return unauthorized();
     }
-    ws.on_upgrade(move |socket| serve_stream(shared, socket))
+    match ws {
+        Ok(ws) => ws.on_upgrade(move |socket| serve_stream(shared, socket)),
+        Err(rejection) => rejection.into_response(),
+    }
 }
 
 async fn serve_stream(shared: Arc<Shared>, mut socket: WebSocket) {
@@ -347,8 +354,8 @@ async fn messages(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let token = TokenQuery { token: q.token };
-    if let Err(r) = authorized(&shared, &headers, &token) {
-        return r;
+    if !authorized(&shared, &headers, &token) {
+        return unauthorized();
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=200).contains(&limit) {
@@ -382,8 +389,8 @@ async fn delete_message(
     Query(q): Query<TokenQuery>,
     Path(id): Path<i64>,
 ) -> Response {
-    if let Err(r) = authorized(&shared, &headers, &q) {
-        return r;
+    if !authorized(&shared, &headers, &q) {
+        return unauthorized();
     }
     let mut h = shared
         .history
@@ -403,8 +410,8 @@ async fn applications(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    if let Err(r) = authorized(&shared, &headers, &q) {
-        return r;
+    if !authorized(&shared, &headers, &q) {
+        return unauthorized();
     }
     axum::Json(vec![shared.app.clone()]).into_response()
 }
@@ -419,5 +426,234 @@ async fn static_or_not_found(uri: Uri) -> Response {
     } else {
         tracing::debug!("gotify shim: no route for {uri}");
         error(StatusCode::NOT_FOUND, "page not found")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+    use super::*;
+
+    /// gotify-desktop 1.4.4's own types (`src/gotify.rs`): every field is required.
+    #[derive(Debug, Deserialize)]
+    struct PeerMessage {
+        id: i64,
+        appid: i64,
+        message: String,
+        title: String,
+        priority: i64,
+        #[allow(dead_code)]
+        date: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct PeerAllMessages {
+        messages: Vec<PeerMessage>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct PeerAppInfo {
+        description: String,
+        id: i64,
+        image: String,
+        internal: bool,
+        name: String,
+        token: String,
+    }
+
+    async fn shim(ping: Duration) -> GotifyShim {
+        let mut o = ShimOptions::new("Ctest");
+        o.ping_period = ping;
+        GotifyShim::start(o).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_websocket_client_gets_pings_and_a_pushed_message() {
+        let s = shim(Duration::from_millis(50)).await;
+        // As gotify-desktop connects: `/stream` with the token in `X-Gotify-Key`.
+        let mut req = format!("{}/stream", s.ws_url())
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("X-Gotify-Key", "Ctest".parse().unwrap());
+        let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+        assert_eq!(resp.status(), 101);
+        s.wait_streams(1, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(s.streams(), 1);
+        let pushed = s.push("Backup", "done", 5);
+        let mut pings = 0;
+        let got = loop {
+            let frame = timeout(Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            match frame {
+                tungstenite::Message::Ping(_) => pings += 1,
+                tungstenite::Message::Text(t) => {
+                    break serde_json::from_str::<PeerMessage>(t.as_str()).unwrap();
+                }
+                other => panic!("unexpected frame {other:?}"),
+            }
+        };
+        assert_eq!(
+            (
+                got.id,
+                got.appid,
+                got.title.as_str(),
+                got.message.as_str(),
+                got.priority
+            ),
+            (pushed.id, 1, "Backup", "done", 5)
+        );
+        // The pings keep coming (answered by tungstenite as it reads).
+        while pings < 2 {
+            if let Some(Ok(tungstenite::Message::Ping(_))) =
+                timeout(Duration::from_secs(10), ws.next()).await.unwrap()
+            {
+                pings += 1;
+            }
+        }
+        drop(ws);
+        timeout(Duration::from_secs(10), async {
+            while s.streams() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_answers_pings_is_dropped() {
+        let mut o = ShimOptions::new("Ctest");
+        o.ping_period = Duration::from_millis(30);
+        o.pong_timeout = Duration::from_millis(30);
+        let s = GotifyShim::start(o).await.unwrap();
+        // A raw socket that upgrades and then never reads: no pong ever comes back.
+        let mut req = format!("{}/stream?token=Ctest", s.ws_url())
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().remove("X-Gotify-Key");
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        s.wait_streams(1, Duration::from_secs(10)).await.unwrap();
+        timeout(Duration::from_secs(10), async {
+            while s.streams() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the silent client was not dropped");
+        drop(ws);
+    }
+
+    #[tokio::test]
+    async fn rest_endpoints_answer_what_gotify_desktop_reads() {
+        let s = shim(GOTIFY_PING_PERIOD).await;
+        let first = s.push("one", "1", 2);
+        let second = s.push("two", "2", 8);
+        let http = reqwest::Client::new();
+        let get = |path: &str, token: Option<&str>| {
+            let mut r = http.get(format!("{}{path}", s.http_url()));
+            if let Some(t) = token {
+                r = r.header("X-Gotify-Key", t);
+            }
+            r.send()
+        };
+
+        // Catch-up: newest first (gotify-desktop filters `id > last` and reverses).
+        let r = get("/message?limit=200", Some("Ctest")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let all: PeerAllMessages = r.json().await.unwrap();
+        let ids: Vec<i64> = all.messages.iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![second.id, first.id]);
+        let page: serde_json::Value = get("/message?limit=1", Some("Ctest"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["paging"]["size"], 1);
+        assert_eq!(page["paging"]["since"], second.id);
+        assert_eq!(page["messages"][0]["title"], "two");
+
+        // The application list, and its icon under the path gotify-desktop builds
+        // (the image path pushed as one segment: its `/` percent-encoded).
+        let apps: Vec<PeerAppInfo> = get("/application", Some("Ctest"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(apps.len(), 1);
+        assert_eq!((apps[0].id, apps[0].image.as_str()), (1, APP_IMAGE));
+        for path in ["/static%2Fdefaultapp.png", "/static/defaultapp.png"] {
+            let r = get(path, None).await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            assert_eq!(r.headers()["content-type"], "image/png");
+            assert!(r.bytes().await.unwrap().starts_with(b"\x89PNG"));
+        }
+
+        // `auto_delete`: DELETE /message/{id}.
+        let del = |path: String| {
+            http.delete(format!("{}{path}", s.http_url()))
+                .header("X-Gotify-Key", "Ctest")
+                .send()
+        };
+        assert_eq!(
+            del(format!("/message/{}", first.id))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            del(format!("/message/{}", first.id))
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_input_gets_an_http_error_not_a_panic() {
+        let s = shim(GOTIFY_PING_PERIOD).await;
+        let http = reqwest::Client::new();
+        let status = |path: &'static str, token: Option<&'static str>| {
+            let mut r = http.get(format!("{}{path}", s.http_url()));
+            if let Some(t) = token {
+                r = r.header("X-Gotify-Key", t);
+            }
+            async move { r.send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(status("/message", None).await, 401);
+        assert_eq!(status("/message", Some("wrong")).await, 401);
+        assert_eq!(status("/application", None).await, 401);
+        assert_eq!(status("/stream", None).await, 401);
+        assert_eq!(status("/message?limit=0", Some("Ctest")).await, 400);
+        assert_eq!(status("/message?limit=201", Some("Ctest")).await, 400);
+        assert_eq!(status("/message?limit=x", Some("Ctest")).await, 400);
+        assert_eq!(status("/message?since=-5", Some("Ctest")).await, 200);
+        assert_eq!(status("/nowhere", Some("Ctest")).await, 404);
+        let r = http
+            .delete(format!("{}/message/abc", s.http_url()))
+            .header("X-Gotify-Key", "Ctest")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        // A plain GET on /stream (no upgrade) is refused, and the shim still serves.
+        let r = http
+            .get(format!("{}/stream", s.http_url()))
+            .header("X-Gotify-Key", "Ctest")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+        assert_eq!(status("/message", Some("Ctest")).await, 200);
     }
 }

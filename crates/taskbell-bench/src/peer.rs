@@ -23,6 +23,7 @@ use taskbell_server::DEMO_ANNOTATOR;
 use crate::Result;
 use crate::gotify::{GotifyShim, ShimOptions};
 use crate::platform::Platform;
+use crate::procfs;
 use crate::stats::{fmt_duration, fmt_kib, render_notes, render_table};
 use crate::tray::{self, IdleReading, IdleWindow, TraySizes, WAIT};
 
@@ -302,6 +303,8 @@ fn measure(
     std::thread::sleep(opts.sizes.idle);
     let tr = tw.close()?;
     let pr = pw.map(IdleWindow::close).transpose()?;
+    let taskbell_threads = thread_names(taskbell.id());
+    let peer_threads = peer.as_ref().map(|(c, _)| thread_names(c.id()));
 
     let tf = Figures::of(&tr);
     let mut row = vec!["`taskbell run`".to_string()];
@@ -335,25 +338,28 @@ fn measure(
     report.note(format!(
         "`taskbell run` ({}, {}): signed in with `taskbell login` against the reference server \
          (heartbeat 30 s; the server sends a `{{\"type\":\"ping\"}}` text frame every 30 s); \
-         start → welcome toast {}, a pushed notification shown in {}; {}; threads that woke: {}",
+         start → welcome toast {}, a pushed notification shown in {}; {}; threads: {}; \
+         threads that woke: {}",
         opts.cli.display(),
         tray::file_size(&opts.cli),
         fmt_duration(signed_in),
         fmt_duration(taskbell_delivered),
         tray::describe(&tr.tree),
+        taskbell_threads,
         or_none(&tr.wakers)
     ));
     match (&opts.peer, &peer, &pr, shim) {
         (Some(path), Some((_, connected)), Some(pr), Some(_)) => report.note(format!(
             "{PEER} ({}, {}): against the Gotify shim (WebSocket ping control frame every {} s, \
              as gotify/server's default `pingPeriod` 45 s; pong deadline ping + 15 s); start → \
-             on /stream {}, a pushed message shown in {}; {}; threads that woke: {}",
+             on /stream {}, a pushed message shown in {}; {}; threads: {}; threads that woke: {}",
             path.display(),
             tray::file_size(path),
             opts.ping_period.as_secs(),
             fmt_duration(*connected),
             peer_delivered.map_or_else(|| "—".to_string(), fmt_duration),
             tray::describe(&pr.tree),
+            peer_threads.unwrap_or_default(),
             or_none(&pr.wakers)
         )),
         _ => report.note(format!(
@@ -372,6 +378,27 @@ fn measure(
         child.terminate(WAIT)?;
     }
     Ok(report)
+}
+
+/// The names of `pid`'s threads, sorted ("name ×N" for repeats).
+fn thread_names(pid: u32) -> String {
+    let mut names: Vec<String> = procfs::thread_wakeups(pid)
+        .into_values()
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while let Some(name) = names.get(i) {
+        let n = names[i..].iter().take_while(|m| *m == name).count();
+        out.push(if n > 1 {
+            format!("{name} ×{n}")
+        } else {
+            name.clone()
+        });
+        i += n;
+    }
+    or_none(&out)
 }
 
 fn or_none(v: &[String]) -> String {
@@ -417,7 +444,14 @@ mod tests {
         r.note("a note");
         let text = r.render();
         assert!(text.starts_with("| client"), "{text}");
-        assert!(text.contains("| `taskbell run` | 1.0 MiB "), "{text}");
+        let row = text.lines().nth(2).unwrap_or_default();
+        assert!(
+            row.starts_with("| `taskbell run` ") && row.contains("| 1.0 MiB "),
+            "{text}"
+        );
+        // Missing cells are padded: every line of the table is as wide as the head.
+        let widths: Vec<usize> = text.lines().take(3).map(|l| l.chars().count()).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{text}");
         assert!(text.contains("- a note"), "{text}");
     }
 }
