@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use taskbell_e2e::{ChildGuard, Desktop, DesktopOptions, NotifyCall, Stdout};
+use taskbell_e2e::{ChildGuard, Desktop, NotifyCall, Stdout};
 use taskbell_server::DEMO_ANNOTATOR;
 
 use crate::Result;
@@ -237,17 +237,9 @@ fn measure(
     wait_peer: &dyn Fn() -> Result<()>,
 ) -> Result<PeerReport> {
     let mut report = PeerReport::default();
-    let desktop = Desktop::start_with(DesktopOptions {
-        notifications: true,
-        keyring: true,
-        tray: false,
-    })
-    .context("starting the private desktop (scripts/install-deps.sh installs its parts)")?;
-    let dirs = desktop.dir().join("app");
-    tray::login(
-        &desktop,
+    let (desktop, dirs) = tray::signed_in_desktop(
+        false,
         &opts.cli,
-        &dirs,
         server,
         DEMO_ANNOTATOR.username,
         DEMO_ANNOTATOR.password,
@@ -368,11 +360,7 @@ fn measure(
         )),
     }
 
-    // Not 10 s: that is `taskbell run`'s own shutdown grace; WAIT only bounds a hang.
-    let status = taskbell.terminate(WAIT)?;
-    if !status.success() {
-        bail!("taskbell run exited with {status}: {}", taskbell.log());
-    }
+    tray::stop_daemon(&mut taskbell)?;
     if let Some((mut child, _)) = peer {
         // gotify-desktop has no SIGTERM handler: the default action ends it.
         child.terminate(WAIT)?;

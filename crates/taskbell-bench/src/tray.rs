@@ -285,10 +285,40 @@ pub(crate) fn file_size(path: &Path) -> String {
     }
 }
 
+/// A private desktop (session bus, Xvfb, dunst, gnome-keyring, and trayer with `tray`) where
+/// `username` has signed in with [`login`]: the desktop and the account's directories.
+pub(crate) fn signed_in_desktop(
+    tray: bool,
+    cli: &Path,
+    server: &str,
+    username: &str,
+    password: &str,
+) -> Result<(Desktop, PathBuf)> {
+    let desktop = Desktop::start_with(DesktopOptions {
+        notifications: true,
+        keyring: true,
+        tray,
+    })
+    .context("starting the private desktop (scripts/install-deps.sh installs its parts)")?;
+    let dirs = desktop.dir().join("app");
+    login(&desktop, cli, &dirs, server, username, password)?;
+    Ok((desktop, dirs))
+}
+
+/// Stops `taskbell run` with SIGTERM; an unclean exit is an error.
+pub(crate) fn stop_daemon(daemon: &mut ChildGuard) -> Result<()> {
+    // Not 10 s: that is `taskbell run`'s own shutdown grace; WAIT only bounds a hang.
+    let status = daemon.terminate(WAIT)?;
+    if !status.success() {
+        bail!("taskbell run exited with {status}: {}", daemon.log());
+    }
+    Ok(())
+}
+
 /// Signs in with the real `taskbell login --password-stdin` in `desktop` (token in its Secret
 /// Service, account in the config under `dirs`), the way a user of the command does; a client
 /// started afterwards with [`app_command`] starts signed in.
-pub(crate) fn login(
+fn login(
     desktop: &Desktop,
     cli: &Path,
     dirs: &Path,
@@ -338,14 +368,7 @@ pub fn measure(
     }
     let mut report = Report::default();
     let r = &mut report;
-    let desktop = Desktop::start_with(DesktopOptions {
-        notifications: true,
-        keyring: true,
-        tray: true,
-    })
-    .context("starting the private desktop (scripts/install-deps.sh installs its parts)")?;
-    let dirs = desktop.dir().join("app");
-    login(&desktop, &bins.cli, &dirs, server, username, password)?;
+    let (desktop, dirs) = signed_in_desktop(true, &bins.cli, server, username, password)?;
     // 0. The headless daemon, `taskbell run`, as the same signed-in user, idle; then stopped.
     let (mut daemon, signed_in, idle) = start_signed_in(
         "taskbell-run",
@@ -362,11 +385,7 @@ pub fn measure(
         "—",
     );
     idle_rows(r, s, "`taskbell run` idle, connected", &idle);
-    // Not 10 s: that is `taskbell run`'s own shutdown grace; WAIT only bounds a hang.
-    let status = daemon.terminate(WAIT)?;
-    if !status.success() {
-        bail!("taskbell run exited with {status}: {}", daemon.log());
-    }
+    stop_daemon(&mut daemon)?;
     if !with_app {
         return Ok(report);
     }
