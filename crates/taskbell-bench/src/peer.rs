@@ -342,8 +342,8 @@ fn measure(
     ));
     match (&opts.peer, &peer, &pr, shim) {
         (Some(path), Some((_, connected)), Some(pr), Some(_)) => report.note(format!(
-            "{PEER} ({}, {}): against the Gotify shim (WebSocket ping control frame every {} s, \
-             as gotify/server's default `pingPeriod` 45 s; pong deadline ping + 15 s); start → \
+            "{PEER} ({}, {}): against the Gotify shim (a WebSocket ping control frame every {} s; \
+             gotify/server's default `pingPeriod` is 45 s; pong deadline ping + 15 s); start → \
              on /stream {}, a pushed message shown in {}; {}; threads: {}; threads that woke: {}",
             path.display(),
             tray::file_size(path),
