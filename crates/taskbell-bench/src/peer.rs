@@ -281,6 +281,12 @@ fn measure(
         _ => None,
     };
 
+    // Nothing left on screen: dunst would otherwise expire the check toasts (10 s) right as
+    // the window opens, and each `NotificationClosed` signal wakes the clients that listen.
+    desktop
+        .dunst()
+        .ok_or_else(|| anyhow!("the desktop has no dunst"))?
+        .close_all()?;
     // The same window for both.
     std::thread::sleep(opts.sizes.settle);
     taskbell.ensure_running()?;
@@ -321,7 +327,8 @@ fn measure(
 
     report.note(format!(
         "one private desktop (session bus, Xvfb, dunst, gnome-keyring); idle window {:.1} s \
-         for both at once, after {} s of quiet; CPU is schedstat time, wake-ups are voluntary \
+         for both at once, after every toast was closed (`dunstctl close-all`) and {} s of \
+         quiet; CPU is schedstat time, wake-ups are voluntary \
          context switches, both summed over the process tree and scaled to a minute; RSS and \
          PSS at the end of the window",
         tr.took.as_secs_f64(),
