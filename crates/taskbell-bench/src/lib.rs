@@ -24,11 +24,16 @@
 //! - [`faults`]: the fault stream behind the fault harness and the soak run.
 //! - [`tray`]: the release tray app's memory (idle, center open, after closing) over its
 //!   whole process tree, in a private desktop.
+//! - [`gotify`]: a Gotify API shim, just what gotify-desktop uses.
+//! - [`peer`]: `taskbell run` beside gotify-desktop (a peer client, built by hand) in one
+//!   private desktop, both measured over the same idle window.
 
 pub mod agent;
 pub mod daemon;
 pub mod faults;
 pub mod fleet;
+pub mod gotify;
+pub mod peer;
 pub mod platform;
 pub mod procfs;
 pub mod scenarios;

@@ -6,6 +6,7 @@
 //! cargo run --release -p taskbell-bench -- latency        # one figure
 //! cargo run --release -p taskbell-bench -- soak --minutes 60
 //! cargo build --release -p taskbell-app && cargo run --release -p taskbell-bench -- tray
+//! cargo run --release -p taskbell-bench -- peer --peer /path/to/gotify-desktop
 //! ```
 
 use std::time::Duration;
@@ -15,7 +16,7 @@ use clap::{Parser, Subcommand};
 use taskbell_bench::agent::{AgentArgs, run_agent};
 use taskbell_bench::scenarios::{self, Bench, Sizes};
 use taskbell_bench::stats::Report;
-use taskbell_bench::{faults, fleet, procfs};
+use taskbell_bench::{faults, fleet, peer, procfs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,6 +62,21 @@ enum Cmd {
         /// no tray app is needed.
         #[arg(long)]
         daemon_only: bool,
+    },
+    /// `taskbell run` beside gotify-desktop in one private desktop, idle over the same window.
+    Peer {
+        #[command(flatten)]
+        common: Common,
+        /// The gotify-desktop binary (built by hand: see docs/benchmarks.md). Without it the
+        /// peer's row says so.
+        #[arg(long)]
+        peer: Option<std::path::PathBuf>,
+        /// The idle window in seconds (default 60; 3 with --quick).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// The Gotify shim's ping period in seconds (gotify/server's default is 45).
+        #[arg(long, default_value_t = 45)]
+        ping_secs: u64,
     },
     /// A notification a second and a fault every 5 minutes, RSS over time.
     Soak {
@@ -156,6 +172,35 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 let bins = taskbell_bench::tray::locate_app(app.as_deref(), &b.exe)?;
                 report = scenarios::tray(&b, Some(&bins.app)).await?;
             }
+        }
+        Cmd::Peer {
+            common,
+            peer,
+            seconds,
+            ping_secs,
+        } => {
+            let mut sizes = if common.quick {
+                taskbell_bench::tray::TraySizes::quick()
+            } else {
+                taskbell_bench::tray::TraySizes::full()
+            };
+            if let Some(s) = seconds {
+                sizes.idle = Duration::from_secs(s.max(1));
+            }
+            let mut out = peer::run(peer::PeerOptions {
+                cli: peer::locate_cli(&exe)?,
+                peer,
+                sizes,
+                ping_period: Duration::from_secs(ping_secs.max(1)),
+            })
+            .await?;
+            out.note(format!(
+                "machine: {}; run took {:.0} s",
+                procfs::machine(),
+                started.elapsed().as_secs_f64()
+            ));
+            println!("{}", out.render());
+            return Ok(());
         }
         Cmd::Soak { minutes } => {
             let b = Bench::start(exe, Sizes::full()).await?;

@@ -151,11 +151,11 @@ impl Report {
     /// The table as Markdown (aligned, so it reads well in a terminal too).
     pub fn render(&self) -> String {
         let head = ["section", "figure", "TaskBell", "floor"];
-        let cells: Vec<[&str; 4]> = self
+        let cells: Vec<Vec<&str>> = self
             .rows
             .iter()
             .map(|r| {
-                [
+                vec![
                     r.section.as_str(),
                     r.figure.as_str(),
                     r.value.as_str(),
@@ -163,38 +163,59 @@ impl Report {
                 ]
             })
             .collect();
-        let mut width = head.map(|h| h.chars().count());
-        for c in &cells {
-            for (w, s) in width.iter_mut().zip(c) {
-                *w = (*w).max(s.chars().count());
-            }
-        }
-        let line = |c: [&str; 4]| {
-            let mut s = String::from("|");
-            for (w, v) in width.iter().zip(c) {
-                let pad = w - v.chars().count();
-                let _ = write!(s, " {v}{} |", " ".repeat(pad));
-            }
-            s.push('\n');
-            s
-        };
-        let mut out = line(head);
-        out.push('|');
-        for w in width {
-            let _ = write!(out, "{}|", "-".repeat(w + 2));
-        }
-        out.push('\n');
-        for c in cells {
-            out.push_str(&line(c));
-        }
-        if !self.notes.is_empty() {
-            out.push('\n');
-            for n in &self.notes {
-                let _ = writeln!(out, "- {n}");
-            }
-        }
+        let mut out = render_table(&head, &cells);
+        out.push_str(&render_notes(&self.notes));
         out
     }
+}
+
+/// Notes as a Markdown list after a blank line (nothing when there are none).
+pub fn render_notes(notes: &[String]) -> String {
+    let mut out = String::new();
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    out
+}
+
+/// A Markdown table with columns aligned (so it reads well in a terminal too); a row with
+/// fewer cells than `head` is padded with empty cells, extra cells are dropped.
+pub fn render_table<S: AsRef<str>>(head: &[&str], rows: &[Vec<S>]) -> String {
+    let cells = |row: &[S]| -> Vec<String> {
+        (0..head.len())
+            .map(|i| row.get(i).map_or("", |s| s.as_ref()).to_string())
+            .collect()
+    };
+    let body: Vec<Vec<String>> = rows.iter().map(|r| cells(r)).collect();
+    let head: Vec<String> = head.iter().map(|h| h.to_string()).collect();
+    let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in &body {
+        for (w, v) in width.iter_mut().zip(r) {
+            *w = (*w).max(v.chars().count());
+        }
+    }
+    let line = |c: &[String]| {
+        let mut s = String::from("|");
+        for (w, v) in width.iter().zip(c) {
+            let pad = w - v.chars().count();
+            let _ = write!(s, " {v}{} |", " ".repeat(pad));
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(&head);
+    out.push('|');
+    for w in &width {
+        let _ = write!(out, "{}|", "-".repeat(w + 2));
+    }
+    out.push('\n');
+    for r in &body {
+        out.push_str(&line(r));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::stats::{Report, fmt_duration, fmt_kib};
 /// The center's window title (English, as the app runs with `--lang en`).
 const CENTER_TITLE: &str = "TaskBell notifications";
 /// Bounds every wait (a hang fails the run; it measures nothing).
-const WAIT: Duration = Duration::from_secs(120);
+pub(crate) const WAIT: Duration = Duration::from_secs(120);
 
 /// How long each state is left alone before and while it is measured.
 #[derive(Debug, Clone, Copy)]
@@ -103,11 +103,13 @@ pub fn locate_app(explicit: Option<&Path>, bench_exe: &Path) -> Result<TrayBinar
 
 /// One reading of the app's process tree.
 #[derive(Debug, Clone)]
-struct TreeReading {
-    sum: ProcSample,
-    pss_kib: u64,
+pub(crate) struct TreeReading {
+    /// RSS, threads, CPU and context switches summed over the tree.
+    pub(crate) sum: ProcSample,
+    /// PSS summed over the tree.
+    pub(crate) pss_kib: u64,
     /// (name, PSS KiB) of each process, the app first.
-    each: Vec<(String, u64)>,
+    pub(crate) each: Vec<(String, u64)>,
 }
 
 fn read_tree(pid: u32) -> Result<TreeReading> {
@@ -126,7 +128,8 @@ fn read_tree(pid: u32) -> Result<TreeReading> {
     })
 }
 
-fn describe(r: &TreeReading) -> String {
+/// RSS and PSS of a tree, with each process's PSS.
+pub(crate) fn describe(r: &TreeReading) -> String {
     let parts: Vec<String> = r
         .each
         .iter()
@@ -144,7 +147,7 @@ fn describe(r: &TreeReading) -> String {
 
 /// A TaskBell program (`taskbell`, `taskbell-app`) in `desktop`, with the account's config and
 /// data directories under `dirs`.
-fn app_command(desktop: &Desktop, program: &Path, dirs: &Path) -> Command {
+pub(crate) fn app_command(desktop: &Desktop, program: &Path, dirs: &Path) -> Command {
     let mut cmd = desktop.command(program);
     cmd.env("TASKBELL_CONFIG_DIR", dirs.join("config"))
         .env("TASKBELL_DATA_DIR", dirs.join("data"))
@@ -153,13 +156,61 @@ fn app_command(desktop: &Desktop, program: &Path, dirs: &Path) -> Command {
 }
 
 /// An idle window of a process tree: its reading at the end, CPU time and wake-ups over it.
-struct IdleReading {
-    tree: TreeReading,
-    took: Duration,
-    cpu: Duration,
-    wakeups_per_min: f64,
-    /// The app process's threads that woke most.
-    wakers: Vec<String>,
+pub(crate) struct IdleReading {
+    /// The tree at the end of the window.
+    pub(crate) tree: TreeReading,
+    /// How long the window lasted.
+    pub(crate) took: Duration,
+    /// CPU time of the tree over the window.
+    pub(crate) cpu: Duration,
+    /// Voluntary context switches of the tree, per minute.
+    pub(crate) wakeups_per_min: f64,
+    /// The root process's threads that woke most.
+    pub(crate) wakers: Vec<String>,
+}
+
+/// An open idle window: the tree's reading at its start. Several can be open at once, so
+/// that two clients are measured over the same minute.
+pub(crate) struct IdleWindow {
+    pid: u32,
+    before: ProcSample,
+    threads_before: std::collections::HashMap<u32, (String, u64)>,
+    t0: Instant,
+}
+
+impl IdleWindow {
+    /// Starts the window on `pid`'s tree.
+    pub(crate) fn open(pid: u32) -> Result<IdleWindow> {
+        Ok(IdleWindow {
+            pid,
+            before: procfs::sample_tree(pid)?.0,
+            threads_before: procfs::thread_wakeups(pid),
+            t0: Instant::now(),
+        })
+    }
+
+    /// Ends the window: the tree now, and what it cost since [`IdleWindow::open`].
+    pub(crate) fn close(self) -> Result<IdleReading> {
+        let took = self.t0.elapsed();
+        let tree = read_tree(self.pid)?;
+        let wakers = procfs::top_wakers(
+            &self.threads_before,
+            &procfs::thread_wakeups(self.pid),
+            took,
+            5,
+        );
+        let cpu = Duration::from_nanos(tree.sum.cpu_ns.saturating_sub(self.before.cpu_ns));
+        let wakeups_per_min = tree.sum.voluntary.saturating_sub(self.before.voluntary) as f64
+            * 60.0
+            / took.as_secs_f64().max(0.001);
+        Ok(IdleReading {
+            tree,
+            took,
+            cpu,
+            wakeups_per_min,
+            wakers,
+        })
+    }
 }
 
 /// Lets `child` settle (past the urgent toast, 3 s after the welcome), then reads its tree
@@ -167,43 +218,37 @@ struct IdleReading {
 fn idle_reading(child: &mut ChildGuard, sizes: TraySizes) -> Result<IdleReading> {
     std::thread::sleep(sizes.settle);
     child.ensure_running()?;
-    let pid = child.id();
-    let before = procfs::sample_tree(pid)?.0;
-    let threads_before = procfs::thread_wakeups(pid);
-    let t0 = Instant::now();
+    let window = IdleWindow::open(child.id())?;
     std::thread::sleep(sizes.idle);
-    let took = t0.elapsed();
-    let tree = read_tree(pid)?;
-    let wakers = procfs::top_wakers(&threads_before, &procfs::thread_wakeups(pid), took, 5);
-    let cpu = Duration::from_nanos(tree.sum.cpu_ns.saturating_sub(before.cpu_ns));
-    let wakeups_per_min = tree.sum.voluntary.saturating_sub(before.voluntary) as f64 * 60.0
-        / took.as_secs_f64().max(0.001);
-    Ok(IdleReading {
-        tree,
-        took,
-        cpu,
-        wakeups_per_min,
-        wakers,
-    })
+    window.close()
 }
 
-/// Starts `cmd` (a signed-in TaskBell client) in `desktop`, waits for its welcome toast and
-/// reads its idle window: the process, the time to the toast, the reading.
+/// Starts `cmd` (a signed-in TaskBell client) in `desktop` and waits for its welcome toast:
+/// the process and the time to the toast.
+pub(crate) fn spawn_signed_in(
+    name: &str,
+    cmd: &mut Command,
+    desktop: &Desktop,
+) -> Result<(ChildGuard, Duration)> {
+    let recorder = desktop
+        .recorder()
+        .ok_or_else(|| anyhow!("the desktop has no Notify recorder"))?;
+    let child = ChildGuard::spawn(name, cmd, &desktop.log_dir(), Stdout::Log)?;
+    let started = Instant::now();
+    recorder
+        .wait_for(WAIT, |c| c.app_name == "TaskBell" && c.seen >= started)
+        .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
+    Ok((child, started.elapsed()))
+}
+
+/// [`spawn_signed_in`], then the idle window: the process, the time to the toast, the reading.
 fn start_signed_in(
     name: &str,
     cmd: &mut Command,
     desktop: &Desktop,
     sizes: TraySizes,
 ) -> Result<(ChildGuard, Duration, IdleReading)> {
-    let recorder = desktop
-        .recorder()
-        .ok_or_else(|| anyhow!("the desktop has no Notify recorder"))?;
-    let mut child = ChildGuard::spawn(name, cmd, &desktop.log_dir(), Stdout::Log)?;
-    let started = Instant::now();
-    recorder
-        .wait_for(WAIT, |c| c.app_name == "TaskBell" && c.seen >= started)
-        .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
-    let signed_in = started.elapsed();
+    let (mut child, signed_in) = spawn_signed_in(name, cmd, desktop)?;
     let idle = idle_reading(&mut child, sizes)?;
     Ok((child, signed_in, idle))
 }
@@ -229,7 +274,7 @@ fn idle_rows(r: &mut Report, section: &str, what: &str, idle: &IdleReading) {
 }
 
 /// A file's size in MiB (and bytes), or why it is unknown.
-fn file_size(path: &Path) -> String {
+pub(crate) fn file_size(path: &Path) -> String {
     match std::fs::metadata(path) {
         Ok(m) => format!(
             "{:.1} MiB ({} bytes)",
@@ -238,6 +283,70 @@ fn file_size(path: &Path) -> String {
         ),
         Err(e) => format!("unknown ({e})"),
     }
+}
+
+/// A private desktop (session bus, Xvfb, dunst, gnome-keyring, and trayer with `tray`) where
+/// `username` has signed in with [`login`]: the desktop and the account's directories.
+pub(crate) fn signed_in_desktop(
+    tray: bool,
+    cli: &Path,
+    server: &str,
+    username: &str,
+    password: &str,
+) -> Result<(Desktop, PathBuf)> {
+    let desktop = Desktop::start_with(DesktopOptions {
+        notifications: true,
+        keyring: true,
+        tray,
+    })
+    .context("starting the private desktop (scripts/install-deps.sh installs its parts)")?;
+    let dirs = desktop.dir().join("app");
+    login(&desktop, cli, &dirs, server, username, password)?;
+    Ok((desktop, dirs))
+}
+
+/// Stops `taskbell run` with SIGTERM; an unclean exit is an error.
+pub(crate) fn stop_daemon(daemon: &mut ChildGuard) -> Result<()> {
+    // Not 10 s: that is `taskbell run`'s own shutdown grace; WAIT only bounds a hang.
+    let status = daemon.terminate(WAIT)?;
+    if !status.success() {
+        bail!("taskbell run exited with {status}: {}", daemon.log());
+    }
+    Ok(())
+}
+
+/// Signs in with the real `taskbell login --password-stdin` in `desktop` (token in its Secret
+/// Service, account in the config under `dirs`), the way a user of the command does; a client
+/// started afterwards with [`app_command`] starts signed in.
+fn login(
+    desktop: &Desktop,
+    cli: &Path,
+    dirs: &Path,
+    server: &str,
+    username: &str,
+    password: &str,
+) -> Result<()> {
+    let mut login = app_command(desktop, cli, dirs);
+    login
+        .args(["login", "--server", server, "--username", username])
+        .arg("--password-stdin")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut proc = login.spawn().context("starting taskbell login")?;
+    if let Some(mut stdin) = proc.stdin.take() {
+        use std::io::Write;
+        writeln!(stdin, "{password}").context("writing the password")?;
+    }
+    let done = proc.wait_with_output().context("taskbell login")?;
+    if !done.status.success() {
+        bail!(
+            "taskbell login failed ({}): {}",
+            done.status,
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Measures (blocking: run it on a blocking thread) the headless daemon, then, with
@@ -259,34 +368,7 @@ pub fn measure(
     }
     let mut report = Report::default();
     let r = &mut report;
-    let desktop = Desktop::start_with(DesktopOptions {
-        notifications: true,
-        keyring: true,
-        tray: true,
-    })
-    .context("starting the private desktop (scripts/install-deps.sh installs its parts)")?;
-    let dirs = desktop.dir().join("app");
-    // Sign in the way a user of the command does; the app then starts signed in.
-    let mut login = app_command(&desktop, &bins.cli, &dirs);
-    login
-        .args(["login", "--server", server, "--username", username])
-        .arg("--password-stdin")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut proc = login.spawn().context("starting taskbell login")?;
-    if let Some(mut stdin) = proc.stdin.take() {
-        use std::io::Write;
-        writeln!(stdin, "{password}").context("writing the password")?;
-    }
-    let done = proc.wait_with_output().context("taskbell login")?;
-    if !done.status.success() {
-        bail!(
-            "taskbell login failed ({}): {}",
-            done.status,
-            String::from_utf8_lossy(&done.stderr)
-        );
-    }
+    let (desktop, dirs) = signed_in_desktop(true, &bins.cli, server, username, password)?;
     // 0. The headless daemon, `taskbell run`, as the same signed-in user, idle; then stopped.
     let (mut daemon, signed_in, idle) = start_signed_in(
         "taskbell-run",
@@ -303,11 +385,7 @@ pub fn measure(
         "—",
     );
     idle_rows(r, s, "`taskbell run` idle, connected", &idle);
-    // Not 10 s: that is `taskbell run`'s own shutdown grace; WAIT only bounds a hang.
-    let status = daemon.terminate(WAIT)?;
-    if !status.success() {
-        bail!("taskbell run exited with {status}: {}", daemon.log());
-    }
+    stop_daemon(&mut daemon)?;
     if !with_app {
         return Ok(report);
     }

@@ -115,3 +115,51 @@ fn quick_daemon_only_run_prints_the_headless_rows() {
     }
     assert!(!stdout.contains("| tray app"), "{stdout}");
 }
+
+/// `taskbell-bench peer --quick` without `--peer` measures `taskbell run` (the debug build
+/// beside it) and says the peer was not given: a row with no figures, never made-up ones.
+#[test]
+fn quick_peer_run_without_a_peer_says_so() {
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_taskbell-bench"));
+    assert!(
+        bench.with_file_name("taskbell").is_file(),
+        "build taskbell-cli first (scripts/test.sh does)"
+    );
+    let out = Command::new(bench)
+        .args(["peer", "--quick", "--seconds", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.starts_with("| client"), "{stdout}");
+    let taskbell = stdout
+        .lines()
+        .find(|l| l.starts_with("| `taskbell run`"))
+        .unwrap_or_else(|| panic!("no taskbell row:\n{stdout}"));
+    assert_eq!(taskbell.matches(" MiB").count(), 2, "{taskbell}");
+    let peer = stdout
+        .lines()
+        .find(|l| l.starts_with("| gotify-desktop"))
+        .unwrap_or_else(|| panic!("no peer row:\n{stdout}"));
+    assert!(
+        peer.contains("not measured (no --peer PATH given)"),
+        "{peer}"
+    );
+    assert!(
+        !peer.contains("MiB") && !stdout.contains("ratio"),
+        "{stdout}"
+    );
+}
+
+/// A `--peer` path that does not exist is an error (asked for by name), not a row.
+#[test]
+fn peer_run_with_a_missing_peer_binary_fails() {
+    let out = Command::new(env!("CARGO_BIN_EXE_taskbell-bench"))
+        .args(["peer", "--quick", "--peer", "/nonexistent/gotify-desktop"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no such file"), "{stderr}");
+}
