@@ -231,6 +231,10 @@ pub enum Input {
     ConnectFailed(ConnectFailure),
     /// A decoded frame from the server (bad frames never get here).
     Frame(Inbound),
+    /// Frames that were already waiting together, in order (a burst): decided as one
+    /// `Frame` each, except that the live notifications among them that follow each
+    /// other are stored with one [`Action::Store`] (one round trip to the history).
+    Frames(Vec<Inbound>),
     /// The server closed the socket (`code` is `None` when it sent none or the
     /// stream just ended).
     Closed {
@@ -543,6 +547,15 @@ impl Connection {
                 if matches!(self.phase, Phase::Open(_)) {
                     self.frame(frame, now);
                 }
+            }
+            Input::Frames(frames) => {
+                let from = self.out.len();
+                for frame in frames {
+                    if matches!(self.phase, Phase::Open(_)) {
+                        self.frame(frame, now);
+                    }
+                }
+                merge_live_stores(&mut self.out, from);
             }
             Input::Closed { code, reason } => {
                 if matches!(self.phase, Phase::Open(_)) {
@@ -1274,6 +1287,42 @@ fn next_cursor(page: &NotificationPage, asked_with: Option<&String>) -> Option<S
     let full = page.list.len() >= CATCHUP_LIMIT as usize;
     let next = page.next_cursor.clone().or_else(|| page.last_id.clone());
     next.filter(|n| full && Some(n) != asked_with)
+}
+
+/// Merges the live stores in `out[from..]` that follow each other into one: their
+/// notifications in order, the last cursor among them (a store saves its cursor after
+/// its rows). Nothing moves past another action.
+fn merge_live_stores(out: &mut Vec<Action>, from: usize) {
+    let tail: Vec<Action> = out.drain(from..).collect();
+    for action in tail {
+        if let Action::Store {
+            notes,
+            cursor,
+            tag: StoreTag::Live,
+        } = action
+        {
+            let mergeable = out.len() > from;
+            if let Some(Action::Store {
+                notes: prev,
+                cursor: prev_cursor,
+                tag: StoreTag::Live,
+            }) = out.last_mut().filter(|_| mergeable)
+            {
+                prev.extend(notes);
+                if cursor.is_some() {
+                    *prev_cursor = cursor;
+                }
+                continue;
+            }
+            out.push(Action::Store {
+                notes,
+                cursor,
+                tag: StoreTag::Live,
+            });
+        } else {
+            out.push(action);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1585,3 +1585,66 @@ fn reviewers_get_a_review_link_on_submissions_and_skip_requests_only() {
     let mut a = with_tasks(Role::Annotator);
     assert_eq!(task_note(&mut a, "n1", "task_submitted").review_url, None);
 }
+
+/// Issue 13: a burst's frames already waiting are decided together: the live
+/// notifications that follow each other become one store (one history round trip),
+/// with the last cursor; nothing moves past another action, and each is announced once
+/// its store says it is new, in order.
+#[test]
+fn frames_waiting_together_store_their_notifications_at_once() {
+    let mut r = Rig::connected();
+    r.catch_up();
+    let key = |id: &str| note(id).key;
+    let a = r.feed(Input::Frames(vec![
+        Inbound::Notification(note("n1")),
+        Inbound::Notification(note("n2")),
+        Inbound::Ping { timestamp: Some(5) },
+        Inbound::Notification(note("n3")),
+        Inbound::Notification(note("n4")),
+    ]));
+    assert_eq!(
+        stores(&a),
+        vec![
+            (
+                vec![key("n1"), key("n2")],
+                Some("n2".to_string()),
+                StoreTag::Live
+            ),
+            (
+                vec![key("n3"), key("n4")],
+                Some("n4".to_string()),
+                StoreTag::Live
+            ),
+        ]
+    );
+    // The pong stays between the two stores.
+    let pong = a
+        .iter()
+        .position(|x| matches!(x, Action::Send(Outbound::Pong { timestamp: 5 })));
+    let store_at: Vec<usize> = a
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| matches!(x, Action::Store { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        pong.is_some_and(|p| store_at[0] < p && p < store_at[1]),
+        "{a:?}"
+    );
+    // Stored: each new one announced once, in order.
+    let announced = r.store_all_new(&a);
+    let shown: Vec<String> = events(&announced)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notification(n) => Some(n.key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown, [key("n1"), key("n2"), key("n3"), key("n4")]);
+    // A batch of one is stored as a `Frame` would be.
+    let one = r.feed(Input::Frames(vec![Inbound::Notification(note("n5"))]));
+    assert_eq!(
+        stores(&one),
+        vec![(vec![key("n5")], Some("n5".to_string()), StoreTag::Live)]
+    );
+}

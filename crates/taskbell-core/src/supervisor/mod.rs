@@ -55,6 +55,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures_util::FutureExt;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -76,7 +77,7 @@ use crate::history::{History, HistoryError, Retention};
 use crate::i18n::Lang;
 use crate::net::{NetError, Network};
 use crate::notifier::{ActionSink, Notifier};
-use crate::protocol::{self, User};
+use crate::protocol::{self, Inbound, User};
 use crate::summary;
 
 mod session;
@@ -424,6 +425,9 @@ impl ClockWatch {
     }
 }
 
+/// The most frames read at once in a burst (see `Driver::ready_frames`).
+const MAX_BATCH: usize = 256;
+
 /// The sign-in or the connect in progress (at most one at a time).
 type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
 
@@ -542,10 +546,47 @@ impl Driver {
             {
                 return reason;
             }
+            // A burst: the frames already waiting are decided together, so their
+            // notifications cost one round trip to the history, not one each.
+            let (input, after) = match input {
+                Input::Frame(first) => self.ready_frames(first),
+                other => (other, None),
+            };
             if let Some(reason) = self.feed(input).await {
                 return reason;
             }
+            if let Some(next) = after
+                && let Some(reason) = self.feed(next).await
+            {
+                return reason;
+            }
         }
+    }
+
+    /// `first` and the frames already waiting behind it (read without waiting, at most
+    /// [`MAX_BATCH`]) as one input; and what ended the batch (a close, an error), if
+    /// something did, to be fed after it.
+    fn ready_frames(&mut self, first: Inbound) -> (Input, Option<Input>) {
+        let mut frames = vec![first];
+        let mut after = None;
+        for _ in 1..MAX_BATCH {
+            let Some(next) = next_frame(&mut self.socket).now_or_never() else {
+                break;
+            };
+            match frame_input(next) {
+                Some(Input::Frame(f)) => frames.push(f),
+                Some(other) => {
+                    after = Some(other);
+                    break;
+                }
+                None => {}
+            }
+        }
+        let input = match frames.len() {
+            1 => frames.pop().map_or(Input::Tick, Input::Frame),
+            _ => Input::Frames(frames),
+        };
+        (input, after)
     }
 
     fn now(&self) -> Now {
