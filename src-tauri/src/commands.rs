@@ -3,7 +3,7 @@
 //! [`crate::model`] shape or a [`CmdError`] the window can show as it is.
 
 use taskbell_core::config::ToastPolicy;
-use tauri::{AppHandle, Manager, Runtime, State};
+use tauri::{AppHandle, Runtime, State};
 
 use crate::controller::{self, Action, Shared};
 use crate::error::{CmdError, CmdResult, ErrorKind};
@@ -12,7 +12,6 @@ use crate::model::{
     WindowKind,
 };
 use crate::view::menu::{MenuAction, MenuId};
-use crate::windows;
 
 impl From<tauri::Error> for CmdError {
     fn from(e: tauri::Error) -> Self {
@@ -46,11 +45,7 @@ pub async fn sign_in<R: Runtime>(
     if password.is_empty() {
         return Err(CmdError::new(ErrorKind::Invalid, "Enter your password.").on("password"));
     }
-    let user =
-        controller::sign_in(&app, server.trim(), username.trim(), &password, remember).await?;
-    // The login window has done its job.
-    let _ = windows::close(&app, WindowKind::Login);
-    Ok(user)
+    controller::sign_in(&app, server.trim(), username.trim(), &password, remember).await
 }
 
 /// The history, newest first, filtered.
@@ -120,8 +115,7 @@ pub fn reconnect_now<R: Runtime>(app: AppHandle<R>) -> CmdResult<()> {
 /// Opens another window (e.g. diagnostics from settings).
 #[tauri::command]
 pub fn open_window<R: Runtime>(app: AppHandle<R>, window: WindowKind) -> CmdResult<()> {
-    let lang = app.state::<Shared>().lang();
-    Ok(windows::open(&app, window, lang)?)
+    controller::open_window(&app, window)
 }
 
 /// Closes the window that asks (the center's Esc): it is destroyed with its web process, as
@@ -168,16 +162,7 @@ fn pause_action(entry: MenuId) -> Action {
 
 /// Handles a click in the tray menu (the handler `crate::tray::install` is given).
 pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
-    let shared = app.state::<Shared>();
-    let lang = shared.lang();
-    let open = |kind: WindowKind| {
-        windows::open(app, kind, lang).map_err(|e| {
-            CmdError::new(
-                ErrorKind::Local,
-                format!("could not open the {} window: {e}", kind.label()),
-            )
-        })
-    };
+    let open = |kind: WindowKind| controller::open_window(app, kind);
     let result = match MenuAction::parse(id) {
         Some(MenuAction::Summary(_)) => controller::open_platform(app),
         Some(MenuAction::SignOutAccount(account)) => controller::sign_out_account(app, &account),

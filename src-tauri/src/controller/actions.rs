@@ -18,12 +18,15 @@ use super::shared::Shared;
 use super::slot::FurtherEngine;
 use crate::checks;
 use crate::error::{self, CmdError, CmdResult, ErrorKind, config_error, history_error};
-use crate::model::{HistoryFilter, Lang, UiDiagnostics, UiNotification, UiProjectRule, UiSettings};
+use crate::model::{
+    HistoryFilter, Lang, UiDiagnostics, UiNotification, UiProjectRule, UiSettings, WindowKind,
+};
 use crate::view::rules::project_rules;
 use crate::view::{
     apply_settings, link_of, merge_newest_first, now_ms, settings_of, tomorrow_morning_ms,
     ui_notification,
 };
+use crate::windows;
 
 /// What a window or the menu asks the engine to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -441,4 +444,15 @@ pub fn set_project_policy<R: Runtime>(
 /// The keys a folded toast asked the center to show, once (`None` when none wait).
 pub fn take_shown_keys<R: Runtime>(app: &AppHandle<R>) -> Option<Vec<String>> {
     app.state::<Shared>().take_shown_keys()
+}
+
+/// Opens (or brings up) the window of `kind`, in the app's language.
+pub fn open_window<R: Runtime>(app: &AppHandle<R>, kind: WindowKind) -> CmdResult<()> {
+    let lang = app.state::<Shared>().lang();
+    windows::open(app, kind, lang).map_err(|e| {
+        CmdError::new(
+            ErrorKind::Local,
+            format!("could not open the {} window: {e}", kind.label()),
+        )
+    })
 }

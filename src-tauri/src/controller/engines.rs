@@ -619,6 +619,8 @@ pub async fn sign_in<R: Runtime>(
     }
     // Leaving the demo, or a new account: the further accounts start now.
     start_further(app, &credentials).await;
+    // The login window has done its job.
+    let _ = windows::close(app, WindowKind::Login);
     Ok(user)
 }
 

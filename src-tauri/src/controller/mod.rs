@@ -23,7 +23,8 @@ pub mod slot;
 
 pub use actions::{
     Action, diagnostics, get_settings, list_history, mark_read, open_notification, open_platform,
-    pause_account, project_policies, save_settings, send, set_project_policy, take_shown_keys,
+    open_window, pause_account, project_policies, save_settings, send, set_project_policy,
+    take_shown_keys,
 };
 pub use engines::{on_event, shutdown, sign_in, sign_out_account, start};
 pub use publish::{
