@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use taskbell_core::config::Paths;
+use taskbell_core::config::{Config, Paths};
 use taskbell_core::credentials::Credentials;
 use taskbell_core::delivery::{Toast, ToastAction, ToastActionKind, ToastCard, Urgency};
 use taskbell_core::history::History;
@@ -502,13 +502,13 @@ async fn publish(
 }
 
 /// Signs `who` in (in-memory keyring) and starts an engine with `notifier`.
-async fn start_engine(
+/// `who` signed in to `server`, the account's files under `dir`, the token in an
+/// in-memory keyring: the config the sign-in wrote, the paths and the keyring.
+async fn signed_in(
     server: &ServerProcess,
     dir: &Path,
     who: DemoAccount,
-    notifier: Arc<dyn Notifier>,
-    snooze: Duration,
-) -> (EngineHandle, Paths) {
+) -> (Config, Paths, Credentials) {
     let paths = Paths {
         config_dir: dir.join("config"),
         data_dir: dir.join("data"),
@@ -524,7 +524,18 @@ async fn start_engine(
     )
     .await
     .expect("sign in");
-    let mut opts = EngineOptions::new(signed.config, paths.clone(), notifier, creds);
+    (signed.config, paths, creds)
+}
+
+async fn start_engine(
+    server: &ServerProcess,
+    dir: &Path,
+    who: DemoAccount,
+    notifier: Arc<dyn Notifier>,
+    snooze: Duration,
+) -> (EngineHandle, Paths) {
+    let (config, paths, creds) = signed_in(server, dir, who).await;
+    let mut opts = EngineOptions::new(config, paths.clone(), notifier, creds);
     opts.lang = Lang::En;
     opts.timing = Timing {
         clock_jump: Duration::from_secs(3600),
@@ -832,23 +843,8 @@ async fn a_muted_kind_shows_no_toast_and_a_shown_one_asks_for_its_sound() {
         ..ServerOptions::default()
     })
     .expect("taskbell-server");
-    let paths = Paths {
-        config_dir: dir.path().join("config"),
-        data_dir: dir.path().join("data"),
-    };
-    let creds = Credentials::in_memory();
     let who = DEMO_ANNOTATOR;
-    let signed = sign_in(
-        &paths,
-        &creds,
-        &server.base_url(),
-        who.username,
-        who.password,
-        false,
-    )
-    .await
-    .expect("sign in");
-    let mut config = signed.config;
+    let (mut config, paths, creds) = signed_in(&server, dir.path(), who).await;
     config.kinds.insert(
         "task_reviewed".into(),
         KindRule {
