@@ -113,7 +113,11 @@ fn main() -> anyhow::Result<()> {
     if let Cmd::Agent(args) = cli.command {
         // Before any thread starts: the local UTC offset is only readable single-threaded.
         let _ = taskbell_core::supervisor::local_offset();
-        let rt = tokio::runtime::Runtime::new()?;
+        // One thread, as `taskbell run` runs the engine (and the floor alike): the figures
+        // are the shipped client's, not those of a runtime it does not use.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         return rt.block_on(run_agent(args));
     }
     let rt = tokio::runtime::Runtime::new()?;

@@ -738,22 +738,30 @@ async fn a_burst_of_ten_thousand_is_stored_and_folded() {
         )
     });
     let elapsed = start.elapsed();
-    let db = zs.paths.history_db();
-    let flood = tokio::task::spawn_blocking(move || {
-        let h = taskbell_core::history::History::open(&db).unwrap();
-        let q = taskbell_core::history::Query {
-            limit: 1_000_000,
-            ..Default::default()
-        };
-        h.list(&q)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.notification)
-            .filter(|n| n.content.starts_with("洪水"))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
+    // A new live notification is counted and shown as it arrives and stored right after:
+    // the last rows may still be on their way to the history when the count is reached.
+    let read_flood = || {
+        let db = zs.paths.history_db();
+        tokio::task::spawn_blocking(move || {
+            let h = taskbell_core::history::History::open(&db).unwrap();
+            let q = taskbell_core::history::Query {
+                limit: 1_000_000,
+                ..Default::default()
+            };
+            h.list(&q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.notification)
+                .filter(|n| n.content.starts_with("洪水"))
+                .collect::<Vec<_>>()
+        })
+    };
+    let settle = std::time::Instant::now();
+    let mut flood = read_flood().await.unwrap();
+    while flood.len() < N && settle.elapsed() < BURST_WAIT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        flood = read_flood().await.unwrap();
+    }
     assert_eq!(flood.len(), N, "each notification stored once");
     let mut keys: Vec<&str> = flood.iter().map(|n| n.key.as_str()).collect();
     keys.sort_unstable();

@@ -23,9 +23,14 @@
 //!   backoff and folding; the wall clock and the local minute drive pause and quiet
 //!   hours. The sleep detector's reading comes in as [`Input::ClockChecked`]
 //!   (the driver owns that sensor; the machine decides what a jump means).
-//! - **Storing is a round trip.** A notification becomes [`Action::Store`]; the
-//!   history answers with [`Input::Stored`], and only what it reports new (or could
-//!   not store: better shown twice than lost) is announced and shown. The cursor to
+//! - **Storing is a round trip, except for what is new for sure.** A notification
+//!   becomes [`Action::Store`]; the history answers with [`Input::Stored`], and only
+//!   what it reports new (or could not store: better shown twice than lost) is
+//!   announced and shown. A live frame the driver looked up first
+//!   ([`Input::Checked`]) and the history does not hold, with no store of it on its
+//!   way (the machine counts the keys of the stores it asked for until they are
+//!   reported), is new for sure: announced and shown at once, and stored right after
+//!   ([`StoreTag::LiveShown`]), so its toast does not wait for the write. The cursor to
 //!   save rides on the store request, so it is written after the rows it covers.
 //! - **Every socket ends with exactly one [`Action::Close`]**, so the driver knows
 //!   when to drop the socket and the catch-up request that belong to it.
@@ -39,8 +44,9 @@
 //!   here also goes to the server ([`Action::MarkReadOnServer`]), what the server
 //!   reported read does not go back.
 //!
-//! Invariant (from `ARCHITECTURE.md`): **a notification is announced only after
-//! the history said it is new, and the cursor only ever moves to ids the server
+//! Invariant (from `ARCHITECTURE.md`): **a notification is announced only once the
+//! history said it is new (by its store's report, or, for a live frame, by a lookup
+//! that found neither it nor a store of it on its way), and the cursor only ever moves to ids the server
 //! sent — from catch-up pages, and from live frames only once this connection's
 //! catch-up has succeeded.**
 
@@ -146,6 +152,10 @@ pub enum ConnectFailure {
 pub enum StoreTag {
     /// A live frame.
     Live,
+    /// Live frames already announced and shown ([`Input::Checked`]: the history's
+    /// reader did not hold them and no store of them was on its way): the report
+    /// only confirms, or tells a failure.
+    LiveShown,
     /// A catch-up page of the connection numbered `conn`; `last` ends the catch-up.
     CatchUp {
         /// The connection it belongs to.
@@ -235,6 +245,17 @@ pub enum Input {
     /// `Frame` each, except that the live notifications among them that follow each
     /// other are stored with one [`Action::Store`] (one round trip to the history).
     Frames(Vec<Inbound>),
+    /// Frames as [`Input::Frames`], whose notifications the driver looked up in the
+    /// history first (a read on the loop, no write): `stored` holds the keys it found.
+    /// A live notification it did not find, and that no store on its way carries, is
+    /// announced and shown at once and stored after ([`StoreTag::LiveShown`]): the
+    /// toast does not wait for the write (issue 13).
+    Checked {
+        /// The frames, in order.
+        frames: Vec<Inbound>,
+        /// The keys among them that the history holds.
+        stored: std::collections::HashSet<String>,
+    },
     /// The server closed the socket (`code` is `None` when it sent none or the
     /// stream just ended).
     Closed {
@@ -418,6 +439,13 @@ pub struct Connection {
     rng: StdRng,
     summary_done: bool,
     stored_since_prune: u32,
+    /// Keys of the stores asked for and not reported yet (how many of each): what
+    /// the history's reader cannot see yet.
+    storing: std::collections::HashMap<String, u32>,
+    /// The keys the driver found in the history, for the frames being decided.
+    found: std::collections::HashSet<String>,
+    /// The frames being decided came with a lookup ([`Input::Checked`]).
+    checked: bool,
     connections: u64,
     phase: Phase,
     /// Toasts put away by "Snooze", in the order they were snoozed.
@@ -445,6 +473,9 @@ impl Connection {
             rng,
             summary_done: false,
             stored_since_prune: 0,
+            storing: std::collections::HashMap::new(),
+            found: std::collections::HashSet::new(),
+            checked: false,
             connections: 0,
             phase: Phase::SigningIn,
             snoozed: Vec::new(),
@@ -555,6 +586,19 @@ impl Connection {
                         self.frame(frame, now);
                     }
                 }
+                merge_live_stores(&mut self.out, from);
+            }
+            Input::Checked { frames, stored } => {
+                let from = self.out.len();
+                self.found = stored;
+                self.checked = true;
+                for frame in frames {
+                    if matches!(self.phase, Phase::Open(_)) {
+                        self.frame(frame, now);
+                    }
+                }
+                self.checked = false;
+                self.found.clear();
                 merge_live_stores(&mut self.out, from);
             }
             Input::Closed { code, reason } => {
@@ -849,11 +893,19 @@ impl Connection {
                 } else {
                     None
                 };
-                self.push(Action::Store {
-                    notes: vec![n],
-                    cursor,
-                    tag: StoreTag::Live,
-                });
+                let unseen = self.checked
+                    && !self.found.contains(&n.key)
+                    && !self.storing.contains_key(&n.key);
+                if unseen {
+                    // New for sure: shown now, stored right after (the toast is handed
+                    // over before the write starts). The unread count follows the
+                    // store's report, so it never counts a row not written yet.
+                    self.announce(n.clone(), false, now);
+                    self.count_for_prune();
+                    self.store(vec![n], cursor, StoreTag::LiveShown);
+                } else {
+                    self.store(vec![n], cursor, StoreTag::Live);
+                }
             }
         }
     }
@@ -986,11 +1038,7 @@ impl Connection {
                 }
                 // The protocol's cursor is the id of the last notification the client has.
                 let cursor = page.last_id.or(page.next_cursor);
-                self.push(Action::Store {
-                    notes: page.list,
-                    cursor,
-                    tag: StoreTag::CatchUp { conn, last: !more },
-                });
+                self.store(page.list, cursor, StoreTag::CatchUp { conn, last: !more });
                 if more {
                     self.push(Action::Fetch(Since::StoredCursor));
                 }
@@ -1031,7 +1079,54 @@ impl Connection {
         }
     }
 
+    /// Asks the history to store `notes` (and then save `cursor`), remembering their
+    /// keys until the report comes.
+    fn store(&mut self, notes: Vec<Notification>, cursor: Option<String>, tag: StoreTag) {
+        for n in &notes {
+            *self.storing.entry(n.key.clone()).or_insert(0) += 1;
+        }
+        self.push(Action::Store { notes, cursor, tag });
+    }
+
+    /// Counts one stored notification towards the next prune.
+    fn count_for_prune(&mut self) {
+        self.stored_since_prune += 1;
+        if self.stored_since_prune >= PRUNE_EVERY {
+            self.stored_since_prune = 0;
+            self.push(Action::Prune(Retention::from_config(&self.config)));
+        }
+    }
+
     fn stored(&mut self, report: StoreReport, now: Now) {
+        for (n, _) in &report.outcomes {
+            if let Some(left) = self.storing.get_mut(&n.key) {
+                *left -= 1;
+                if *left == 0 {
+                    self.storing.remove(&n.key);
+                }
+            }
+        }
+        if report.tag == StoreTag::LiveShown {
+            for (n, outcome) in report.outcomes {
+                match outcome {
+                    Outcome::New => self.push(Action::Status(StatusChange::UnreadAdded)),
+                    // Only another writer of this history could have stored it since
+                    // the lookup (the engine is its one writer).
+                    Outcome::Duplicate => {
+                        tracing::warn!(key = %n.key, "a notification shown as new was already stored");
+                    }
+                    Outcome::Failed(e) => {
+                        tracing::error!(error = %e, key = %n.key, "cannot store a notification already shown");
+                        self.emit(Event::Error {
+                            message: format!("cannot store a notification: {e}"),
+                        });
+                        // Counted as the store-first path counts what it could not store.
+                        self.push(Action::Status(StatusChange::UnreadAdded));
+                    }
+                }
+            }
+            return;
+        }
         let counts_for_prune = report.tag == StoreTag::Live || report.one_by_one;
         let mut new = 0;
         for (n, outcome) in report.outcomes {
@@ -1049,13 +1144,9 @@ impl Connection {
                 Outcome::New => {}
             }
             new += 1;
-            self.announce(n, now);
+            self.announce(n, true, now);
             if counts_for_prune {
-                self.stored_since_prune += 1;
-                if self.stored_since_prune >= PRUNE_EVERY {
-                    self.stored_since_prune = 0;
-                    self.push(Action::Prune(Retention::from_config(&self.config)));
-                }
+                self.count_for_prune();
             }
         }
         if let StoreTag::CatchUp { conn, last } = report.tag
@@ -1076,9 +1167,12 @@ impl Connection {
         }
     }
 
-    /// Announces a newly stored notification and shows its toasts.
-    fn announce(&mut self, n: Notification, now: Now) {
-        self.push(Action::Status(StatusChange::UnreadAdded));
+    /// Announces a new notification and shows its toasts; `count` adds it to the
+    /// unread count now (stored already), else its store's report does.
+    fn announce(&mut self, n: Notification, count: bool, now: Now) {
+        if count {
+            self.push(Action::Status(StatusChange::UnreadAdded));
+        }
         if let Some(role) = self.user.as_ref().map(|u| u.role)
             && let Some(url) = self.delivery.policy().review_url(&n, role)
         {
@@ -1096,10 +1190,12 @@ impl Connection {
         let toasts = self
             .delivery
             .offer(&n, now.mono, now.local_minute, now.wall_ms);
-        self.emit(Event::Notification(n));
+        // The toast first: the event wakes whoever listens, which the toast need not
+        // wait for.
         for t in toasts {
             self.show(t);
         }
+        self.emit(Event::Notification(n));
     }
 
     // ---- waiting -------------------------------------------------------
@@ -1289,40 +1385,76 @@ fn next_cursor(page: &NotificationPage, asked_with: Option<&String>) -> Option<S
     next.filter(|n| full && Some(n) != asked_with)
 }
 
-/// Merges the live stores in `out[from..]` that follow each other into one: their
-/// notifications in order, the last cursor among them (a store saves its cursor after
-/// its rows). Nothing moves past another action.
+/// Merges the live stores in `out[from..]` (one batch of frames) so the batch costs
+/// few round trips to the history:
+/// - live stores that follow each other become one: their notifications in order, the
+///   last cursor among them (a store saves its cursor after its rows);
+/// - the stores of notifications already shown ([`StoreTag::LiveShown`]) become one,
+///   placed after the toasts, events and pongs of the batch (which do not wait for
+///   them) but before any other action, so no write or read of the history moves past
+///   another.
 fn merge_live_stores(out: &mut Vec<Action>, from: usize) {
     let tail: Vec<Action> = out.drain(from..).collect();
-    for action in tail {
-        if let Action::Store {
-            notes,
-            cursor,
-            tag: StoreTag::Live,
-        } = action
-        {
-            let mergeable = out.len() > from;
-            if let Some(Action::Store {
-                notes: prev,
-                cursor: prev_cursor,
-                tag: StoreTag::Live,
-            }) = out.last_mut().filter(|_| mergeable)
-            {
-                prev.extend(notes);
-                if cursor.is_some() {
-                    *prev_cursor = cursor;
-                }
-                continue;
-            }
+    let mut shown: Option<(Vec<Notification>, Option<String>)> = None;
+    let flush = |out: &mut Vec<Action>, shown: &mut Option<(Vec<Notification>, Option<String>)>| {
+        if let Some((notes, cursor)) = shown.take() {
             out.push(Action::Store {
                 notes,
                 cursor,
-                tag: StoreTag::Live,
+                tag: StoreTag::LiveShown,
             });
-        } else {
-            out.push(action);
+        }
+    };
+    for action in tail {
+        match action {
+            Action::Store {
+                notes,
+                cursor,
+                tag: StoreTag::LiveShown,
+            } => match &mut shown {
+                Some((prev, prev_cursor)) => {
+                    prev.extend(notes);
+                    if cursor.is_some() {
+                        *prev_cursor = cursor;
+                    }
+                }
+                None => shown = Some((notes, cursor)),
+            },
+            a @ (Action::Show(_) | Action::Emit(_) | Action::Status(_) | Action::Send(_)) => {
+                out.push(a);
+            }
+            Action::Store {
+                notes,
+                cursor,
+                tag: StoreTag::Live,
+            } => {
+                flush(out, &mut shown);
+                let mergeable = out.len() > from;
+                if let Some(Action::Store {
+                    notes: prev,
+                    cursor: prev_cursor,
+                    tag: StoreTag::Live,
+                }) = out.last_mut().filter(|_| mergeable)
+                {
+                    prev.extend(notes);
+                    if cursor.is_some() {
+                        *prev_cursor = cursor;
+                    }
+                    continue;
+                }
+                out.push(Action::Store {
+                    notes,
+                    cursor,
+                    tag: StoreTag::Live,
+                });
+            }
+            other => {
+                flush(out, &mut shown);
+                out.push(other);
+            }
         }
     }
+    flush(out, &mut shown);
 }
 
 #[cfg(test)]

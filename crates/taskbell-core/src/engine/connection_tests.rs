@@ -1648,3 +1648,167 @@ fn frames_waiting_together_store_their_notifications_at_once() {
         vec![(vec![key("n5")], Some("n5".to_string()), StoreTag::Live)]
     );
 }
+
+// ---- the live fast path: shown before stored (issue 13) ----------------------
+
+fn checked(ids: &[&str], stored: &[&str]) -> Input {
+    Input::Checked {
+        frames: ids
+            .iter()
+            .map(|id| Inbound::Notification(note(id)))
+            .collect(),
+        stored: stored.iter().map(|id| note(id).key).collect(),
+    }
+}
+
+fn notified(actions: &[Action]) -> Vec<String> {
+    events(actions)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notification(n) => Some(n.id.clone().unwrap_or_default()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn position(actions: &[Action], f: impl Fn(&Action) -> bool) -> Option<usize> {
+    actions.iter().position(f)
+}
+
+#[test]
+fn a_live_notification_the_history_lacks_is_shown_before_it_is_stored() {
+    let mut r = Rig::connected();
+    r.catch_up();
+    let a = r.feed(checked(&["n1"], &[]));
+    assert_eq!(notified(&a), ["n1"]);
+    let show = position(&a, |x| matches!(x, Action::Show(_))).expect("shown");
+    let store = position(&a, |x| matches!(x, Action::Store { .. })).expect("stored");
+    assert!(show < store, "the toast does not wait for the write: {a:?}");
+    assert_eq!(
+        stores(&a),
+        vec![(
+            vec![note("n1").key],
+            Some("n1".to_string()),
+            StoreTag::LiveShown
+        )]
+    );
+    // Counted unread once written: the count never covers a row not stored yet.
+    assert!(!a.contains(&Action::Status(StatusChange::UnreadAdded)));
+    // The report confirms, and counts it: nothing is announced or shown again.
+    let after = r.store_all_new(&a);
+    assert_eq!(
+        count(&after, |x| *x == Action::Status(StatusChange::UnreadAdded)),
+        1
+    );
+    assert!(notified(&after).is_empty(), "{after:?}");
+    assert_eq!(count(&after, |x| matches!(x, Action::Show(_))), 0);
+}
+
+#[test]
+fn a_live_notification_the_history_holds_waits_for_its_store_and_stays_unshown() {
+    let mut r = Rig::connected();
+    r.catch_up();
+    let a = r.feed(checked(&["n1"], &["n1"]));
+    assert_eq!(count(&a, |x| matches!(x, Action::Show(_))), 0);
+    assert!(notified(&a).is_empty());
+    assert_eq!(stores(&a)[0].2, StoreTag::Live, "the old round trip");
+    let after = r.feed(Input::Stored(StoreReport {
+        tag: StoreTag::Live,
+        outcomes: vec![(note("n1"), Outcome::Duplicate)],
+        one_by_one: false,
+    }));
+    assert!(notified(&after).is_empty());
+    assert_eq!(count(&after, |x| matches!(x, Action::Show(_))), 0);
+}
+
+#[test]
+fn a_notification_whose_store_is_on_its_way_is_never_shown_twice() {
+    let mut r = Rig::connected();
+    r.catch_up();
+    // Shown at once; its store not reported yet, so the reader cannot see it.
+    let first = r.feed(checked(&["n1"], &[]));
+    assert_eq!(notified(&first), ["n1"]);
+    // The same id again (a server that repeats itself): the lookup finds nothing,
+    // but the store on its way has it, so it waits for the history's word.
+    let again = r.feed(checked(&["n1"], &[]));
+    assert!(notified(&again).is_empty(), "{again:?}");
+    assert_eq!(stores(&again)[0].2, StoreTag::Live);
+    r.store_all_new(&first);
+    let dup = r.feed(Input::Stored(StoreReport {
+        tag: StoreTag::Live,
+        outcomes: vec![(note("n1"), Outcome::Duplicate)],
+        one_by_one: false,
+    }));
+    assert!(notified(&dup).is_empty());
+    // A catch-up page on its way counts too: a live copy of one of its rows waits.
+    let mut r = Rig::connected();
+    let pong = r.pong();
+    assert!(pong.contains(&Action::Fetch(Since::StoredCursor)));
+    let page_store = r.fetched(Some("c0"), page(&["p1"]));
+    let live = r.feed(checked(&["p1"], &[]));
+    assert!(notified(&live).is_empty(), "{live:?}");
+    let announced = r.store_all_new(&page_store);
+    assert_eq!(notified(&announced), ["p1"], "announced once, by the page");
+    let live_report = r.feed(Input::Stored(StoreReport {
+        tag: StoreTag::Live,
+        outcomes: vec![(note("p1"), Outcome::Duplicate)],
+        one_by_one: false,
+    }));
+    assert!(notified(&live_report).is_empty());
+    // Once reported, the key is forgotten: the lookup is the history's word again.
+    let later = r.feed(checked(&["p1"], &["p1"]));
+    assert!(notified(&later).is_empty());
+}
+
+#[test]
+fn a_checked_burst_shows_every_toast_first_and_stores_them_in_one_write() {
+    let mut r = Rig::with(
+        Config {
+            fold_threshold: 100,
+            ..Config::default()
+        },
+        rules(),
+    );
+    r.connect();
+    r.catch_up();
+    let a = r.feed(Input::Checked {
+        frames: vec![
+            Inbound::Notification(note("n1")),
+            Inbound::Ping { timestamp: Some(5) },
+            Inbound::Notification(note("n2")),
+            Inbound::Notification(note("n3")),
+        ],
+        stored: std::collections::HashSet::new(),
+    });
+    assert_eq!(notified(&a), ["n1", "n2", "n3"]);
+    assert_eq!(
+        stores(&a),
+        vec![(
+            vec![note("n1").key, note("n2").key, note("n3").key],
+            Some("n3".to_string()),
+            StoreTag::LiveShown
+        )]
+    );
+    let last_show = a
+        .iter()
+        .rposition(|x| matches!(x, Action::Show(_)))
+        .expect("shown");
+    let pong = position(&a, |x| matches!(x, Action::Send(Outbound::Pong { .. }))).expect("pong");
+    let store = position(&a, |x| matches!(x, Action::Store { .. })).expect("stored");
+    assert!(last_show < store && pong < store, "{a:?}");
+}
+
+#[test]
+fn a_shown_notification_that_cannot_be_stored_is_told_not_shown_again() {
+    let mut r = Rig::connected();
+    r.catch_up();
+    r.feed(checked(&["n1"], &[]));
+    let a = r.feed(Input::Stored(StoreReport {
+        tag: StoreTag::LiveShown,
+        outcomes: vec![(note("n1"), Outcome::Failed("disk full".into()))],
+        one_by_one: false,
+    }));
+    assert!(errors(&a).iter().any(|e| e.contains("disk full")), "{a:?}");
+    assert!(notified(&a).is_empty());
+    assert_eq!(count(&a, |x| matches!(x, Action::Show(_))), 0);
+}

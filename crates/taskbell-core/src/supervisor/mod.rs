@@ -49,6 +49,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashSet;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -71,7 +72,7 @@ use crate::credentials::Credentials;
 use crate::delivery::{self, Toast, ToastAction};
 use crate::engine::connection::{
     Action, CATCHUP_LIMIT, ConnectFailure, Connection, Input, Now, Rules, SignInFailure, Since,
-    StatusChange,
+    StatusChange, StoreReport, StoreTag,
 };
 use crate::history::{History, HistoryError, Retention};
 use crate::i18n::Lang;
@@ -329,6 +330,13 @@ impl Engine {
         };
         let (status_tx, status_rx) = watch::channel(status);
         let toasts = ToastWorker::start(opts.notifier.clone(), events_tx.clone(), opts.lang)?;
+        let reader = match History::open_read_only(&opts.paths.history_db()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open a reader on the history; toasts wait for the writes");
+                None
+            }
+        };
         let history = HistoryWriter::start(history).map_err(|e| {
             EngineError::History(HistoryError::Io {
                 action: "start the history writer for",
@@ -378,6 +386,8 @@ impl Engine {
             toast_actions: Some(actions_rx),
             toasts,
             history,
+            reader,
+            reports: mpsc::unbounded_channel(),
             clock: ClockWatch::new(opts.timing.wall_clock),
             paths: opts.paths,
             lang: opts.lang,
@@ -462,6 +472,14 @@ struct Driver {
     toast_actions: Option<mpsc::Receiver<ToastAction>>,
     toasts: ToastWorker,
     history: HistoryWriter,
+    /// A read-only connection to the history: the lookups that let a new live
+    /// notification be shown before it is written (`None`: every one waits for its store).
+    reader: Option<History>,
+    /// Reports of the stores the loop does not wait for ([`StoreTag::LiveShown`]).
+    reports: (
+        mpsc::UnboundedSender<StoreReport>,
+        mpsc::UnboundedReceiver<StoreReport>,
+    ),
     clock: ClockWatch,
     paths: Paths,
     lang: Lang,
@@ -506,6 +524,7 @@ impl Driver {
                 .deadline()
                 .map_or(clock_due, |d| Instant::from_std(d).min(clock_due));
             let input = tokio::select! {
+                Some(report) = self.reports.1.recv() => Input::Stored(report),
                 frame = next_frame(&mut self.socket) => match frame_input(frame) {
                     Some(i) => i,
                     None => continue,
@@ -582,9 +601,13 @@ impl Driver {
                 None => {}
             }
         }
-        let input = match frames.len() {
-            1 => frames.pop().map_or(Input::Tick, Input::Frame),
-            _ => Input::Frames(frames),
+        let input = match (&self.reader, frames.len()) {
+            (Some(reader), _) => {
+                let stored = lookup(reader, &frames);
+                Input::Checked { frames, stored }
+            }
+            (None, 1) => frames.pop().map_or(Input::Tick, Input::Frame),
+            (None, _) => Input::Frames(frames),
         };
         (input, after)
     }
@@ -654,6 +677,19 @@ impl Driver {
                 }
             }
             Action::Fetch(since) => self.fetch = Some(self.start_fetch(since)),
+            // Already shown: the loop goes on; the report comes back as an input.
+            Action::Store {
+                notes,
+                cursor,
+                tag: StoreTag::LiveShown,
+            } => {
+                self.history.handle().store_then(
+                    notes,
+                    cursor,
+                    StoreTag::LiveShown,
+                    self.reports.0.clone(),
+                );
+            }
             Action::Store { notes, cursor, tag } => {
                 let report = self.history.handle().store(notes, cursor, tag).await;
                 return Step::Then(Input::Stored(report));
@@ -895,6 +931,26 @@ fn frame_input(frame: Option<Result<Message, tungstenite::Error>>) -> Option<Inp
             None
         }
     }
+}
+
+/// The keys of the notifications among `frames` that the history holds. A failed
+/// lookup counts as held: that notification then waits for its store, as before.
+fn lookup(reader: &History, frames: &[Inbound]) -> HashSet<String> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Inbound::Notification(n) => Some(&n.key),
+            _ => None,
+        })
+        .filter(|key| match reader.contains(key) {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::debug!(error = %e, "history lookup");
+                true
+            }
+        })
+        .cloned()
+        .collect()
 }
 
 async fn next_frame(socket: &mut Option<Socket>) -> Option<Result<Message, tungstenite::Error>> {

@@ -9,6 +9,7 @@
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -44,14 +45,7 @@ impl HistoryWriter {
         let (tx, rx) = mpsc::channel::<Msg>();
         let thread = std::thread::Builder::new()
             .name("taskbell-history".to_string())
-            .spawn(move || {
-                for msg in rx {
-                    match msg {
-                        Msg::Run(job) => job(&history),
-                        Msg::Stop => break,
-                    }
-                }
-            })?;
+            .spawn(move || write_loop(&history, &rx))?;
         Ok(HistoryWriter {
             handle: HistoryHandle { jobs: tx },
             thread: Some(thread),
@@ -69,6 +63,66 @@ impl HistoryWriter {
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
+    }
+}
+
+/// How long the writer waits, after its last job, before it checkpoints the WAL:
+/// past the burst that the jobs belong to, off the delivery path.
+const CHECKPOINT_WHEN_IDLE: Duration = Duration::from_millis(250);
+
+/// Jobs after which the writer checkpoints even if it never falls idle (a steady
+/// stream must not grow the WAL without bound); about 7 WAL pages a notification.
+const CHECKPOINT_EVERY_JOBS: u32 = 500;
+
+/// The writer thread: runs the jobs in order; checkpoints the WAL once it has been
+/// idle for [`CHECKPOINT_WHEN_IDLE`] after writing (never on a timer while nothing is
+/// written, so an idle engine does not wake for it), every [`CHECKPOINT_EVERY_JOBS`]
+/// jobs, and on the way out.
+fn write_loop(history: &History, rx: &mpsc::Receiver<Msg>) {
+    let deferred = match history.defer_checkpoints() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot defer the history's checkpoints; SQLite keeps them");
+            false
+        }
+    };
+    let checkpoint = || {
+        if let Err(e) = history.checkpoint() {
+            tracing::debug!(error = %e, "history checkpoint");
+        }
+    };
+    let mut since_checkpoint: u32 = 0;
+    loop {
+        let msg = if deferred && since_checkpoint > 0 {
+            match rx.recv_timeout(CHECKPOINT_WHEN_IDLE) {
+                Ok(msg) => msg,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    checkpoint();
+                    since_checkpoint = 0;
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(msg) => msg,
+                Err(_) => break,
+            }
+        };
+        match msg {
+            Msg::Run(job) => {
+                job(history);
+                since_checkpoint += 1;
+                if since_checkpoint >= CHECKPOINT_EVERY_JOBS {
+                    checkpoint();
+                    since_checkpoint = 0;
+                }
+            }
+            Msg::Stop => break,
+        }
+    }
+    if deferred && since_checkpoint > 0 {
+        checkpoint();
     }
 }
 
@@ -119,6 +173,32 @@ impl HistoryHandle {
         }
     }
 
+    /// As [`HistoryHandle::store`], without waiting: the report is sent to `reports`
+    /// once written (at once, all failed, when the writer has stopped).
+    pub(super) fn store_then(
+        &self,
+        notes: Vec<Notification>,
+        cursor: Option<String>,
+        tag: StoreTag,
+        reports: tokio::sync::mpsc::UnboundedSender<StoreReport>,
+    ) {
+        let fallback = notes.clone();
+        let sent = reports.clone();
+        let job: Job = Box::new(move |h| {
+            let _ = sent.send(store(h, notes, cursor.as_deref(), tag));
+        });
+        if self.jobs.send(Msg::Run(job)).is_err() {
+            let _ = reports.send(StoreReport {
+                tag,
+                outcomes: fallback
+                    .into_iter()
+                    .map(|n| (n, Outcome::Failed("the history writer has stopped".into())))
+                    .collect(),
+                one_by_one: false,
+            });
+        }
+    }
+
     /// The catch-up cursor.
     pub(super) async fn cursor(&self) -> Result<Option<String>, String> {
         match self.call(|h| h.cursor().map_err(|e| e.to_string())).await {
@@ -150,26 +230,28 @@ pub(super) fn store(
         Ok(false) => Outcome::Duplicate,
         Err(e) => Outcome::Failed(e.to_string()),
     };
-    let mut one_by_one = false;
-    let outcomes: Vec<Outcome> = match tag {
-        StoreTag::Live => notes.iter().map(one).collect(),
-        StoreTag::CatchUp { .. } => match history.insert_many(&notes) {
-            Ok(fresh) => fresh
+    // Live frames and catch-up pages alike: the rows and the cursor in one transaction
+    // (one commit on the delivery path). When that fails, each row on its own, so one
+    // bad row costs only itself, and then the cursor.
+    let (outcomes, one_by_one) = match history.store_batch(&notes, cursor) {
+        Ok(fresh) => (
+            fresh
                 .into_iter()
                 .map(|f| if f { Outcome::New } else { Outcome::Duplicate })
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot store a catch-up page at once; one by one");
-                one_by_one = true;
-                notes.iter().map(one).collect()
+                .collect::<Vec<_>>(),
+            false,
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, n = notes.len(), "cannot store the notifications at once; one by one");
+            let outcomes = notes.iter().map(one).collect::<Vec<_>>();
+            if let Some(c) = cursor
+                && let Err(e) = history.set_cursor(c)
+            {
+                tracing::warn!(error = %e, "cannot save the catch-up cursor");
             }
-        },
+            (outcomes, matches!(tag, StoreTag::CatchUp { .. }))
+        }
     };
-    if let Some(c) = cursor
-        && let Err(e) = history.set_cursor(c)
-    {
-        tracing::warn!(error = %e, "cannot save the catch-up cursor");
-    }
     StoreReport {
         tag,
         outcomes: notes.into_iter().zip(outcomes).collect(),
@@ -256,5 +338,57 @@ mod tests {
         // Closed: stores still report (failed, so shown rather than lost).
         let r = h.store(vec![note("y")], None, StoreTag::Live).await;
         assert!(matches!(r.outcomes[0].1, Outcome::Failed(_)));
+    }
+
+    /// Rows in the database file alone, without its WAL: what a checkpoint has copied
+    /// back. (A copy of the main file, opened on its own, sees no WAL.)
+    fn rows_checkpointed(db: &std::path::Path) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(db, &copy).unwrap();
+        let c = rusqlite::Connection::open(&copy).unwrap();
+        c.query_row("SELECT count(*) FROM notifications", [], |r| r.get(0))
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn deferred_checkpoints_stay_off_the_commits_until_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let h = History::open(&db).unwrap();
+        h.checkpoint().unwrap();
+        h.defer_checkpoints().unwrap();
+        // 400 live stores, one commit each: well past the 1,000 WAL pages at which
+        // SQLite would checkpoint inside a commit.
+        for i in 0..400 {
+            let id = format!("n{i}");
+            let r = store(&h, vec![note(&id)], Some(&id), StoreTag::Live);
+            assert_eq!(r.outcomes[0].1, Outcome::New);
+        }
+        assert_eq!(rows_checkpointed(&db), 0, "no commit checkpointed");
+        assert_eq!(h.checkpoint().unwrap(), 0, "nothing left behind");
+        assert_eq!(rows_checkpointed(&db), 400);
+        assert_eq!(h.cursor().unwrap().as_deref(), Some("n399"));
+    }
+
+    #[tokio::test]
+    async fn the_writer_checkpoints_once_it_falls_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("history.db");
+        let h = History::open(&db).unwrap();
+        h.checkpoint().unwrap();
+        let w = HistoryWriter::start(h).unwrap();
+        let r = w
+            .handle()
+            .store(vec![note("a"), note("b")], Some("b".into()), StoreTag::Live)
+            .await;
+        assert!(r.outcomes.iter().all(|(_, o)| *o == Outcome::New));
+        let mut waited = Duration::ZERO;
+        while rows_checkpointed(&db) < 2 {
+            assert!(waited < Duration::from_secs(30), "never checkpointed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += Duration::from_millis(50);
+        }
+        w.close().await;
     }
 }

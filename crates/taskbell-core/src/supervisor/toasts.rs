@@ -171,10 +171,11 @@ impl ToastWorker {
                         }
                     };
                     let toast = &card.toast;
-                    // Announced here, as handed to the notifier: toasts folded while
-                    // they waited are one toast, one event, one Notify call.
-                    send_event(&events, Event::Toast(toast.clone()));
                     let shown = notifier.show_card(&card);
+                    // Announced here, once handed to the notifier (not before: the
+                    // listener it wakes would compete with the call): toasts folded
+                    // while they waited are one toast, one event, one Notify call.
+                    send_event(&events, Event::Toast(toast.clone()));
                     q.shown.send_replace(seq);
                     match shown {
                         Ok(()) => warned = false,
