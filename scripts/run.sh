@@ -9,4 +9,4 @@ bash scripts/install-deps.sh
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -f src-tauri/Cargo.toml ]; then
   exec cargo run --release -p taskbell-app -- "$@"
 fi
-exec cargo run --release -p taskbell-cli --bin taskbell -- demo "$@"
+exec cargo run --release -p taskbell-cli --features demo --bin taskbell -- demo "$@"

@@ -196,7 +196,7 @@ impl Driver {
             .unwrap();
         let driver = Driver {
             rt,
-            http: reqwest::Client::new(),
+            http: taskbell_testkit::http::http(),
             base: format!("http://127.0.0.1:{port}"),
             session: None,
             process,
@@ -489,7 +489,7 @@ fn login_window_then_keyring_sign_in_and_a_live_notification_in_the_center() {
         .unwrap();
     driver.wait_find("body[data-ready=true]");
     let post = rt.block_on(async {
-        reqwest::Client::new()
+        taskbell_testkit::http::http()
             .post(format!("{base}/api/test/notify"))
             .json(&json!({"user_id": "1", "type": "task_reviewed", "title": "Task rejected: street view #12",
                           "content": "The boxes are off.", "priority": "high", "data": {"task_id": "12"}}))
@@ -519,7 +519,7 @@ fn login_window_then_keyring_sign_in_and_a_live_notification_in_the_center() {
     // focuses the search, typing narrows the rows, Esc clears it, ↓ selects and `m` marks
     // read (through the app, so the unread count follows).
     let post = rt.block_on(async {
-        reqwest::Client::new()
+        taskbell_testkit::http::http()
             .post(format!("{base}/api/test/notify"))
             .json(
                 &json!({"user_id": "1", "type": "mention", "title": "Mentioned in frame 3",

@@ -196,7 +196,13 @@ impl Server {
         let url = format!("{}/api/test/notify", self.base);
         let resp = self
             .rt
-            .block_on(async { reqwest::Client::new().post(url).json(&body).send().await })
+            .block_on(async {
+                taskbell_testkit::http::http()
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+            })
             .unwrap();
         assert!(resp.status().is_success(), "{}", resp.status());
     }

@@ -216,7 +216,7 @@ fn rest(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> Va
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = taskbell_testkit::http::http();
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = client.request(method, url).timeout(WAIT);
         if let Some(t) = token {

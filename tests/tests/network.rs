@@ -72,7 +72,7 @@ impl Net {
 
     /// Publishes a notification to the demo annotator, straight to the server.
     async fn notify(&self, title: &str) {
-        let resp = reqwest::Client::new()
+        let resp = taskbell_testkit::http::http()
             .post(format!("{}/api/test/notify", self.server.base_url()))
             .json(&json!({"user_id": DEMO_ANNOTATOR.id, "type": "system", "title": title, "content": "c"}))
             .timeout(WAIT)

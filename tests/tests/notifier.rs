@@ -484,7 +484,7 @@ async fn publish(
     title: &str,
     task: &str,
 ) -> String {
-    let v: Value = reqwest::Client::new()
+    let v: Value = taskbell_testkit::http::http()
         .post(format!("{}/api/test/notify", server.base_url()))
         .json(&json!({"user_id": to.id, "type": kind, "title": title,
             "content": format!("{title} content"), "data": {"task_id": task}}))
@@ -659,7 +659,7 @@ async fn mark_read_and_snooze_chosen_in_the_daemon_are_carried_out_by_the_engine
     .await;
     let base = server.base_url();
     let token = {
-        let v: Value = reqwest::Client::new()
+        let v: Value = taskbell_testkit::http::http()
             .post(format!("{base}/api/auth/login"))
             .json(&json!({"username": DEMO_REVIEWER.username, "password": DEMO_REVIEWER.password}))
             .send()
@@ -672,7 +672,7 @@ async fn mark_read_and_snooze_chosen_in_the_daemon_are_carried_out_by_the_engine
     };
     let mut server_read = false;
     for _ in 0..100 {
-        let v: Value = reqwest::Client::new()
+        let v: Value = taskbell_testkit::http::http()
             .get(format!("{base}/api/notifications"))
             .bearer_auth(&token)
             .send()

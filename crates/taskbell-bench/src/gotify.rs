@@ -554,7 +554,7 @@ mod tests {
         let s = shim(GOTIFY_PING_PERIOD).await;
         let first = s.push("one", "1", 2);
         let second = s.push("two", "2", 8);
-        let http = reqwest::Client::new();
+        let http = taskbell_testkit::http::http();
         let get = |path: &str, token: Option<&str>| {
             let mut r = http.get(format!("{}{path}", s.http_url()));
             if let Some(t) = token {
@@ -612,7 +612,7 @@ mod tests {
     #[tokio::test]
     async fn bad_input_gets_an_http_error_not_a_panic() {
         let s = shim(GOTIFY_PING_PERIOD).await;
-        let http = reqwest::Client::new();
+        let http = taskbell_testkit::http::http();
         let status = |path: &'static str, token: Option<&'static str>| {
             let mut r = http.get(format!("{}{path}", s.http_url()));
             if let Some(t) = token {

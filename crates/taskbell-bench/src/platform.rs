@@ -169,6 +169,7 @@ impl Platform {
 }
 
 fn http_client() -> Result<reqwest::Client> {
+    taskbell_testkit::http::install_tls_provider();
     Ok(reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(8)

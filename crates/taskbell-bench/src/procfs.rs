@@ -206,6 +206,47 @@ pub fn pss_kib(pid: u32) -> Option<u64> {
     parse_status(&text).get("Pss").copied()
 }
 
+/// Where a process's PSS lies, KiB, largest first: its own executable (code, data and
+/// the relocated tables), each shared library, the heap, thread stacks and other
+/// anonymous memory (from `/proc/PID/smaps`). Empty when unreadable.
+pub fn pss_by_mapping(pid: u32) -> Vec<(String, u64)> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return Vec::new();
+    };
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    let mut by: HashMap<String, u64> = HashMap::new();
+    let mut current = String::from("anonymous");
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            // A mapping's header: range, perms, offset, dev, inode, then the path, if any.
+            let path = fields.nth(4).unwrap_or("");
+            current = if path.is_empty() {
+                "anonymous".to_string()
+            } else if exe.as_deref() == Some(path) {
+                "the executable".to_string()
+            } else if path.starts_with('[') {
+                if path.starts_with("[stack") {
+                    "[stack]".to_string()
+                } else {
+                    path.to_string()
+                }
+            } else {
+                path.rsplit('/').next().unwrap_or(path).to_string()
+            };
+        } else if first == "Pss:" {
+            let kib: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            *by.entry(current.clone()).or_insert(0) += kib;
+        }
+    }
+    let mut out: Vec<(String, u64)> = by.into_iter().filter(|(_, k)| *k > 0).collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
 pub fn clock_ticks() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)

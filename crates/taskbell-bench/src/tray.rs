@@ -167,6 +167,8 @@ pub(crate) struct IdleReading {
     pub(crate) wakeups_per_min: f64,
     /// The root process's threads that woke most.
     pub(crate) wakers: Vec<String>,
+    /// Where the root process's PSS lies at the end (largest first, KiB).
+    pub(crate) pss_where: Vec<(String, u64)>,
 }
 
 /// An open idle window: the tree's reading at its start. Several can be open at once, so
@@ -209,6 +211,7 @@ impl IdleWindow {
             cpu,
             wakeups_per_min,
             wakers,
+            pss_where: procfs::pss_by_mapping(self.pid),
         })
     }
 }
@@ -270,6 +273,16 @@ fn idle_rows(r: &mut Report, section: &str, what: &str, idle: &IdleReading) {
     r.note(format!(
         "{section}: threads that woke most while idle: {}",
         idle.wakers.join(", ")
+    ));
+    let shown: Vec<String> = idle
+        .pss_where
+        .iter()
+        .take(8)
+        .map(|(what, kib)| format!("{what} {}", fmt_kib(*kib)))
+        .collect();
+    r.note(format!(
+        "{section}: where the PSS lies (largest first): {}",
+        shown.join(", ")
     ));
 }
 

@@ -52,8 +52,15 @@ pub enum CliError {
     #[error("there are several accounts ({0}); name one")]
     WhichAccount(String),
     /// The demo server could not start.
+    #[cfg(feature = "demo")]
     #[error("cannot start the demo server: {0}")]
     Demo(String),
+    /// This build has no demo (the `demo` feature is off).
+    #[cfg(not(feature = "demo"))]
+    #[error(
+        "this taskbell was built without the demo; build it with `cargo build -p taskbell-cli --features demo`, or run the tray app with --demo"
+    )]
+    NoDemo,
 }
 
 /// Exit code of an error that needs the user (sign in again, access

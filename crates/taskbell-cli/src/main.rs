@@ -38,6 +38,7 @@ macro_rules! say_json {
 
 mod account;
 mod cli;
+#[cfg(feature = "demo")]
 mod demo;
 mod error;
 mod info;
@@ -94,7 +95,13 @@ fn init_tracing(command: &Command) {
 
 async fn dispatch(cli: Cli) -> Result<(), CliError> {
     if let Command::Demo(args) = &cli.command {
+        #[cfg(feature = "demo")]
         return demo::demo(args).await;
+        #[cfg(not(feature = "demo"))]
+        {
+            let _ = args;
+            return Err(CliError::NoDemo);
+        }
     }
     let paths = Paths::resolve(cli.config_dir, cli.data_dir)?;
     match &cli.command {

@@ -118,7 +118,8 @@ async fn pick_notifier(lang: Lang, json: bool, say_so: bool) -> Arc<dyn Notifier
 }
 
 /// Runs one engine until SIGINT/SIGTERM (exit 0) or until it stops by itself
-/// (signed out, access denied: an error).
+/// (signed out, access denied: an error). `taskbell demo`'s one engine.
+#[cfg(feature = "demo")]
 pub async fn run_engine(
     config: Config,
     paths: Paths,

@@ -189,7 +189,10 @@ impl Network {
             Some(p) => read_certificates(p)?,
             None => Vec::new(),
         };
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // Also the process's default: reqwest is built without a provider of its own, so a
+        // client built elsewhere in the process finds this one.
+        let _ = rustls::crypto::CryptoProvider::install_default((*provider).clone());
         let verifier =
             rustls_platform_verifier::Verifier::new_with_extra_roots(extra, Arc::clone(&provider))
                 .map_err(|e| NetError::Tls(e.to_string()))?;

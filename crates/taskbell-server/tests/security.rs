@@ -168,6 +168,7 @@ async fn the_per_address_limit_spans_usernames() {
     assert_eq!(status, 429);
     assert!(retry.is_some_and(|r| (1..=60).contains(&r)), "{retry:?}");
     // Another address of this machine is not affected.
+    taskbell_testkit::http::install_tls_provider();
     let elsewhere = reqwest::Client::builder()
         .timeout(WAIT)
         .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))

@@ -11,8 +11,15 @@ use serde_json::{Value, json};
 /// a speed limit.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 
+/// Makes ring the process's rustls provider (as `taskbell_core::net` does for the
+/// client): reqwest is built without a provider of its own. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client with [`REQUEST_TIMEOUT`].
 pub fn http() -> reqwest::Client {
+    install_tls_provider();
     reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()

@@ -363,7 +363,7 @@ fn build_binaries() -> Result<PathBuf> {
         })?;
     eprintln!(
         "taskbell-testkit: building the binaries under test (cargo build --bins -p taskbell-server \
-         -p taskbell-cli) into {}",
+         -p taskbell-cli --features taskbell-cli/demo) into {}",
         target.display()
     );
     let mut cmd = Command::new(cargo);
@@ -372,7 +372,9 @@ fn build_binaries() -> Result<PathBuf> {
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target)
-        .args(["--profile", &profile, "--bins", "--quiet"]);
+        .args(["--profile", &profile, "--bins", "--quiet"])
+        // The tests run `taskbell demo` too.
+        .args(["--features", "taskbell-cli/demo"]);
     for (package, _) in WORKSPACE_BINARIES {
         cmd.args(["-p", package]);
     }
