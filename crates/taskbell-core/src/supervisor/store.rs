@@ -162,14 +162,7 @@ impl HistoryHandle {
         {
             Some(report) => report,
             // Better shown twice than lost.
-            None => StoreReport {
-                tag,
-                outcomes: fallback
-                    .into_iter()
-                    .map(|n| (n, Outcome::Failed("the history writer has stopped".into())))
-                    .collect(),
-                one_by_one: false,
-            },
+            None => writer_stopped(tag, fallback),
         }
     }
 
@@ -188,14 +181,7 @@ impl HistoryHandle {
             let _ = sent.send(store(h, notes, cursor.as_deref(), tag));
         });
         if self.jobs.send(Msg::Run(job)).is_err() {
-            let _ = reports.send(StoreReport {
-                tag,
-                outcomes: fallback
-                    .into_iter()
-                    .map(|n| (n, Outcome::Failed("the history writer has stopped".into())))
-                    .collect(),
-                one_by_one: false,
-            });
+            let _ = reports.send(writer_stopped(tag, fallback));
         }
     }
 
@@ -256,6 +242,18 @@ pub(super) fn store(
         tag,
         outcomes: notes.into_iter().zip(outcomes).collect(),
         one_by_one,
+    }
+}
+
+/// The report of a store the writer could not take: every notification failed.
+fn writer_stopped(tag: StoreTag, notes: Vec<Notification>) -> StoreReport {
+    StoreReport {
+        tag,
+        outcomes: notes
+            .into_iter()
+            .map(|n| (n, Outcome::Failed("the history writer has stopped".into())))
+            .collect(),
+        one_by_one: false,
     }
 }
 
