@@ -1,43 +1,41 @@
 //! # taskbell-app
 //!
-//! TaskBell in the system tray: a thin Tauri v2 shell over `taskbell-core`. The core
-//! signs in, holds the socket, stores the history and shows the toasts; this crate wires
-//! its state and events to the tray icon, the tray menu and the ui/ windows.
+//! TaskBell in the system tray: a thin Tauri v2 shell over `taskbell-desktop`'s
+//! controller, which runs `taskbell-core`. The core signs in, holds the socket, stores
+//! the history and shows the toasts; the controller decides what the tray and the windows
+//! show; this crate shows it: the tray icon and menu, the ui/ windows, and the one IPC
+//! handler that forwards every window command to the controller.
 //!
 //! ## Layout (each module depends only on those above it; `tests/layers.rs` checks)
 //!
-//! - [`model`]: the shapes the tray and the windows see (no token field exists).
-//! - [`error`]: the commands' one error type, and how core failures map to it.
-//! - [`view`]: Tauri-free, pure: status and state line, notification rows, settings form,
-//!   merged history, the tray menu model ([`view::menu`]) and icon pixels ([`view::icon`]).
-//! - [`options`]: the command line.
-//! - [`windows`], [`tray`], [`checks`]: the shell's parts (windows on demand, the tray as
-//!   the OS shows it, the diagnostics self-checks).
-//! - [`controller`]: owns the engines and the state; the only module that emits.
-//! - [`commands`]: the IPC commands and the menu handler; they only call the controller.
+//! - re-exported from `taskbell-desktop` (Tauri-free): [`model`], [`error`], [`view`],
+//!   [`options`], [`checks`], [`controller`], [`dispatch`].
+//! - [`windows`], [`tray`]: the shell's parts (windows on demand, the tray as the OS
+//!   shows it).
+//! - [`shell`]: [`shell::TauriShell`], the controller's [`Shell`](taskbell_desktop::Shell)
+//!   in this process.
 //! - this file: [`run_app`] (the builder, generic over the runtime so tests use the mock
-//!   runtime), [`init`], [`main`].
+//!   runtime), [`forward`] (the IPC handler), [`init`], [`main`].
 //!
 //! Invariants: **no webview exists while no window is open**; **closing a window never
 //! quits, "Quit" does**; **the token never leaves the core**.
 
-pub mod checks;
-pub mod commands;
-pub mod controller;
-pub mod error;
-pub mod model;
-pub mod options;
+pub mod shell;
 pub mod tray;
-pub mod view;
 pub mod windows;
 
 use std::process::ExitCode;
 
-use tauri::{App, Builder, Context, Manager, RunEvent, Runtime};
+use tauri::ipc::{Invoke, InvokeBody, InvokeError, InvokeResponseBody};
+use tauri::{App, AppHandle, Builder, Context, Manager, RunEvent, Runtime};
 
-pub use crate::controller::{Deps, Shared};
+pub use taskbell_desktop::{Controller, Deps, Shared};
+pub use taskbell_desktop::{checks, controller, dispatch, error, model, options, view};
+
+use crate::error::{CmdError, ErrorKind};
 use crate::model::Lang;
 pub use crate::options::{ArgsError, Options, USAGE};
+use crate::shell::TauriShell;
 
 /// The app's generated context: tauri.conf.json, the embedded ui/, icons and the
 /// capabilities. Generic, so tests run the real capabilities on the mock runtime.
@@ -45,34 +43,17 @@ pub fn context<R: Runtime>() -> Context<R> {
     tauri::generate_context!()
 }
 
-/// Registers everything the app needs on `builder` and builds it with `context`.
-/// Generic over the runtime: `main` passes Wry, tests pass `tauri::test::mock_builder()`.
+/// Registers everything the app needs on `builder`, builds it with `context` and gives it
+/// its [`Controller`] over `shared` (managed state). Generic over the runtime: `main`
+/// passes Wry, tests pass `tauri::test::mock_builder()`.
 pub fn run_app<R: Runtime>(
     builder: Builder<R>,
     context: Context<R>,
     shared: Shared,
 ) -> tauri::Result<App<R>> {
-    builder
-        .manage(shared)
+    let app = builder
         .manage(windows::Opening::default())
-        .invoke_handler(tauri::generate_handler![
-            commands::get_status,
-            commands::sign_in,
-            commands::list_history,
-            commands::mark_read,
-            commands::mark_all_read,
-            commands::open_notification,
-            commands::get_settings,
-            commands::save_settings,
-            commands::get_diagnostics,
-            commands::send_test_notification,
-            commands::reconnect_now,
-            commands::open_window,
-            commands::close_window,
-            commands::get_project_policies,
-            commands::set_project_policy,
-            commands::take_shown_keys,
-        ])
+        .invoke_handler(forward::<R>)
         .on_window_event(|window, event| match event {
             tauri::WindowEvent::CloseRequested { .. } => {
                 tracing::info!(window = window.label(), "close requested");
@@ -83,21 +64,71 @@ pub fn run_app<R: Runtime>(
             _ => {}
         })
         .setup(|app| Ok(init(app.handle())?))
-        .build(context)
+        .build(context)?;
+    let runtime = tauri::async_runtime::handle().inner().clone();
+    let controller = Controller::new(shared, TauriShell::new(app.handle().clone()), runtime);
+    app.manage(controller);
+    Ok(app)
+}
+
+/// The app's controller (managed state).
+pub fn controller_of<R: Runtime>(app: &AppHandle<R>) -> Controller {
+    app.state::<Controller>().inner().clone()
+}
+
+/// The IPC handler: every window command goes to [`dispatch::dispatch`] by name, with its
+/// JSON arguments, and its JSON answer (or [`CmdError`]) goes back as it is. Tauri checks
+/// the window's capability before this runs. `close_window` is the one command of the
+/// window itself: it closes the window that asks (the center's Esc), destroying it with
+/// its web process, as when the window manager closes it; TaskBell stays in the tray.
+pub fn forward<R: Runtime>(invoke: Invoke<R>) -> bool {
+    let Invoke {
+        message, resolver, ..
+    } = invoke;
+    let cmd = message.command().to_owned();
+    if cmd == "close_window" {
+        let closed = message.webview().window().close();
+        resolver.respond(closed.map_err(|e| InvokeError::from(error::local(e))));
+        return true;
+    }
+    let args = match message.payload() {
+        InvokeBody::Json(v) => v.clone(),
+        InvokeBody::Raw(_) => {
+            resolver.reject(CmdError::new(
+                ErrorKind::Invalid,
+                format!("command `{cmd}` takes JSON arguments"),
+            ));
+            return true;
+        }
+    };
+    let ctl = controller_of(message.webview().app_handle());
+    resolver.respond_async_serialized(async move {
+        match dispatch::dispatch(&ctl, &cmd, args).await {
+            Ok(answer) => Ok(InvokeResponseBody::Json(answer.to_string())),
+            Err(e) => Err(InvokeError::from(e)),
+        }
+    });
+    true
+}
+
+/// Handles a click in the tray menu (the handler [`tray::install`] is given).
+pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
+    dispatch::on_menu(&controller_of(app), id);
 }
 
 /// Starts what the app runs: the tray (unless disabled), the engine (or demo, or the login
 /// window), and the window asked for with `--open`. `run_app` calls it when the event loop is
 /// ready; tests on the mock runtime, which do not run the loop, call it themselves.
-pub fn init<R: Runtime>(app: &tauri::AppHandle<R>) -> tauri::Result<()> {
+pub fn init<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     // A menu-bar app on macOS: no Dock icon, no app menu.
     #[cfg(target_os = "macos")]
     app.set_activation_policy(tauri::ActivationPolicy::Accessory)?;
-    let shared = app.state::<Shared>();
+    let ctl = controller_of(app);
+    let shared = ctl.shared();
     if shared.options.tray {
-        tray::install(app, &shared.status(), shared.lang(), commands::on_menu)?;
+        tray::install(app, &shared.status(), shared.lang(), on_menu)?;
     }
-    controller::start(app);
+    controller::start(&ctl);
     if let Some(kind) = shared.options.open {
         windows::open(app, kind, shared.lang())?;
     }
@@ -105,13 +136,16 @@ pub fn init<R: Runtime>(app: &tauri::AppHandle<R>) -> tauri::Result<()> {
 }
 
 /// What to do on a run event: live on in the tray when the last window closes; leave when
-/// "Quit" asked to (an exit with a code).
-pub fn on_run_event<R: Runtime>(app: &tauri::AppHandle<R>, event: &RunEvent) {
+/// "Quit" asked to (an exit with a code), stopping the engines on the way out.
+pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: &RunEvent) {
     match event {
         RunEvent::ExitRequested {
             code: None, api, ..
         } => api.prevent_exit(),
-        RunEvent::Exit => controller::shutdown(app),
+        RunEvent::Exit => {
+            let ctl = controller_of(app);
+            ctl.runtime().block_on(controller::shutdown(&ctl));
+        }
         _ => {}
     }
 }
@@ -165,7 +199,8 @@ pub fn main() -> ExitCode {
     let builder = Builder::default()
         // First, so a second launch is caught before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            let shared = app.state::<Shared>();
+            let ctl = controller_of(app);
+            let shared = ctl.shared();
             let kind = view::default_window(&shared.status());
             if let Err(e) = windows::open(app, kind, shared.lang()) {
                 tracing::warn!(

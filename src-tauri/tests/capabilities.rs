@@ -1018,3 +1018,14 @@ fn the_scanner_refuses_what_it_cannot_follow() {
     let e = scan(&[("ui/page.html", "<script>invoke('x')</script>")]).unwrap_err();
     assert!(e.contains("type=\"module\"") || e.contains("inline"), "{e}");
 }
+
+#[test]
+fn build_rs_permits_exactly_the_commands_the_dispatch_serves() {
+    // A command the dispatch serves but build.rs omits could never be granted; one
+    // build.rs lists but the dispatch lacks would be granted and then fail.
+    let served: BTreeSet<String> = taskbell_app::dispatch::COMMANDS
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(app_commands(), served);
+}

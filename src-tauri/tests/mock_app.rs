@@ -94,8 +94,18 @@ fn start_app_in(options: Options, dir: tempfile::TempDir, credentials: Credentia
 }
 
 impl Fixture {
+    fn controller(&self) -> taskbell_app::Controller {
+        taskbell_app::controller_of(self.app.handle())
+    }
+
+    /// Stops the engines, as the app does on its way out.
+    fn shutdown(&self) {
+        let ctl = self.controller();
+        tauri::async_runtime::block_on(controller::shutdown(&ctl));
+    }
+
     fn status(&self) -> UiStatus {
-        self.app.state::<Shared>().status()
+        self.controller().shared().status()
     }
 
     /// Waits until the current status satisfies `ok`. Published statuses only wake the wait:
@@ -251,7 +261,7 @@ fn starts_with_no_window_and_in_demo_mode_when_no_server_is_configured() {
         f.app.webview_windows().is_empty(),
         "still no window after signing in"
     );
-    controller::shutdown(f.app.handle());
+    f.shutdown();
 }
 
 #[test]
@@ -418,7 +428,7 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
     assert_eq!(e["kind"], "invalid");
 
     // Pause from the menu: the state says until when, the icon turns to "paused"; resume.
-    taskbell_app::commands::on_menu(f.app.handle(), "pause-30m");
+    taskbell_app::on_menu(f.app.handle(), "pause-30m");
     let paused = f.wait_status("paused", |s| s.paused_until_ms.is_some());
     assert_eq!(
         taskbell_app::view::icon::IconState::of(&paused),
@@ -428,7 +438,7 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
         taskbell_app::view::menu::tooltip(&paused, Lang::En).contains("paused until"),
         "{paused:?}"
     );
-    taskbell_app::commands::on_menu(f.app.handle(), "resume");
+    taskbell_app::on_menu(f.app.handle(), "resume");
     f.wait_status("resumed", |s| s.paused_until_ms.is_none());
 
     // Toasts are shown by the engine's worker thread, asynchronously: wait for it.
@@ -455,12 +465,12 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
 
     // Sign out from the menu: signed out with no reason to show (the user asked), which is
     // also what keeps the login window from being pushed at them; the engine stops.
-    taskbell_app::commands::on_menu(f.app.handle(), "sign-out");
+    taskbell_app::on_menu(f.app.handle(), "sign-out");
     f.wait_status("signed out", |s| {
         matches!(s.state, ConnState::SignedOut { reason: None }) && s.user.is_none()
     });
     let deadline = std::time::Instant::now() + WAIT;
-    while f.app.state::<Shared>().engine.is_running() {
+    while f.controller().shared().engine.is_running() {
         assert!(
             std::time::Instant::now() < deadline,
             "the engine did not stop"
@@ -473,7 +483,7 @@ fn login_window_signs_in_with_plain_errors_then_live_notifications_reach_the_cen
         e.is_err(),
         "center may not reconnect (capability) and nobody is signed in"
     );
-    controller::shutdown(f.app.handle());
+    f.shutdown();
 }
 
 #[test]
@@ -513,7 +523,7 @@ fn diagnostics_window_gets_checks_and_can_send_a_test_notification_while_signed_
         );
     }
     let deadline = std::time::Instant::now() + WAIT;
-    while f.app.state::<Shared>().engine.is_running() {
+    while f.controller().shared().engine.is_running() {
         assert!(
             std::time::Instant::now() < deadline,
             "the engine did not stop"
@@ -532,7 +542,7 @@ fn diagnostics_window_gets_checks_and_can_send_a_test_notification_while_signed_
             .to_string()
             .contains("not allowed")
     );
-    controller::shutdown(f.app.handle());
+    f.shutdown();
 }
 
 /// Waits until `ok` holds (polling), failing after [`WAIT`].
@@ -592,7 +602,7 @@ fn two_accounts_on_two_servers_run_side_by_side_in_one_tray() {
     });
     assert!(!s.demo);
     assert_eq!(
-        f.app.state::<Shared>().engine.further_running(),
+        f.controller().shared().engine.further_running(),
         std::slice::from_ref(&second_id)
     );
     assert!(
@@ -621,7 +631,7 @@ fn two_accounts_on_two_servers_run_side_by_side_in_one_tray() {
     // The tray's unread count is the sum over both accounts.
     let s = f.wait_status("two more unread", |s| s.unread == unread0 + 2);
     assert_eq!(
-        f.app.state::<Shared>().primary_status().unread + 1,
+        f.controller().shared().primary_status().unread + 1,
         s.unread,
         "the first account alone has one less"
     );
@@ -681,11 +691,11 @@ fn two_accounts_on_two_servers_run_side_by_side_in_one_tray() {
 
     // Pause from the menu pauses both accounts (each saves its pause in its own file).
     let paused = |p: &Paths| p.load_config().unwrap().paused_until_ms;
-    taskbell_app::commands::on_menu(f.app.handle(), "pause-30m");
+    taskbell_app::on_menu(f.app.handle(), "pause-30m");
     wait_until("both paused", || {
         paused(&main).is_some() && paused(&second).is_some()
     });
-    taskbell_app::commands::on_menu(f.app.handle(), "resume");
+    taskbell_app::on_menu(f.app.handle(), "resume");
     wait_until("both resumed", || {
         paused(&main).is_none() && paused(&second).is_none()
     });
@@ -697,8 +707,9 @@ fn two_accounts_on_two_servers_run_side_by_side_in_one_tray() {
 
     // Quit stops every engine: nothing runs, and a notification on either server is no
     // longer shown.
-    controller::shutdown(f.app.handle());
-    let shared = f.app.state::<Shared>();
+    f.shutdown();
+    let ctl = f.controller();
+    let shared = ctl.shared();
     assert!(!shared.engine.is_running() && shared.engine.further_running().is_empty());
     std::thread::sleep(Duration::from_millis(500));
     let shown = f.toasts.toasts().len();
@@ -727,7 +738,7 @@ fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_al
 
     // "Add account…" opens the login window; signing in there as someone on another
     // server adds a second account (its own dir), the first keeps running.
-    taskbell_app::commands::on_menu(f.app.handle(), "add-account");
+    taskbell_app::on_menu(f.app.handle(), "add-account");
     let login = f
         .window(WindowKind::Login)
         .expect("the login window opened");
@@ -783,7 +794,7 @@ fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_al
 
     // Its own pause: the second account alone is paused (saved in its own file), then
     // resumed; the first is never paused.
-    taskbell_app::commands::on_menu(f.app.handle(), &format!("account:pause-1h:{second_id}"));
+    taskbell_app::on_menu(f.app.handle(), &format!("account:pause-1h:{second_id}"));
     let paused = |p: &Paths| p.load_config().unwrap().paused_until_ms;
     wait_until("the second paused", || paused(&second).is_some());
     assert_eq!(paused(&main), None, "the first is not paused");
@@ -796,11 +807,11 @@ fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_al
         s.paused_until_ms, None,
         "the tray's own state is not paused"
     );
-    taskbell_app::commands::on_menu(f.app.handle(), &format!("account:resume:{second_id}"));
+    taskbell_app::on_menu(f.app.handle(), &format!("account:resume:{second_id}"));
     wait_until("the second resumed", || paused(&second).is_none());
 
     // Signing the second account out from its entry stops it alone and forgets its token.
-    taskbell_app::commands::on_menu(f.app.handle(), &format!("sign-out-account:{second_id}"));
+    taskbell_app::on_menu(f.app.handle(), &format!("sign-out-account:{second_id}"));
     let s = f.wait_status("the second signed out", |s| {
         s.accounts == 1
             && s.account_list
@@ -808,7 +819,7 @@ fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_al
                 .any(|a| a.id == second_id && matches!(a.state, ConnState::SignedOut { .. }))
     });
     assert!(matches!(s.state, ConnState::Connected { .. }), "{s:?}");
-    assert!(f.app.state::<Shared>().engine.further_running().is_empty());
+    assert!(f.controller().shared().engine.further_running().is_empty());
     let config = second.load_config().unwrap();
     assert!(
         !credentials.can_sign_in(&config).unwrap(),
@@ -824,9 +835,9 @@ fn an_account_added_from_the_login_window_runs_beside_the_first_and_signs_out_al
         "the first keeps its token"
     );
     // An unknown account is refused in words, nothing else changes.
-    taskbell_app::commands::on_menu(f.app.handle(), "sign-out-account:nobody@nowhere");
-    assert!(f.app.state::<Shared>().engine.is_running());
-    controller::shutdown(f.app.handle());
+    taskbell_app::on_menu(f.app.handle(), "sign-out-account:nobody@nowhere");
+    assert!(f.controller().shared().engine.is_running());
+    f.shutdown();
 }
 
 #[test]
@@ -932,5 +943,5 @@ fn a_folded_toast_opens_the_center_on_its_keys_and_a_project_muted_there_stops_i
     )
     .unwrap_err();
     assert!(denied.to_string().contains("not allowed"), "{denied}");
-    controller::shutdown(f.app.handle());
+    f.shutdown();
 }

@@ -37,11 +37,11 @@ impl IconState {
     /// The committed PNG for this state (64×64 RGBA), built from `icons/src/<state>.svg`.
     pub fn png(self) -> &'static [u8] {
         match self {
-            Self::Connected => include_bytes!("../../../icons/tray/connected.png"),
-            Self::Connecting => include_bytes!("../../../icons/tray/connecting.png"),
-            Self::Offline => include_bytes!("../../../icons/tray/offline.png"),
-            Self::SignedOut => include_bytes!("../../../icons/tray/signed-out.png"),
-            Self::Paused => include_bytes!("../../../icons/tray/paused.png"),
+            Self::Connected => include_bytes!("../../../../icons/tray/connected.png"),
+            Self::Connecting => include_bytes!("../../../../icons/tray/connecting.png"),
+            Self::Offline => include_bytes!("../../../../icons/tray/offline.png"),
+            Self::SignedOut => include_bytes!("../../../../icons/tray/signed-out.png"),
+            Self::Paused => include_bytes!("../../../../icons/tray/paused.png"),
         }
     }
 }

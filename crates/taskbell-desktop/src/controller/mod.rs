@@ -2,10 +2,14 @@
 //! app's state, turns what they report into publications, and carries out what the
 //! windows and the menu ask for. The IPC commands and the menu only call it.
 //!
+//! It knows no GUI toolkit: it shows itself through a [`Shell`] (the Tauri app's tray and
+//! windows, or a test's recorder), and everything it runs is reached through a
+//! [`Controller`] handle.
+//!
 //! Its files, in the order they depend on each other (no cycles; `tests/layers.rs`
-//! checks): [`slot`] (the engines' senders and generations), [`shared`] (the managed
-//! state), [`publish`] (the one module that emits), [`engines`] (life cycle), [`actions`]
-//! (requests).
+//! checks): [`slot`] (the engines' senders and generations), [`shared`] (the state),
+//! [`shell`] (the seam to the desktop, and the handle), [`publish`] (the one module that
+//! emits), [`engines`] (life cycle), [`actions`] (requests).
 //!
 //! Several accounts (`taskbell_core::accounts`): the **first account** has the tray's
 //! state line, the sign-in flow and the login window. Every **further account** signed
@@ -19,6 +23,7 @@ pub mod actions;
 pub mod engines;
 pub mod publish;
 pub mod shared;
+pub mod shell;
 pub mod slot;
 
 pub use actions::{
@@ -31,4 +36,5 @@ pub use publish::{
     EVENT_DIAGNOSTICS, EVENT_HISTORY, EVENT_NOTIFICATION, EVENT_SHOW_KEYS, EVENT_STATUS,
 };
 pub use shared::{Deps, NotifierFactory, Shared};
+pub use shell::{Controller, RecordingShell, Shell, ShellCall};
 pub use slot::EngineSlot;

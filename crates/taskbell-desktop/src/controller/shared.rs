@@ -1,4 +1,4 @@
-//! The app's state (managed by Tauri, reached with `app.state::<Shared>()`): how it was
+//! The app's state (reached with [`super::Controller::shared`]): how it was
 //! started, what it needs from the machine ([`Deps`]), the engines ([`EngineSlot`]), the
 //! language, the last published status and the diagnostics log.
 
@@ -89,7 +89,7 @@ impl Deps {
     }
 }
 
-/// The app's shared state (managed by Tauri; reached with `app.state::<Shared>()`).
+/// The app's shared state (reached with [`super::Controller::shared`]).
 #[derive(Debug)]
 pub struct Shared {
     /// How the app was started.

@@ -3,11 +3,9 @@
 //! The event names live here and nowhere else.
 
 use serde::Serialize;
-use tauri::{AppHandle, Emitter, Manager, Runtime};
 
-use super::shared::Shared;
+use super::shell::Controller;
 use crate::model::{ConnState, UiAccount, UiDiagnostics, UiNotification, UiStatus};
-use crate::tray;
 use crate::view::menu::state_line;
 
 /// Event sent to the windows when the status changes; payload [`UiStatus`].
@@ -24,16 +22,17 @@ pub const EVENT_DIAGNOSTICS: &str = "taskbell://diagnostics";
 /// too).
 pub const EVENT_SHOW_KEYS: &str = "taskbell://show-keys";
 
-fn emit<R: Runtime, S: Serialize + Clone>(app: &AppHandle<R>, event: &str, payload: S) {
-    if let Err(e) = app.emit(event, payload) {
-        tracing::debug!("emit {event}: {e}");
+fn emit<S: Serialize>(ctl: &Controller, event: &'static str, payload: S) {
+    match serde_json::to_value(payload) {
+        Ok(payload) => ctl.shell().emit(event, payload),
+        Err(e) => tracing::warn!("emit {event}: {e}"),
     }
 }
 
 /// Publishes the first account's status `primary` with the further accounts added in
 /// (their unread counts, how many run): tray icon, tooltip, menu, and the windows.
-pub fn publish<R: Runtime>(app: &AppHandle<R>, primary: UiStatus) {
-    let shared = app.state::<Shared>();
+pub fn publish(ctl: &Controller, primary: UiStatus) {
+    let shared = ctl.shared();
     shared.set_primary_status(primary.clone());
     let (running, unread) = shared.engine.further_summary();
     let mut status = primary;
@@ -54,42 +53,42 @@ pub fn publish<R: Runtime>(app: &AppHandle<R>, primary: UiStatus) {
     if !shared.set_status(status.clone()) {
         return;
     }
-    if let Err(e) = tray::apply(app, &status, shared.lang()) {
+    if let Err(e) = ctl.shell().show_status(&status, shared.lang()) {
         tracing::warn!("tray update failed: {e}");
     }
-    emit(app, EVENT_STATUS, status);
+    emit(ctl, EVENT_STATUS, status);
 }
 
 /// Publishes the first account as signed out (`reason`: why, when not asked for).
-pub fn publish_signed_out<R: Runtime>(app: &AppHandle<R>, reason: Option<String>) {
-    let shared = app.state::<Shared>();
+pub fn publish_signed_out(ctl: &Controller, reason: Option<String>) {
+    let shared = ctl.shared();
     let mut s = shared.primary_status();
     s.state = ConnState::SignedOut { reason };
     s.user = None;
     s.summary_lines.clear();
     s.demo = false;
-    publish(app, s);
+    publish(ctl, s);
 }
 
 /// Publishes again (e.g. after the language changed: the state line and the menu follow).
-pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
-    let shared = app.state::<Shared>();
-    publish(app, shared.primary_status());
+pub fn refresh(ctl: &Controller) {
+    let shared = ctl.shared();
+    publish(ctl, shared.primary_status());
 }
 
 /// Tells the windows a notification arrived.
-pub fn notification<R: Runtime>(app: &AppHandle<R>, n: UiNotification) {
-    emit(app, EVENT_NOTIFICATION, n);
+pub fn notification(ctl: &Controller, n: UiNotification) {
+    emit(ctl, EVENT_NOTIFICATION, n);
 }
 
 /// Tells the windows read state changed outside them; `unread` is the new total.
-pub fn history_changed<R: Runtime>(app: &AppHandle<R>, unread: u64) {
-    emit(app, EVENT_HISTORY, unread);
+pub fn history_changed(ctl: &Controller, unread: u64) {
+    emit(ctl, EVENT_HISTORY, unread);
 }
 
 /// The diagnostics window's live data: latency samples and reconnects, no self-checks.
-pub fn live_diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
-    let shared = app.state::<Shared>();
+pub fn live_diagnostics(ctl: &Controller) -> UiDiagnostics {
+    let shared = ctl.shared();
     let (latency_ms, reconnects) = shared.with_diag(|d| (d.samples(), d.reconnects()));
     UiDiagnostics {
         latency_ms,
@@ -99,11 +98,11 @@ pub fn live_diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
 }
 
 /// Tells the diagnostics window a latency sample or a reconnect was recorded.
-pub fn diagnostics_changed<R: Runtime>(app: &AppHandle<R>) {
-    emit(app, EVENT_DIAGNOSTICS, live_diagnostics(app));
+pub fn diagnostics_changed(ctl: &Controller) {
+    emit(ctl, EVENT_DIAGNOSTICS, live_diagnostics(ctl));
 }
 
 /// Tells the center a folded toast's notifications wait for it (`take_shown_keys`).
-pub fn show_keys<R: Runtime>(app: &AppHandle<R>) {
-    emit(app, EVENT_SHOW_KEYS, ());
+pub fn show_keys(ctl: &Controller) {
+    emit(ctl, EVENT_SHOW_KEYS, ());
 }

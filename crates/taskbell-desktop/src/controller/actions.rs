@@ -9,12 +9,11 @@ use taskbell_core::delivery::test_toast;
 use taskbell_core::history::{History, Query};
 use taskbell_core::notifier::open_in_browser;
 use taskbell_core::supervisor::Command;
-use tauri::{AppHandle, Manager, Runtime};
 use tokio::sync::mpsc;
 
 use super::engines::open_login;
 use super::publish::{self, publish, publish_signed_out};
-use super::shared::Shared;
+use super::shell::Controller;
 use super::slot::FurtherEngine;
 use crate::checks;
 use crate::error::{self, CmdError, CmdResult, ErrorKind, config_error, history_error};
@@ -26,7 +25,6 @@ use crate::view::{
     apply_settings, link_of, merge_newest_first, now_ms, settings_of, tomorrow_morning_ms,
     ui_notification,
 };
-use crate::windows;
 
 /// What a window or the menu asks the engine to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +45,8 @@ pub enum Action {
 
 /// Lists the history, newest first, filtered: every account's, merged by time (each
 /// account is asked for `offset + limit` rows, the merge is sliced, so pages stay exact).
-pub fn list_history<R: Runtime>(
-    app: &AppHandle<R>,
-    filter: &HistoryFilter,
-) -> CmdResult<Vec<UiNotification>> {
-    let shared = app.state::<Shared>();
+pub fn list_history(ctl: &Controller, filter: &HistoryFilter) -> CmdResult<Vec<UiNotification>> {
+    let shared = ctl.shared();
     let limit = filter
         .limit
         .unwrap_or(200)
@@ -122,13 +117,13 @@ pub fn list_history<R: Runtime>(
 /// Marks `keys` (keys as the windows see them; all of every account when `None`) read:
 /// each account through its engine when it runs (it owns the unread count), else
 /// directly in its history.
-pub fn mark_read<R: Runtime>(app: &AppHandle<R>, keys: Option<&[String]>) -> CmdResult<()> {
-    let shared = app.state::<Shared>();
+pub fn mark_read(ctl: &Controller, keys: Option<&[String]>) -> CmdResult<()> {
+    let shared = ctl.shared();
     let Some(keys) = keys else {
         for (_, paths, tx) in shared.engine.further_engines() {
             mark_further_read(&paths, tx, None)?;
         }
-        return mark_primary_read(app, None);
+        return mark_primary_read(ctl, None);
     };
     let mut first = Vec::new();
     let mut further: Vec<(FurtherEngine, Vec<String>)> = Vec::new();
@@ -148,7 +143,7 @@ pub fn mark_read<R: Runtime>(app: &AppHandle<R>, keys: Option<&[String]>) -> Cmd
     if first.is_empty() {
         return Ok(());
     }
-    mark_primary_read(app, Some(&first))
+    mark_primary_read(ctl, Some(&first))
 }
 
 fn mark_command(keys: Option<&[String]>) -> Command {
@@ -180,8 +175,8 @@ fn mark_further_read(
     .map_err(error::local)
 }
 
-fn mark_primary_read<R: Runtime>(app: &AppHandle<R>, keys: Option<&[String]>) -> CmdResult<()> {
-    let shared = app.state::<Shared>();
+fn mark_primary_read(ctl: &Controller, keys: Option<&[String]>) -> CmdResult<()> {
+    let shared = ctl.shared();
     if let Some(tx) = shared.engine.sender() {
         return tx.try_send(mark_command(keys)).map_err(error::busy);
     }
@@ -194,15 +189,15 @@ fn mark_primary_read<R: Runtime>(app: &AppHandle<R>, keys: Option<&[String]>) ->
     let unread = h.unread_count().unwrap_or(0);
     let mut s = shared.primary_status();
     s.unread = unread;
-    publish(app, s);
-    publish::history_changed(app, shared.status().unread);
+    publish(ctl, s);
+    publish::history_changed(ctl, shared.status().unread);
     Ok(())
 }
 
 /// Opens a notification's task in the browser (its URL is built here, on the platform's
 /// own origin, from the account the key names) and marks it read.
-pub fn open_notification<R: Runtime>(app: &AppHandle<R>, key: &str) -> CmdResult<()> {
-    let shared = app.state::<Shared>();
+pub fn open_notification(ctl: &Controller, key: &str) -> CmdResult<()> {
+    let shared = ctl.shared();
     let route = shared.engine.route(key);
     let (h, config) = match &route.further {
         None => (shared.history()?, shared.active_config()?),
@@ -221,12 +216,12 @@ pub fn open_notification<R: Runtime>(app: &AppHandle<R>, key: &str) -> CmdResult
         CmdError::new(ErrorKind::Invalid, "This notification has no task to open.")
     })?;
     open_in_browser(&url).map_err(error::local)?;
-    mark_read(app, Some(&[key.to_string()]))
+    mark_read(ctl, Some(&[key.to_string()]))
 }
 
 /// Opens the platform's home page in the browser.
-pub fn open_platform<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
-    let shared = app.state::<Shared>();
+pub fn open_platform(ctl: &Controller) -> CmdResult<()> {
+    let shared = ctl.shared();
     let url = shared
         .active_config()?
         .server_url()
@@ -235,14 +230,14 @@ pub fn open_platform<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
 }
 
 /// The settings form.
-pub fn get_settings<R: Runtime>(app: &AppHandle<R>) -> CmdResult<UiSettings> {
-    let shared = app.state::<Shared>();
+pub fn get_settings(ctl: &Controller) -> CmdResult<UiSettings> {
+    let shared = ctl.shared();
     Ok(settings_of(&shared.active_config()?))
 }
 
 /// Checks and saves settings; the engine applies them (a new server means a new sign-in).
-pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult<UiSettings> {
-    let shared = app.state::<Shared>();
+pub fn save_settings(ctl: &Controller, s: UiSettings) -> CmdResult<UiSettings> {
+    let shared = ctl.shared();
     let paths = shared.active_paths();
     let mut old = Config::default();
     let new = Config::update(&paths.config_file(), |on_disk| {
@@ -251,8 +246,8 @@ pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult
         Ok::<_, CmdError>(())
     })?;
     shared.set_lang(new.language.unwrap_or_else(Lang::from_system));
-    publish::refresh(app);
-    set_autostart(app, new.autostart);
+    publish::refresh(ctl);
+    set_autostart(ctl, new.autostart);
     if new.server != old.server {
         // The token belongs to the old server: stop, and ask for a sign-in on the new one.
         if let Some(tx) = shared.engine.sender() {
@@ -261,32 +256,24 @@ pub fn save_settings<R: Runtime>(app: &AppHandle<R>, s: UiSettings) -> CmdResult
         }
         shared.engine.lock().generation += 1;
         shared.engine.lock().commands = None;
-        publish_signed_out(app, None);
-        open_login(app);
+        publish_signed_out(ctl, None);
+        open_login(ctl);
     } else if let Some(tx) = shared.engine.sender() {
         let _ = tx.try_send(Command::SetConfig(Box::new(new.clone())));
     }
-    apply_to_further_engines(app);
+    apply_to_further_engines(ctl);
     Ok(settings_of(&new))
 }
 
-fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) {
-    let Some(manager) = app.try_state::<tauri_plugin_autostart::AutoLaunchManager>() else {
-        return;
-    };
-    let done = if on {
-        manager.enable()
-    } else {
-        manager.disable()
-    };
-    if let Err(e) = done {
+fn set_autostart(ctl: &Controller, on: bool) {
+    if let Err(e) = ctl.shell().set_autostart(on) {
         tracing::warn!("autostart: {e}");
     }
 }
 
 /// Diagnostics data with the self-checks (blocking: D-Bus and X11 round trips).
-pub fn diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
-    let shared = app.state::<Shared>();
+pub fn diagnostics(ctl: &Controller) -> UiDiagnostics {
+    let shared = ctl.shared();
     let lang = shared.lang();
     let keyring = shared
         .deps
@@ -294,7 +281,7 @@ pub fn diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
         .as_ref()
         .map(|c| c.backend().to_string())
         .map_err(Clone::clone);
-    let mut d = publish::live_diagnostics(app);
+    let mut d = publish::live_diagnostics(ctl);
     d.checks = vec![
         checks::keyring(&keyring, lang),
         checks::notifications(lang),
@@ -305,8 +292,8 @@ pub fn diagnostics<R: Runtime>(app: &AppHandle<R>) -> UiDiagnostics {
 
 /// Pauses or resumes the account `id` (`user@host`) alone (`action`: a pause or
 /// [`Action::Resume`]).
-pub fn pause_account<R: Runtime>(app: &AppHandle<R>, id: &str, action: Action) -> CmdResult<()> {
-    let shared = app.state::<Shared>();
+pub fn pause_account(ctl: &Controller, id: &str, action: Action) -> CmdResult<()> {
+    let shared = ctl.shared();
     let command = match pause_command(action, shared.deps.utc_offset) {
         Some(c) => c,
         None => {
@@ -339,8 +326,8 @@ fn pause_command(action: Action, offset: time::UtcOffset) -> Option<Command> {
 
 /// Sends `action` to the engines: pause, resume and reconnect to every account's, sign
 /// out and the test toast to the first account's. A test toast works without an engine.
-pub fn send<R: Runtime>(app: &AppHandle<R>, action: Action) -> CmdResult<()> {
-    let shared = app.state::<Shared>();
+pub fn send(ctl: &Controller, action: Action) -> CmdResult<()> {
+    let shared = ctl.shared();
     let to_all = match action {
         Action::ReconnectNow => Some(Command::ReconnectNow),
         other => pause_command(other, shared.deps.utc_offset),
@@ -390,17 +377,17 @@ pub fn send<R: Runtime>(app: &AppHandle<R>, action: Action) -> CmdResult<()> {
 
 /// Hands the first account's config `new`, just saved, to the running engines: the first
 /// account's engine as it is, every further account's engine its own config.
-pub fn apply_to_engines<R: Runtime>(app: &AppHandle<R>, new: &Config) {
-    if let Some(tx) = app.state::<Shared>().engine.sender() {
+pub fn apply_to_engines(ctl: &Controller, new: &Config) {
+    if let Some(tx) = ctl.shared().engine.sender() {
         let _ = tx.try_send(Command::SetConfig(Box::new(new.clone())));
     }
-    apply_to_further_engines(app);
+    apply_to_further_engines(ctl);
 }
 
 /// Hands every running further account's engine its config anew, after the main config
 /// changed: the further accounts share every setting but their identity and pause.
-pub fn apply_to_further_engines<R: Runtime>(app: &AppHandle<R>) {
-    for (id, paths, tx) in app.state::<Shared>().engine.further_engines() {
+pub fn apply_to_further_engines(ctl: &Controller) {
+    for (id, paths, tx) in ctl.shared().engine.further_engines() {
         if let Some(tx) = tx {
             match paths.load_config() {
                 Ok(c) => {
@@ -413,18 +400,18 @@ pub fn apply_to_further_engines<R: Runtime>(app: &AppHandle<R>) {
 }
 
 /// The project rules of the account in use.
-pub fn project_policies<R: Runtime>(app: &AppHandle<R>) -> CmdResult<Vec<UiProjectRule>> {
-    Ok(project_rules(&app.state::<Shared>().active_config()?))
+pub fn project_policies(ctl: &Controller) -> CmdResult<Vec<UiProjectRule>> {
+    Ok(project_rules(&ctl.shared().active_config()?))
 }
 
 /// Sets one project's toast policy (`None` removes its rule: its toasts show again) in
 /// `config.toml`; the running engines apply it at once. Returns every project rule.
-pub fn set_project_policy<R: Runtime>(
-    app: &AppHandle<R>,
+pub fn set_project_policy(
+    ctl: &Controller,
     project: &str,
     policy: Option<ToastPolicy>,
 ) -> CmdResult<Vec<UiProjectRule>> {
-    let path = app.state::<Shared>().active_paths().config_file();
+    let path = ctl.shared().active_paths().config_file();
     let new = Config::update(&path, |c| {
         match policy {
             Some(policy) => {
@@ -437,19 +424,19 @@ pub fn set_project_policy<R: Runtime>(
         }
         c.validate().map_err(config_error)
     })?;
-    apply_to_engines(app, &new);
+    apply_to_engines(ctl, &new);
     Ok(project_rules(&new))
 }
 
 /// The keys a folded toast asked the center to show, once (`None` when none wait).
-pub fn take_shown_keys<R: Runtime>(app: &AppHandle<R>) -> Option<Vec<String>> {
-    app.state::<Shared>().take_shown_keys()
+pub fn take_shown_keys(ctl: &Controller) -> Option<Vec<String>> {
+    ctl.shared().take_shown_keys()
 }
 
-/// Opens (or brings up) the window of `kind`, in the app's language.
-pub fn open_window<R: Runtime>(app: &AppHandle<R>, kind: WindowKind) -> CmdResult<()> {
-    let lang = app.state::<Shared>().lang();
-    windows::open(app, kind, lang).map_err(|e| {
+/// Opens (or brings up) the window of `kind`, in the ctl's language.
+pub fn open_window(ctl: &Controller, kind: WindowKind) -> CmdResult<()> {
+    let lang = ctl.shared().lang();
+    ctl.shell().open_window(kind, lang).map_err(|e| {
         CmdError::new(
             ErrorKind::Local,
             format!("could not open the {} window: {e}", kind.label()),

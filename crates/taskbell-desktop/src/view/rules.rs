@@ -149,7 +149,8 @@ mod tests {
         // The ui/ tests' stub answers with this very error (fixtures/errors.json).
         let e = bad(&|b| b.kinds[4].sound = Some("my bell".into()));
         let fixtures: serde_json::Value =
-            serde_json::from_str(include_str!("../../../ui/tests/fixtures/errors.json")).unwrap();
+            serde_json::from_str(include_str!("../../../../ui/tests/fixtures/errors.json"))
+                .unwrap();
         assert_eq!(serde_json::to_value(&e).unwrap(), fixtures["invalid_sound"]);
         assert_eq!(e.field.as_deref(), Some("kinds.mention.sound"), "{e:?}");
         let e = bad(&|b| {

@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn ui_test_error_fixtures_match_the_serialised_errors() {
         let fixtures: Value =
-            serde_json::from_str(include_str!("../../ui/tests/fixtures/errors.json")).unwrap();
+            serde_json::from_str(include_str!("../../../ui/tests/fixtures/errors.json")).unwrap();
         let cases = [
             ("wrong_password", ErrorKind::WrongPassword),
             ("unreachable", ErrorKind::Unreachable),

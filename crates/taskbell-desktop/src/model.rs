@@ -290,9 +290,10 @@ impl WindowKind {
     }
 }
 
-/// A signed-in annotator with three unread and a two-line summary, in `state` (tests).
-#[cfg(test)]
-pub(crate) fn test_status(state: ConnState) -> UiStatus {
+/// A signed-in annotator with three unread and a two-line summary, in `state`: a fixture
+/// for the tests of this crate and of the shells that show it.
+#[doc(hidden)]
+pub fn test_status(state: ConnState) -> UiStatus {
     UiStatus {
         state,
         unread: 3,
@@ -323,10 +324,10 @@ mod tests {
 
     #[test]
     fn ui_test_fixtures_have_the_shapes_of_the_rust_types() {
-        round_trips::<Vec<UiNotification>>(include_str!("../../ui/tests/fixtures/history.json"));
-        round_trips::<UiSettings>(include_str!("../../ui/tests/fixtures/settings.json"));
-        round_trips::<UiStatus>(include_str!("../../ui/tests/fixtures/status.json"));
-        round_trips::<UiDiagnostics>(include_str!("../../ui/tests/fixtures/diagnostics.json"));
+        round_trips::<Vec<UiNotification>>(include_str!("../../../ui/tests/fixtures/history.json"));
+        round_trips::<UiSettings>(include_str!("../../../ui/tests/fixtures/settings.json"));
+        round_trips::<UiStatus>(include_str!("../../../ui/tests/fixtures/status.json"));
+        round_trips::<UiDiagnostics>(include_str!("../../../ui/tests/fixtures/diagnostics.json"));
     }
 
     #[test]

@@ -19,16 +19,14 @@ use taskbell_core::supervisor::{
     Command, Engine, EngineError, EngineHandle, EngineOptions, Event, ExitReason, Status,
     sign_in as core_sign_in,
 };
-use tauri::{AppHandle, Manager, Runtime};
 use tokio::sync::{mpsc, watch};
 
 use super::publish::{self, publish, publish_signed_out};
-use super::shared::Shared;
+use super::shell::Controller;
 use super::slot::Further;
 use crate::error::{self, CmdError, CmdResult, ErrorKind, keyring_error, sign_in_error};
 use crate::model::{ConnState, ReconnectEntry, UiUser, WindowKind};
 use crate::view::{now_ms, ui_key, ui_notification, ui_status, ui_user};
-use crate::windows;
 
 /// How often the demo server makes something happen.
 pub const DEMO_ACTIVITY_EVERY: Duration = Duration::from_secs(20);
@@ -36,42 +34,42 @@ pub const DEMO_ACTIVITY_EVERY: Duration = Duration::from_secs(20);
 /// Starts the engine in the background: the demo when asked or when no server is
 /// configured, else the configured account (signing in from the keyring); the login
 /// window when that is not possible.
-pub fn start<R: Runtime>(app: &AppHandle<R>) {
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
-        if let Err(e) = boot(&app).await {
+pub fn start(ctl: &Controller) {
+    let c = ctl.clone();
+    ctl.spawn(async move {
+        if let Err(e) = boot(&c).await {
             tracing::warn!("{e}");
-            publish_signed_out(&app, Some(e.message.clone()));
-            open_login(&app);
+            publish_signed_out(&c, Some(e.message.clone()));
+            open_login(&c);
         }
     });
 }
 
 /// Opens the sign-in window (the user must act: signed out, or an account to add).
-pub(super) fn open_login<R: Runtime>(app: &AppHandle<R>) {
-    let lang = app.state::<Shared>().lang();
-    if let Err(e) = windows::open(app, WindowKind::Login, lang) {
+pub(super) fn open_login(ctl: &Controller) {
+    let lang = ctl.shared().lang();
+    if let Err(e) = ctl.shell().open_window(WindowKind::Login, lang) {
         tracing::warn!("could not open the login window: {e}");
     }
 }
 
-async fn boot<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
-    let shared = app.state::<Shared>();
+async fn boot(ctl: &Controller) -> CmdResult<()> {
+    let shared = ctl.shared();
     let paths = shared.deps.paths.clone();
     let config = Config::load(&paths.config_file());
     let demo = shared.options.demo || matches!(&config, Ok(c) if c.server.is_none());
     if demo {
-        return start_demo(app).await;
+        return start_demo(ctl).await;
     }
     let config = config.map_err(CmdError::from)?;
     let credentials = shared.deps.credentials.clone().map_err(keyring_error)?;
-    load_accounts(app, &paths);
-    let first = start_engine(app, config, paths, credentials.clone(), false);
-    start_further(app, &credentials).await;
+    load_accounts(ctl, &paths);
+    let first = start_engine(ctl, config, paths, credentials.clone(), false);
+    start_further(ctl, &credentials).await;
     match first {
         Err(EngineError::NotSignedIn) => {
-            publish_signed_out(app, None);
-            open_login(app);
+            publish_signed_out(ctl, None);
+            open_login(ctl);
             Ok(())
         }
         Err(e) => Err(CmdError::new(ErrorKind::Local, e.to_string())),
@@ -81,8 +79,8 @@ async fn boot<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
 
 /// Starts the embedded reference server with demo activity and signs in as the demo
 /// annotator, in a demo data directory of its own (the real config stays untouched).
-async fn start_demo<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
-    let shared = app.state::<Shared>();
+async fn start_demo(ctl: &Controller) -> CmdResult<()> {
+    let shared = ctl.shared();
     let server = taskbell_server::start(taskbell_server::ServerConfig {
         demo_activity: Some(DEMO_ACTIVITY_EVERY),
         ..taskbell_server::ServerConfig::default()
@@ -121,17 +119,17 @@ async fn start_demo<R: Runtime>(app: &AppHandle<R>) -> CmdResult<()> {
     .await
     .map_err(sign_in_error)?;
     shared.engine.lock().demo = Some(server);
-    start_engine(app, signed.config, paths, credentials, true).map_err(error::local)
+    start_engine(ctl, signed.config, paths, credentials, true).map_err(error::local)
 }
 
-fn start_engine<R: Runtime>(
-    app: &AppHandle<R>,
+fn start_engine(
+    ctl: &Controller,
     config: Config,
     paths: Paths,
     credentials: Credentials,
     demo: bool,
 ) -> Result<(), EngineError> {
-    let shared = app.state::<Shared>();
+    let shared = ctl.shared();
     if let Some(lang) = config.language {
         shared.set_lang(lang);
     }
@@ -156,7 +154,7 @@ fn start_engine<R: Runtime>(
             let _ = old.try_send(Command::Shutdown);
         }
         if !demo && let Some(server) = slot.demo.take() {
-            tauri::async_runtime::spawn(server.shutdown());
+            ctl.spawn(server.shutdown());
         }
         slot.generation += 1;
         slot.commands = Some(commands);
@@ -165,15 +163,15 @@ fn start_engine<R: Runtime>(
         slot.signing_out = false;
         slot.generation
     };
-    tauri::async_runtime::spawn(pump_status(app.clone(), state, generation, demo));
-    tauri::async_runtime::spawn(pump_events(app.clone(), events, generation, demo));
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
+    ctl.spawn(pump_status(ctl.clone(), state, generation, demo));
+    ctl.spawn(pump_events(ctl.clone(), events, generation, demo));
+    let c = ctl.clone();
+    ctl.spawn(async move {
         let reason = match join.await {
             Ok(r) => r,
             Err(e) => ExitReason::Failed(format!("engine task failed: {e}")),
         };
-        on_exit(&app, generation, reason);
+        on_exit(&c, generation, reason);
     });
     Ok(())
 }
@@ -181,13 +179,13 @@ fn start_engine<R: Runtime>(
 /// Reads the accounts from the main config dir: names the first one when there are
 /// several, and keeps every further one (an engine already running for one stays; one that
 /// is gone is stopped).
-fn load_accounts<R: Runtime>(app: &AppHandle<R>, paths: &Paths) {
+fn load_accounts(ctl: &Controller, paths: &Paths) {
     let all = accounts::list(paths).unwrap_or_else(|e| {
         tracing::warn!("cannot list the accounts: {e}");
         Vec::new()
     });
     let several = all.len() > 1;
-    let shared = app.state::<Shared>();
+    let shared = ctl.shared();
     let mut slot = shared.engine.lock();
     slot.primary_label = all
         .iter()
@@ -231,8 +229,8 @@ async fn has_credentials(credentials: &Credentials, config: &Config) -> bool {
 }
 
 /// Starts an engine for every further account that is signed in and has none yet.
-async fn start_further<R: Runtime>(app: &AppHandle<R>, credentials: &Credentials) {
-    let shared = app.state::<Shared>();
+async fn start_further(ctl: &Controller, credentials: &Credentials) {
+    let shared = ctl.shared();
     let (todo, generation) = {
         let slot = shared.engine.lock();
         let todo: Vec<(String, Paths)> = slot
@@ -244,21 +242,21 @@ async fn start_further<R: Runtime>(app: &AppHandle<R>, credentials: &Credentials
         (todo, slot.further_generation)
     };
     for (id, paths) in todo {
-        if let Err(e) = start_one_further(app, &id, paths, credentials, generation).await {
+        if let Err(e) = start_one_further(ctl, &id, paths, credentials, generation).await {
             tracing::warn!("{id}: {e}");
         }
     }
-    publish(app, shared.primary_status());
+    publish(ctl, shared.primary_status());
 }
 
-async fn start_one_further<R: Runtime>(
-    app: &AppHandle<R>,
+async fn start_one_further(
+    ctl: &Controller,
     id: &str,
     paths: Paths,
     credentials: &Credentials,
     generation: u64,
 ) -> CmdResult<()> {
-    let shared = app.state::<Shared>();
+    let shared = ctl.shared();
     let config = paths.load_config()?;
     if !has_credentials(credentials, &config).await {
         tracing::info!("{id} is signed out; it does not run");
@@ -290,8 +288,8 @@ async fn start_one_further<R: Runtime>(
         }
     }
     tracing::info!("{id}: engine started");
-    tauri::async_runtime::spawn(pump_further(
-        app.clone(),
+    ctl.spawn(pump_further(
+        ctl.clone(),
         id.to_string(),
         generation,
         handle,
@@ -299,8 +297,8 @@ async fn start_one_further<R: Runtime>(
     Ok(())
 }
 
-fn further_is_current<R: Runtime>(app: &AppHandle<R>, id: &str, generation: u64) -> bool {
-    let shared = app.state::<Shared>();
+fn further_is_current(ctl: &Controller, id: &str, generation: u64) -> bool {
+    let shared = ctl.shared();
     let slot = shared.engine.lock();
     slot.further_generation == generation
         && slot
@@ -311,12 +309,7 @@ fn further_is_current<R: Runtime>(app: &AppHandle<R>, id: &str, generation: u64)
 
 /// A further account's engine: its notifications go to the center (with the account),
 /// its unread count into the tray's sum; when it ends it leaves the sum.
-async fn pump_further<R: Runtime>(
-    app: AppHandle<R>,
-    id: String,
-    generation: u64,
-    handle: EngineHandle,
-) {
+async fn pump_further(ctl: Controller, id: String, generation: u64, handle: EngineHandle) {
     let EngineHandle {
         mut state,
         mut events,
@@ -328,8 +321,8 @@ async fn pump_further<R: Runtime>(
         tokio::select! {
             event = events.recv() => match event {
                 Some(event) => {
-                    if further_is_current(&app, &id, generation) {
-                        on_further_event(&app, &id, event);
+                    if further_is_current(&ctl, &id, generation) {
+                        on_further_event(&ctl, &id, event);
                     }
                 }
                 None => break,
@@ -343,7 +336,7 @@ async fn pump_further<R: Runtime>(
                     let s = state.borrow_and_update();
                     (s.unread, s.state.clone(), s.paused_until_ms)
                 };
-                let shared = app.state::<Shared>();
+                let shared = ctl.shared();
                 let changed = {
                     let mut slot = shared.engine.lock();
                     let current = slot.further_generation == generation;
@@ -363,7 +356,7 @@ async fn pump_further<R: Runtime>(
                     }
                 };
                 if changed {
-                    publish(&app, shared.primary_status());
+                    publish(&ctl, shared.primary_status());
                 }
             }
         }
@@ -372,7 +365,7 @@ async fn pump_further<R: Runtime>(
         Ok(r) => r,
         Err(e) => ExitReason::Failed(format!("engine task failed: {e}")),
     };
-    let shared = app.state::<Shared>();
+    let shared = ctl.shared();
     {
         let mut slot = shared.engine.lock();
         if slot.further_generation != generation {
@@ -388,101 +381,101 @@ async fn pump_further<R: Runtime>(
         ExitReason::Shutdown => tracing::info!("{id}: engine stopped"),
         other => tracing::warn!(reason = ?other, "{id}: engine stopped"),
     }
-    publish(&app, shared.primary_status());
+    publish(&ctl, shared.primary_status());
 }
 
 /// Handles a further account's event: its notifications reach the center; the login
 /// summary, latency and reconnects are the first account's business (menu, diagnostics).
-fn on_further_event<R: Runtime>(app: &AppHandle<R>, id: &str, event: Event) {
+fn on_further_event(ctl: &Controller, id: &str, event: Event) {
     match event {
         Event::Notification(n) => {
-            let paths = app
-                .state::<Shared>()
+            let paths = ctl
+                .shared()
                 .engine
                 .further_places()
                 .into_iter()
                 .find(|(f, _)| f == id)
                 .map(|(_, p)| p);
             let config = paths.and_then(|p| p.load_config().ok()).unwrap_or_default();
-            publish::notification(app, ui_notification(&n, false, &config, Some(id)));
+            publish::notification(ctl, ui_notification(&n, false, &config, Some(id)));
         }
         // Its reconnects join the log, named; its latency is not the tray's state line.
         Event::Reconnecting {
             reason,
             delay_ms,
             attempt,
-        } => record_reconnect(app, Some(id.to_string()), reason, delay_ms, attempt),
-        Event::ShowFolded { keys } => show_folded(app, &keys, Some(id)),
+        } => record_reconnect(ctl, Some(id.to_string()), reason, delay_ms, attempt),
+        Event::ShowFolded { keys } => show_folded(ctl, &keys, Some(id)),
         Event::Error { message } => tracing::warn!("{id}: engine: {message}"),
         other => tracing::debug!(?other, "{id}: engine event"),
     }
 }
 
-fn is_current<R: Runtime>(app: &AppHandle<R>, generation: u64) -> bool {
-    app.state::<Shared>().engine.lock().generation == generation
+fn is_current(ctl: &Controller, generation: u64) -> bool {
+    ctl.shared().engine.lock().generation == generation
 }
 
-async fn pump_status<R: Runtime>(
-    app: AppHandle<R>,
+async fn pump_status(
+    ctl: Controller,
     mut state: watch::Receiver<Status>,
     generation: u64,
     demo: bool,
 ) {
     loop {
-        if !is_current(&app, generation) {
+        if !is_current(&ctl, generation) {
             return;
         }
         let status = state.borrow_and_update().clone();
-        republish(&app, &status, demo);
+        republish(&ctl, &status, demo);
         if state.changed().await.is_err() {
             return;
         }
     }
 }
 
-fn republish<R: Runtime>(app: &AppHandle<R>, status: &Status, demo: bool) {
-    let shared = app.state::<Shared>();
+fn republish(ctl: &Controller, status: &Status, demo: bool) {
+    let shared = ctl.shared();
     let lines = shared.engine.lock().summary_lines.clone();
     let ui = ui_status(status, &lines, demo, now_ms(), shared.deps.utc_offset);
     shared.set_core_status(status.clone());
-    publish(app, ui);
+    publish(ctl, ui);
 }
 
-async fn pump_events<R: Runtime>(
-    app: AppHandle<R>,
+async fn pump_events(
+    ctl: Controller,
     mut events: mpsc::Receiver<Event>,
     generation: u64,
     demo: bool,
 ) {
     while let Some(event) = events.recv().await {
-        if !is_current(&app, generation) {
+        if !is_current(&ctl, generation) {
             return;
         }
-        on_event(&app, event, demo);
+        on_event(&ctl, event, demo);
     }
 }
 
 /// Handles one core event: windows hear about notifications and diagnostics, the menu
 /// gets the summary lines.
-pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: Event, demo: bool) {
-    let shared = app.state::<Shared>();
+pub fn on_event(ctl: &Controller, event: Event, demo: bool) {
+    let shared = ctl.shared();
     match event {
         Event::Notification(n) => {
             let config = shared.active_config().unwrap_or_default();
             let label = shared.engine.primary_label().filter(|_| !demo);
-            publish::notification(app, ui_notification(&n, false, &config, label.as_deref()));
+            publish::notification(ctl, ui_notification(&n, false, &config, label.as_deref()));
         }
         Event::Summary(s) => {
             // The first line greets the user; the rest are the counts the menu lists.
             let lines: Vec<String> = s.body_lines.iter().skip(1).cloned().collect();
             shared.engine.lock().summary_lines = lines;
             if let Some(core) = shared.core_status() {
-                republish(app, &core, demo);
+                republish(ctl, &core, demo);
             }
         }
         Event::Latency { ms } => {
             shared.with_diag(|d| d.latency(ms));
-            publish::diagnostics_changed(app);
+            publish::diagnostics_changed(ctl);
         }
         Event::Reconnecting {
             reason,
@@ -490,11 +483,11 @@ pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: Event, demo: bool) {
             attempt,
         } => {
             let account = shared.engine.primary_label().filter(|_| !demo);
-            record_reconnect(app, account, reason, delay_ms, attempt);
+            record_reconnect(ctl, account, reason, delay_ms, attempt);
         }
         Event::ShowFolded { keys } => {
             let account = shared.engine.primary_label().filter(|_| !demo);
-            show_folded(app, &keys, account.as_deref());
+            show_folded(ctl, &keys, account.as_deref());
         }
         Event::Error { message } => tracing::warn!("engine: {message}"),
         other => tracing::debug!(?other, "engine event"),
@@ -503,24 +496,24 @@ pub fn on_event<R: Runtime>(app: &AppHandle<R>, event: Event, demo: bool) {
 
 /// A click on a folded toast of `account` (`None`: the single account, or the first one
 /// in demo mode): opens the center (or brings it up) showing just those notifications.
-fn show_folded<R: Runtime>(app: &AppHandle<R>, keys: &[String], account: Option<&str>) {
-    let shared = app.state::<Shared>();
+fn show_folded(ctl: &Controller, keys: &[String], account: Option<&str>) {
+    let shared = ctl.shared();
     shared.set_shown_keys(keys.iter().map(|k| ui_key(account, k)).collect());
-    if let Err(e) = windows::open(app, WindowKind::Center, shared.lang()) {
+    if let Err(e) = ctl.shell().open_window(WindowKind::Center, shared.lang()) {
         tracing::warn!("could not open the center: {e}");
     }
-    publish::show_keys(app);
+    publish::show_keys(ctl);
 }
 
 /// Adds a reconnect to the diagnostics log and tells the window.
-fn record_reconnect<R: Runtime>(
-    app: &AppHandle<R>,
+fn record_reconnect(
+    ctl: &Controller,
     account: Option<String>,
     reason: String,
     delay_ms: u64,
     attempt: u32,
 ) {
-    app.state::<Shared>().with_diag(|d| {
+    ctl.shared().with_diag(|d| {
         d.reconnect(ReconnectEntry {
             at_ms: now_ms(),
             reason,
@@ -529,11 +522,11 @@ fn record_reconnect<R: Runtime>(
             account,
         })
     });
-    publish::diagnostics_changed(app);
+    publish::diagnostics_changed(ctl);
 }
 
-fn on_exit<R: Runtime>(app: &AppHandle<R>, generation: u64, reason: ExitReason) {
-    let shared = app.state::<Shared>();
+fn on_exit(ctl: &Controller, generation: u64, reason: ExitReason) {
+    let shared = ctl.shared();
     let asked = {
         let mut slot = shared.engine.lock();
         if slot.generation != generation {
@@ -552,16 +545,16 @@ fn on_exit<R: Runtime>(app: &AppHandle<R>, generation: u64, reason: ExitReason) 
         ExitReason::Failed(why) => Some(why.clone()),
     };
     let push_login = text.is_some();
-    publish_signed_out(app, text);
+    publish_signed_out(ctl, text);
     if push_login {
-        open_login(app);
+        open_login(ctl);
     }
 }
 
-/// Stops the engine (and the demo server); called once when the app exits. Waits a
+/// Stops the engine (and the demo server); called once when the ctl exits. Waits a
 /// moment so the socket closes properly.
-pub fn shutdown<R: Runtime>(app: &AppHandle<R>) {
-    let shared = app.state::<Shared>();
+pub async fn shutdown(ctl: &Controller) {
+    let shared = ctl.shared();
     let (commands, demo) = {
         let mut slot = shared.engine.lock();
         slot.generation += 1;
@@ -573,31 +566,29 @@ pub fn shutdown<R: Runtime>(app: &AppHandle<R>) {
         }
         (all, slot.demo.take())
     };
-    tauri::async_runtime::block_on(async move {
-        if !commands.is_empty() {
-            for c in &commands {
-                let _ = c.send(Command::Shutdown).await;
-            }
-            // The loop closes the socket with 1000; give it a moment, no more.
-            tokio::time::sleep(Duration::from_millis(300)).await;
+    if !commands.is_empty() {
+        for c in &commands {
+            let _ = c.send(Command::Shutdown).await;
         }
-        if let Some(server) = demo {
-            let _ = tokio::time::timeout(Duration::from_secs(3), server.shutdown()).await;
-        }
-    });
+        // The loop closes the socket with 1000; give it a moment, no more.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    if let Some(server) = demo {
+        let _ = tokio::time::timeout(Duration::from_secs(3), server.shutdown()).await;
+    }
 }
 
 /// Signs in from the login window. A new identity becomes a further account while the
 /// first account runs (`accounts::locate`, as `taskbell login` decides); otherwise it is the
 /// first account, whose engine (re)starts, leaving demo mode if it was on.
-pub async fn sign_in<R: Runtime>(
-    app: &AppHandle<R>,
+pub async fn sign_in(
+    ctl: &Controller,
     server: &str,
     username: &str,
     password: &str,
     remember: bool,
 ) -> CmdResult<UiUser> {
-    let shared = app.state::<Shared>();
+    let shared = ctl.shared();
     let main = shared.deps.paths.clone();
     let credentials = shared.deps.credentials.clone().map_err(keyring_error)?;
     let located = accounts::locate(&main, server, username)
@@ -612,22 +603,22 @@ pub async fn sign_in<R: Runtime>(
         .map_err(sign_in_error)?;
     let user = ui_user(&signed.user);
     // The accounts (and the first one's name) may have changed.
-    load_accounts(app, &main);
+    load_accounts(ctl, &main);
     if !further {
-        start_engine(app, signed.config, paths, credentials.clone(), false)
+        start_engine(ctl, signed.config, paths, credentials.clone(), false)
             .map_err(error::local)?;
     }
     // Leaving the demo, or a new account: the further accounts start now.
-    start_further(app, &credentials).await;
+    start_further(ctl, &credentials).await;
     // The login window has done its job.
-    let _ = windows::close(app, WindowKind::Login);
+    let _ = ctl.shell().close_window(WindowKind::Login);
     Ok(user)
 }
 
 /// Signs the account `id` (`user@host`) out: its engine forgets the token and stops. The
 /// first account goes through the usual sign-out (the tray shows it signed out).
-pub fn sign_out_account<R: Runtime>(app: &AppHandle<R>, id: &str) -> CmdResult<()> {
-    let shared = app.state::<Shared>();
+pub fn sign_out_account(ctl: &Controller, id: &str) -> CmdResult<()> {
+    let shared = ctl.shared();
     let (first, further) = {
         let slot = shared.engine.lock();
         let further = slot
