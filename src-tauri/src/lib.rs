@@ -20,6 +20,8 @@
 //! Invariants: **no webview exists while no window is open**; **closing a window never
 //! quits, "Quit" does**; **the token never leaves the core**.
 
+#[cfg(unix)]
+pub mod host;
 pub mod shell;
 pub mod tray;
 pub mod windows;
@@ -54,15 +56,7 @@ pub fn run_app<R: Runtime>(
     let app = builder
         .manage(windows::Opening::default())
         .invoke_handler(forward::<R>)
-        .on_window_event(|window, event| match event {
-            tauri::WindowEvent::CloseRequested { .. } => {
-                tracing::info!(window = window.label(), "close requested");
-            }
-            tauri::WindowEvent::Destroyed => {
-                tracing::info!(window = window.label(), "window destroyed")
-            }
-            _ => {}
-        })
+        .on_window_event(log_window_event)
         .setup(|app| Ok(init(app.handle())?))
         .build(context)?;
     let runtime = tauri::async_runtime::handle().inner().clone();
@@ -78,10 +72,28 @@ pub fn controller_of<R: Runtime>(app: &AppHandle<R>) -> Controller {
 
 /// The IPC handler: every window command goes to [`dispatch::dispatch`] by name, with its
 /// JSON arguments, and its JSON answer (or [`CmdError`]) goes back as it is. Tauri checks
-/// the window's capability before this runs. `close_window` is the one command of the
-/// window itself: it closes the window that asks (the center's Esc), destroying it with
-/// its web process, as when the window manager closes it; TaskBell stays in the tray.
+/// the window's capability before this runs.
 pub fn forward<R: Runtime>(invoke: Invoke<R>) -> bool {
+    answer_invoke(invoke, |app, cmd, args| {
+        let ctl = controller_of(&app);
+        async move {
+            dispatch::dispatch(&ctl, &cmd, args)
+                .await
+                .map_err(|e| serde_json::to_value(e).unwrap_or(serde_json::Value::Null))
+        }
+    })
+}
+
+/// Answers one `invoke` with what `run(app, command, json_args)` answers (`Err`: a
+/// serialised [`CmdError`]). `close_window` is the one command of the window itself and
+/// never reaches `run`: it closes the window that asks (the center's Esc), destroying it
+/// with its web process, as when the window manager closes it; TaskBell stays in the tray.
+pub fn answer_invoke<R, F, Fut>(invoke: Invoke<R>, run: F) -> bool
+where
+    R: Runtime,
+    F: FnOnce(AppHandle<R>, String, serde_json::Value) -> Fut,
+    Fut: Future<Output = Result<serde_json::Value, serde_json::Value>> + Send + 'static,
+{
     let Invoke {
         message, resolver, ..
     } = invoke;
@@ -101,14 +113,27 @@ pub fn forward<R: Runtime>(invoke: Invoke<R>) -> bool {
             return true;
         }
     };
-    let ctl = controller_of(message.webview().app_handle());
+    let answer = run(message.webview().app_handle().clone(), cmd, args);
     resolver.respond_async_serialized(async move {
-        match dispatch::dispatch(&ctl, &cmd, args).await {
-            Ok(answer) => Ok(InvokeResponseBody::Json(answer.to_string())),
-            Err(e) => Err(InvokeError::from(e)),
+        match answer.await {
+            Ok(v) => Ok(InvokeResponseBody::Json(v.to_string())),
+            Err(e) => Err(InvokeError(e)),
         }
     });
     true
+}
+
+/// Logs a window's close request and its end.
+pub fn log_window_event<R: Runtime>(window: &tauri::Window<R>, event: &tauri::WindowEvent) {
+    match event {
+        tauri::WindowEvent::CloseRequested { .. } => {
+            tracing::info!(window = window.label(), "close requested");
+        }
+        tauri::WindowEvent::Destroyed => {
+            tracing::info!(window = window.label(), "window destroyed")
+        }
+        _ => {}
+    }
 }
 
 /// Handles a click in the tray menu (the handler [`tray::install`] is given).
@@ -150,6 +175,20 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: &RunEvent) {
     }
 }
 
+/// Logs to stderr, every line redacted and escaped; `RUST_LOG` filters (default info).
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        // Every line redacted (no token or password at any level) and escaped (no
+        // terminal escape from a notification's text); colours off, as they are escapes.
+        .with_writer(taskbell_core::sanitize::SafeMakeWriter::stderr())
+        .with_ansi(false)
+        .init();
+}
+
 /// The binary's entry point: parse arguments, start logging, run the app on Wry.
 pub fn main() -> ExitCode {
     let options = match Options::parse(std::env::args().skip(1)) {
@@ -163,6 +202,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(socket) = &options.windows_for {
+        init_logging();
+        #[cfg(unix)]
+        return host::run(socket);
+        #[cfg(not(unix))]
+        {
+            eprintln!(
+                "taskbell-app: --windows-for {}: the window process is for the tray process of Linux",
+                socket.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
     // Before any thread starts: the `time` crate refuses to read the local offset after.
     let deps = match Deps::system() {
         Ok(d) => d,
@@ -174,16 +226,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // Every line redacted (no token or password at any level) and escaped (no
-        // terminal escape from a notification's text); colours off, as they are escapes.
-        .with_writer(taskbell_core::sanitize::SafeMakeWriter::stderr())
-        .with_ansi(false)
-        .init();
+    init_logging();
     let configured = taskbell_core::config::Config::load(&deps.paths.config_file())
         .ok()
         .and_then(|c| c.language);

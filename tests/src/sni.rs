@@ -277,6 +277,20 @@ impl SniItem {
         &self.reg
     }
 
+    /// The largest `IconPixmap` (width, height, ARGB32 in network byte order), if any.
+    pub fn icon_pixmap(&self) -> Result<Option<(i32, i32, Vec<u8>)>> {
+        let proxy = zbus::blocking::Proxy::new_owned(
+            self.conn.clone(),
+            self.reg.bus_name.clone(),
+            self.reg.path.clone(),
+            ITEM_IFACE,
+        )?;
+        let icons: Vec<(i32, i32, Vec<u8>)> = proxy.get_property("IconPixmap")?;
+        Ok(icons
+            .into_iter()
+            .max_by_key(|(w, h, _)| i64::from(*w) * i64::from(*h)))
+    }
+
     /// Reads every `org.kde.StatusNotifierItem` property.
     pub fn props(&self) -> Result<ItemProps> {
         let proxy = zbus::blocking::fdo::PropertiesProxy::builder(&self.conn)

@@ -71,8 +71,9 @@ pub fn tray(lang: Lang) -> Check {
     check("tray", found, &tr(lang, Msg::FixTray))
 }
 
+/// Whether a StatusNotifierWatcher owns its name on the session bus.
 #[cfg(target_os = "linux")]
-fn sni_watcher() -> Result<bool, String> {
+pub fn sni_watcher() -> Result<bool, String> {
     let conn =
         zbus::blocking::Connection::session().map_err(|e| format!("no session D-Bus: {e}"))?;
     let proxy = zbus::blocking::fdo::DBusProxy::new(&conn).map_err(|e| e.to_string())?;
@@ -82,7 +83,7 @@ fn sni_watcher() -> Result<bool, String> {
 
 /// The screen number whose XEmbed tray selection has an owner, if any.
 #[cfg(target_os = "linux")]
-fn xembed_tray() -> Result<Option<usize>, String> {
+pub fn xembed_tray() -> Result<Option<usize>, String> {
     use x11rb::connection::Connection as _;
     use x11rb::protocol::xproto::ConnectionExt as _;
     let (conn, screen) = x11rb::connect(None).map_err(|e| format!("no X display: {e}"))?;

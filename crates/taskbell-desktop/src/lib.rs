@@ -18,6 +18,8 @@
 //! - [`controller`]: owns the engines and the state; the only module that emits.
 //! - [`dispatch`]: the window commands by name with JSON arguments, and the menu handler;
 //!   they only call the controller.
+//! - [`ipc`]: the messages and framing of the local link between the tray process and
+//!   the window process (depends on [`model`] only).
 //!
 //! Invariant: **the token never leaves the core**; nothing here holds one.
 
@@ -25,6 +27,7 @@ pub mod checks;
 pub mod controller;
 pub mod dispatch;
 pub mod error;
+pub mod ipc;
 pub mod model;
 pub mod options;
 pub mod view;

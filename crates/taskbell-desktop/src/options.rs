@@ -14,6 +14,9 @@ pub struct Options {
     pub open: Option<WindowKind>,
     /// `--lang zh-CN|en`: override the language.
     pub lang: Option<Lang>,
+    /// `--windows-for SOCKET`: be the window process of the tray process listening on
+    /// `SOCKET` (it starts us so; `crate::ipc`): windows only, no tray, no engine.
+    pub windows_for: Option<std::path::PathBuf>,
 }
 
 /// Why the command line was refused.
@@ -47,7 +50,9 @@ pub const USAGE: &str =
   --demo     start the embedded demo server and sign in as the demo annotator
              (also what happens when no server is configured)
   --open W   open window W at start
-  --lang L   language of the tray and windows (default: the system's)";
+  --lang L   language of the tray and windows (default: the system's)
+  --windows-for SOCKET
+             (internal) serve the windows of the tray process on SOCKET";
 
 impl Options {
     /// Parses the command line (without the program name).
@@ -82,6 +87,10 @@ impl Options {
                             });
                         }
                     });
+                }
+                "--windows-for" => {
+                    let v = it.next().ok_or(ArgsError::Missing("--windows-for"))?;
+                    o.windows_for = Some(v.into());
                 }
                 "-h" | "--help" => return Err(ArgsError::Help),
                 // Autostart launches with this; it only means "start in the tray", the default.
@@ -133,5 +142,15 @@ mod tests {
             Err(ArgsError::Invalid { .. })
         ));
         assert_eq!(Options::parse(args(&["--help"])), Err(ArgsError::Help));
+        assert_eq!(
+            Options::parse(args(&["--windows-for"])),
+            Err(ArgsError::Missing("--windows-for"))
+        );
+        assert_eq!(
+            Options::parse(args(&["--windows-for", "/run/t.sock"]))
+                .unwrap()
+                .windows_for,
+            Some("/run/t.sock".into())
+        );
     }
 }

@@ -280,6 +280,8 @@ fn spawn_server(
 pub const WORKSPACE_BINARIES: &[(&str, &str)] = &[
     ("taskbell-server", "taskbell-server"),
     ("taskbell-cli", "taskbell"),
+    // The window process of `taskbell-tray`.
+    ("taskbell-app", "taskbell-app"),
 ];
 
 static BUILT: OnceLock<Mutex<Option<std::result::Result<PathBuf, String>>>> = OnceLock::new();
