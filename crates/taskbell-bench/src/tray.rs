@@ -403,95 +403,188 @@ pub fn measure(
         return Ok(report);
     }
 
-    r.row(
-        "tray app",
-        "`taskbell-app` binary size",
-        file_size(app),
-        "—",
-    );
-    // 1. The tray app, idle in the tray, no window.
-    let (mut child, signed_in, idle) = start_signed_in(
-        "taskbell-app",
-        app_command(&desktop, app, &dirs).args(["--lang", "en"]),
-        &desktop,
-        sizes,
-    )?;
-    let pid = child.id();
-    let s = "tray app";
-    r.row(
-        s,
-        "start → signed in (welcome toast)",
-        fmt_duration(signed_in),
-        "—",
-    );
-    idle_rows(r, s, "idle in the tray, no window", &idle);
-
-    let xvfb = desktop
-        .xvfb()
-        .ok_or_else(|| anyhow!("the desktop has no X server"))?;
-    // A second launch opens the running instance's window (the center, when signed in).
-    let open_center = |child: &ChildGuard| -> Result<()> {
-        let second = app_command(&desktop, app, &dirs)
-            .output()
-            .context("second launch")?;
-        if !second.status.success() {
-            bail!(
-                "the second launch failed ({}): {}",
-                second.status,
-                String::from_utf8_lossy(&second.stderr)
-            );
-        }
-        taskbell_e2e::wait_until("the notification center to show", WAIT, || {
-            let web = !webkit_processes(pid).is_empty();
-            let shown = !xvfb.visible_windows(CENTER_TITLE).ok()?.is_empty();
-            (web && shown).then_some(())
-        })
-        .map_err(|e| anyhow!("{e}\n{}", child.log()))
+    // 1. The all-in-one tray app (Tauri's tray; the windows in the same process), with
+    // trayer as its tray host.
+    let all_in_one = Shape {
+        section: "tray app",
+        name: "taskbell-app",
+        program: app,
     };
-    // Closed as a window manager closes it (WM_DELETE_WINDOW): the window and its web process
-    // go, the app stays.
-    let close_center = |child: &mut ChildGuard| -> Result<u32> {
-        let asked = xvfb
-            .close_windows_until(CENTER_TITLE, WAIT, || webkit_processes(pid).is_empty())
-            .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
-        child
-            .ensure_running()
-            .context("closing the center must not quit the app")?;
-        Ok(asked)
-    };
+    all_in_one.measure(r, &desktop, &dirs, app, sizes)?;
 
-    // 2. The notification center open.
-    open_center(&child)?;
-    std::thread::sleep(sizes.settle);
-    let open = read_tree(pid)?;
-    r.row(s, "notification center open", describe(&open), "—");
-
-    // 3. After closing it.
-    let mut asked = close_center(&mut child)?;
-    std::thread::sleep(sizes.settle);
-    let closed = read_tree(pid)?;
-    r.row(s, "after closing the center", describe(&closed), "—");
-
-    // 4. More open/close cycles: what stays behind must not pile up.
-    for _ in 0..sizes.cycles {
-        open_center(&child)?;
-        asked += close_center(&mut child)?;
+    // 2. The tray process of Linux (no WebKit, GTK or GL; the windows in a process started
+    // on demand), with a StatusNotifierWatcher as its tray host.
+    let tray = app.with_file_name("taskbell-tray");
+    let s = "tray process (taskbell-tray)";
+    if !tray.is_file() {
+        r.row(s, "memory", "not measured", "—");
+        r.note(format!(
+            "{s}: not built at {}: run `cargo build --release -p taskbell-tray`",
+            tray.display()
+        ));
+        return Ok(report);
     }
-    std::thread::sleep(sizes.settle);
-    let cycled = read_tree(pid)?;
-    r.row(
-        s,
-        format!("after {} more open/close cycles", sizes.cycles),
-        describe(&cycled),
-        "—",
-    );
-    r.note(format!(
-        "tray app: signed in with `taskbell login`, `--lang en`, against a server with no \
-         activity, under Xvfb + trayer + dunst + gnome-keyring; RSS sums every process of the \
-         tree (shared pages once per process), PSS splits shared pages; close asked {asked} \
-         time(s) in all; peak RSS of the app process {}",
-        fmt_kib(procfs::sample(pid)?.hwm_kib)
-    ));
-    child.terminate(WAIT)?;
+    let _watcher = taskbell_e2e::SniWatcher::start(desktop.bus())
+        .map_err(|e| anyhow!("a StatusNotifierWatcher for taskbell-tray: {e}"))?;
+    let split = Shape {
+        section: s,
+        name: "taskbell-tray",
+        program: &tray,
+    };
+    split.measure(r, &desktop, &dirs, app, sizes)?;
     Ok(report)
+}
+
+/// Libraries only a GUI toolkit or a webview brings.
+const HEAVY_LIBRARIES: &[&str] = &[
+    "webkit",
+    "javascriptcore",
+    "libgtk",
+    "libgdk",
+    "libepoxy",
+    "libEGL",
+    "libGL",
+    "libLLVM",
+    "libcairo",
+];
+
+/// The WebKit, GTK and GL libraries `pid` maps (file names, each once).
+pub(crate) fn heavy_libraries(pid: u32) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut found: Vec<String> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|path| HEAVY_LIBRARIES.iter().any(|h| path.contains(h)))
+        .filter_map(|path| path.rsplit('/').next().map(String::from))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// One shape of the tray app to measure.
+struct Shape<'a> {
+    section: &'static str,
+    name: &'static str,
+    program: &'a Path,
+}
+
+impl Shape<'_> {
+    /// Idle in the tray, the center open, after closing it, after more cycles.
+    fn measure(
+        &self,
+        r: &mut Report,
+        desktop: &Desktop,
+        dirs: &Path,
+        app: &Path,
+        sizes: TraySizes,
+    ) -> Result<()> {
+        let s = self.section;
+        let command = || {
+            let mut c = app_command(desktop, self.program, dirs);
+            c.env("TASKBELL_WINDOWS_PROGRAM", app);
+            c
+        };
+        r.row(
+            s,
+            format!("`{}` binary size", self.name),
+            file_size(self.program),
+            "—",
+        );
+        let (mut child, signed_in, idle) =
+            start_signed_in(self.name, command().args(["--lang", "en"]), desktop, sizes)?;
+        let pid = child.id();
+        r.row(
+            s,
+            "start → signed in (welcome toast)",
+            fmt_duration(signed_in),
+            "—",
+        );
+        idle_rows(r, s, "idle in the tray, no window", &idle);
+        let heavy = heavy_libraries(pid);
+        r.row(
+            s,
+            "WebKit / GTK / GL libraries mapped, no window",
+            if heavy.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{} ({})", heavy.len(), heavy.join(" "))
+            },
+            "—",
+        );
+
+        let xvfb = desktop
+            .xvfb()
+            .ok_or_else(|| anyhow!("the desktop has no X server"))?;
+        // A second launch opens the running instance's window (the center, when signed in).
+        let open_center = |child: &ChildGuard| -> Result<()> {
+            let second = command().output().context("second launch")?;
+            if !second.status.success() {
+                bail!(
+                    "the second launch failed ({}): {}",
+                    second.status,
+                    String::from_utf8_lossy(&second.stderr)
+                );
+            }
+            taskbell_e2e::wait_until("the notification center to show", WAIT, || {
+                let web = !webkit_processes(pid).is_empty();
+                let shown = !xvfb.visible_windows(CENTER_TITLE).ok()?.is_empty();
+                (web && shown).then_some(())
+            })
+            .map_err(|e| anyhow!("{e}\n{}", child.log()))
+        };
+        // Closed as a window manager closes it (WM_DELETE_WINDOW): the window and its web
+        // process go (with the split, the whole window process), the tray stays.
+        let close_center = |child: &mut ChildGuard| -> Result<u32> {
+            let asked = xvfb
+                .close_windows_until(CENTER_TITLE, WAIT, || webkit_processes(pid).is_empty())
+                .map_err(|e| anyhow!("{e}\n{}", child.log()))?;
+            child
+                .ensure_running()
+                .context("closing the center must not quit the app")?;
+            Ok(asked)
+        };
+
+        // The notification center open.
+        open_center(&child)?;
+        std::thread::sleep(sizes.settle);
+        let open = read_tree(pid)?;
+        r.row(s, "notification center open", describe(&open), "—");
+
+        // After closing it.
+        let mut asked = close_center(&mut child)?;
+        std::thread::sleep(sizes.settle);
+        let closed = read_tree(pid)?;
+        r.row(s, "after closing the center", describe(&closed), "—");
+        let back = closed.pss_kib as f64 / idle.tree.pss_kib.max(1) as f64;
+        r.row(
+            s,
+            "PSS after closing / idle before",
+            format!("{back:.2}x"),
+            "—",
+        );
+
+        // More open/close cycles: what stays behind must not pile up.
+        for _ in 0..sizes.cycles {
+            open_center(&child)?;
+            asked += close_center(&mut child)?;
+        }
+        std::thread::sleep(sizes.settle);
+        let cycled = read_tree(pid)?;
+        r.row(
+            s,
+            format!("after {} more open/close cycles", sizes.cycles),
+            describe(&cycled),
+            "—",
+        );
+        r.note(format!(
+            "{s}: signed in with `taskbell login`, `--lang en`, against a server with no \
+             activity, under Xvfb + dunst + gnome-keyring and a tray host; RSS sums every \
+             process of the tree (shared pages once per process), PSS splits shared pages; \
+             close asked {asked} time(s) in all; peak RSS of the app process {}",
+            fmt_kib(procfs::sample(pid)?.hwm_kib)
+        ));
+        child.terminate(WAIT)?;
+        Ok(())
+    }
 }

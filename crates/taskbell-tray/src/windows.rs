@@ -25,9 +25,10 @@ use taskbell_desktop::view;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-/// At most this many window processes are started per minute (a crash loop does not
-/// become a fork storm).
-const MAX_SPAWNS_PER_MINUTE: usize = 5;
+/// After this many window processes in a minute ended before they said hello, no more
+/// are started for now (a crash loop does not become a fork storm; a user opening and
+/// closing windows quickly is not limited).
+const MAX_FAILED_STARTS_PER_MINUTE: usize = 5;
 
 /// How long a new connection has to say who it is.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,8 +50,8 @@ struct State {
     starting: Option<u32>,
     /// Opens waiting for a window process.
     queued: Vec<(WindowKind, Lang)>,
-    /// When window processes were started (the last minute's).
-    spawned: VecDeque<Instant>,
+    /// When window processes ended before they said hello (the last minute's).
+    failed: VecDeque<Instant>,
     next_id: u64,
 }
 
@@ -155,17 +156,17 @@ impl Windows {
         }
         let now = Instant::now();
         while st
-            .spawned
+            .failed
             .front()
             .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
         {
-            st.spawned.pop_front();
+            st.failed.pop_front();
         }
-        if st.spawned.len() >= MAX_SPAWNS_PER_MINUTE {
+        if st.failed.len() >= MAX_FAILED_STARTS_PER_MINUTE {
             st.queued.clear();
             return Err(format!(
-                "the window process was started {MAX_SPAWNS_PER_MINUTE} times in a minute; \
-                 not again for now (see its log)"
+                "the window process failed to start {MAX_FAILED_STARTS_PER_MINUTE} times in a \
+                 minute; not again for now (see its log)"
             ));
         }
         let mut child = Command::new(&self.program)
@@ -184,7 +185,6 @@ impl Windows {
         let pid = child.id();
         tracing::info!(pid, "window process started");
         st.starting = Some(pid);
-        st.spawned.push_back(now);
         let me = Arc::clone(self);
         drop(self.runtime.spawn_blocking(move || {
             let status = child.wait();
@@ -260,6 +260,7 @@ impl Windows {
             Ended::Process(pid) => {
                 if st.starting == Some(pid) {
                     st.starting = None;
+                    st.failed.push_back(Instant::now());
                 }
             }
         }

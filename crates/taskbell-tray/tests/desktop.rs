@@ -11,6 +11,7 @@
 
 // Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::process::Command;
