@@ -55,7 +55,9 @@ pub(crate) fn main() -> ExitCode {
         }
         Ok(o) => o,
         Err(ArgsError::Help) => {
-            println!("{}", USAGE.replace("taskbell-app", "taskbell-tray"));
+            // The window process's own flag is not the tray's.
+            let usage = USAGE.split("\n  --windows-for").next().unwrap_or(USAGE);
+            println!("{}", usage.replace("taskbell-app", "taskbell-tray"));
             return ExitCode::SUCCESS;
         }
         Err(e) => {
