@@ -175,20 +175,6 @@ pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: &RunEvent) {
     }
 }
 
-/// Logs to stderr, every line redacted and escaped; `RUST_LOG` filters (default info).
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // Every line redacted (no token or password at any level) and escaped (no
-        // terminal escape from a notification's text); colours off, as they are escapes.
-        .with_writer(taskbell_core::sanitize::SafeMakeWriter::stderr())
-        .with_ansi(false)
-        .init();
-}
-
 /// The binary's entry point: parse arguments, start logging, run the app on Wry.
 pub fn main() -> ExitCode {
     let options = match Options::parse(std::env::args().skip(1)) {
@@ -203,7 +189,7 @@ pub fn main() -> ExitCode {
         }
     };
     if let Some(socket) = &options.windows_for {
-        init_logging();
+        taskbell_desktop::init_logging();
         #[cfg(unix)]
         return host::run(socket);
         #[cfg(not(unix))]
@@ -226,7 +212,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging();
+    taskbell_desktop::init_logging();
     let configured = taskbell_core::config::Config::load(&deps.paths.config_file())
         .ok()
         .and_then(|c| c.language);

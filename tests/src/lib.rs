@@ -68,7 +68,7 @@ pub use desktop::{
 };
 pub use hostile::{AfterPong, Behaviour, HOSTILE_TOKEN, HostileServer, HugeBody};
 pub use network::{ConnectProxy, Socks5Proxy, TestCa, TlsFront};
-pub use process::{Env, descendants, webkit_processes};
+pub use process::{Env, HEAVY_LIBRARIES, descendants, heavy_libraries, webkit_processes};
 pub use sni::{ItemProps, MenuEntry, SniItem, SniWatcher};
 pub use taskbell_testkit::{
     ChildGuard, HarnessError, LineCollector, Redis, Result, ServerOptions, ServerProcess, Stdout,

@@ -119,3 +119,32 @@ pub fn webkit_processes(root: u32) -> Vec<(u32, String)> {
         .filter(|(_, c)| c.starts_with("WebKitWebProces"))
         .collect()
 }
+
+/// Libraries only a GUI toolkit or a webview brings (WebKit, JavaScriptCore, GTK/GDK,
+/// cairo, and GL through libepoxy, libGL/libEGL and Mesa's LLVM).
+pub const HEAVY_LIBRARIES: &[&str] = &[
+    "webkit",
+    "javascriptcore",
+    "libgtk",
+    "libgdk",
+    "libepoxy",
+    "libEGL",
+    "libGL",
+    "libLLVM",
+    "libcairo",
+];
+
+/// The [`HEAVY_LIBRARIES`] `pid` maps, by file name, each once and sorted (read from
+/// `/proc/<pid>/maps`; empty when it cannot be read).
+pub fn heavy_libraries(pid: u32) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut found: Vec<String> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|path| HEAVY_LIBRARIES.iter().any(|h| path.contains(h)))
+        .filter_map(|path| path.rsplit('/').next().map(String::from))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}

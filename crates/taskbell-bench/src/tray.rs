@@ -19,7 +19,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use taskbell_e2e::{ChildGuard, Desktop, DesktopOptions, Stdout, descendants, webkit_processes};
+use taskbell_e2e::{
+    ChildGuard, Desktop, DesktopOptions, Stdout, descendants, heavy_libraries, webkit_processes,
+};
 
 use crate::Result;
 use crate::procfs::{self, ProcSample};
@@ -433,33 +435,6 @@ pub fn measure(
     };
     split.measure(r, &desktop, &dirs, app, sizes)?;
     Ok(report)
-}
-
-/// Libraries only a GUI toolkit or a webview brings.
-const HEAVY_LIBRARIES: &[&str] = &[
-    "webkit",
-    "javascriptcore",
-    "libgtk",
-    "libgdk",
-    "libepoxy",
-    "libEGL",
-    "libGL",
-    "libLLVM",
-    "libcairo",
-];
-
-/// The WebKit, GTK and GL libraries `pid` maps (file names, each once).
-pub(crate) fn heavy_libraries(pid: u32) -> Vec<String> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let mut found: Vec<String> = maps
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|path| HEAVY_LIBRARIES.iter().any(|h| path.contains(h)))
-        .filter_map(|path| path.rsplit('/').next().map(String::from))
-        .collect();
-    found.sort();
-    found.dedup();
-    found
 }
 
 /// One shape of the tray app to measure.

@@ -1092,7 +1092,7 @@ fn as_object(v: &Value) -> Result<&Map<String, Value>, DecodeError> {
 }
 
 /// "an array", "a string", ... for error messages.
-fn json_kind(v: &Value) -> &'static str {
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use taskbell_core::config::ToastPolicy;
+use taskbell_core::protocol::json_kind;
 
 use crate::controller::{self, Action, Controller};
 use crate::error::{CmdError, CmdResult, ErrorKind};
@@ -58,7 +59,7 @@ impl<'a> Args<'a> {
                 ErrorKind::Invalid,
                 format!(
                     "invalid arguments for command `{cmd}`: expected an object, got {}",
-                    kind_of(&other)
+                    json_kind(&other)
                 ),
             )),
         }
@@ -85,17 +86,6 @@ impl<'a> Args<'a> {
                 format!("command `{}` is missing its argument `{key}`", self.cmd),
             )
         })
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

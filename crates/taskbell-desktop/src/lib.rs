@@ -33,4 +33,19 @@ pub mod options;
 pub mod view;
 
 pub use crate::controller::{Controller, Deps, RecordingShell, Shared, Shell};
+
+/// Logs to stderr for the desktop shells (the tray process, the Tauri app and its window
+/// process): `RUST_LOG` filters (default `info`); every line redacted (no token or
+/// password at any level) and escaped (no terminal escape from a notification's text),
+/// colours off, as they are escapes.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(taskbell_core::sanitize::SafeMakeWriter::stderr())
+        .with_ansi(false)
+        .init();
+}
 pub use crate::options::{ArgsError, Options, USAGE};

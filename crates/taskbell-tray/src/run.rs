@@ -26,18 +26,6 @@ fn window_program(exe: &std::path::Path) -> PathBuf {
         .unwrap_or_else(|| exe.with_file_name("taskbell-app"))
 }
 
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // Every line redacted (no token or password at any level) and escaped.
-        .with_writer(taskbell_core::sanitize::SafeMakeWriter::stderr())
-        .with_ansi(false)
-        .init();
-}
-
 fn fail(what: impl std::fmt::Display) -> ExitCode {
     let what = what.to_string();
     let line = taskbell_core::sanitize::terminal_line(&what);
@@ -70,7 +58,7 @@ pub(crate) fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
-    init_logging();
+    taskbell_desktop::init_logging();
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => return fail(format!("cannot find this executable: {e}")),

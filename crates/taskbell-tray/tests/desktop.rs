@@ -18,26 +18,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use taskbell_e2e::{
-    ChildGuard, Desktop, DesktopOptions, SniWatcher, Stdout, descendants, wait_until,
-    webkit_processes,
+    ChildGuard, Desktop, DesktopOptions, SniWatcher, Stdout, descendants, heavy_libraries,
+    wait_until, webkit_processes,
 };
 
 const TRAY: &str = env!("CARGO_BIN_EXE_taskbell-tray");
 /// Bounds every wait (the machine is small and busy); it measures nothing.
 const WAIT: Duration = Duration::from_secs(90);
-
-/// Libraries only a GUI toolkit or a webview brings.
-const HEAVY: &[&str] = &[
-    "webkit",
-    "javascriptcore",
-    "libgtk",
-    "libgdk",
-    "libepoxy",
-    "libEGL",
-    "libGL",
-    "libLLVM",
-    "libcairo",
-];
 
 fn tray_command(desktop: &Desktop, dirs: &Path) -> Command {
     let mut cmd = desktop.command(TRAY);
@@ -69,18 +56,6 @@ fn window_processes(tray: u32) -> Vec<u32> {
         .filter(|(pid, comm)| comm.starts_with("taskbell-app") && alive(*pid))
         .map(|(pid, _)| pid)
         .collect()
-}
-
-fn heavy_libraries(pid: u32) -> Vec<String> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mut found: Vec<String> = maps
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|path| HEAVY.iter().any(|h| path.contains(h)))
-        .map(String::from)
-        .collect();
-    found.dedup();
-    found
 }
 
 /// Pixels of an ARGB32 icon close to `rgb`.
