@@ -32,6 +32,10 @@ const PEER: &str = "gotify-desktop";
 /// The peer's `app_name` in its `Notify` calls (`src/notif.rs`).
 const PEER_APP_NAME: &str = "Gotify Desktop";
 
+/// How long after the toast after idling the memory is read (the client has handled
+/// the daemon's reply and gone back to waiting).
+const AFTER_TOAST: Duration = Duration::from_secs(2);
+
 /// What `peer` runs.
 #[derive(Debug, Clone)]
 pub struct PeerOptions {
@@ -263,23 +267,13 @@ fn measure(
     };
 
     // One message each, seen as a `Notify` call on the bus: both really deliver.
-    let t = Instant::now();
-    let title = "peer check: taskbell";
-    push_taskbell(title)?;
-    wait_toast(&desktop, "TaskBell", title, t)
-        .map_err(|e| anyhow!("{e}\n`taskbell run`'s log:\n{}", taskbell.log()))?;
-    let taskbell_delivered = t.elapsed();
-    let peer_delivered = match (&peer, shim) {
-        (Some((child, _)), Some(shim)) => {
-            let t = Instant::now();
-            let title = "peer check: gotify";
-            shim.push(title, "pushed by taskbell-bench", 5);
-            wait_toast(&desktop, PEER_APP_NAME, title, t)
-                .map_err(|e| anyhow!("{e}\n{PEER}'s log:\n{}", child.log()))?;
-            Some(t.elapsed())
-        }
-        _ => None,
-    };
+    let (taskbell_delivered, peer_delivered) = push_each(
+        &desktop,
+        &taskbell,
+        peer.as_ref().map(|(c, _)| c).zip(shim),
+        push_taskbell,
+        "peer check",
+    )?;
 
     // Nothing left on screen: dunst would otherwise expire the check toasts (10 s) right as
     // the window opens, and each `NotificationClosed` signal wakes the clients that listen.
@@ -303,6 +297,23 @@ fn measure(
     let pr = pw.map(IdleWindow::close).transpose()?;
     let taskbell_threads = thread_names(taskbell.id());
     let peer_threads = peer.as_ref().map(|(c, _)| thread_names(c.id()));
+
+    // Then one notification more each, after the idle window: how long the first
+    // toast after idling takes (code given back while quiet is mapped in again), and what
+    // the memory is once it is shown.
+    let (taskbell_after, peer_after) = push_each(
+        &desktop,
+        &taskbell,
+        peer.as_ref().map(|(c, _)| c).zip(shim),
+        push_taskbell,
+        "peer after idle",
+    )?;
+    std::thread::sleep(AFTER_TOAST);
+    let taskbell_mem = tray::read_tree(taskbell.id())?;
+    let peer_mem = peer
+        .as_ref()
+        .map(|(c, _)| tray::read_tree(c.id()))
+        .transpose()?;
 
     let tf = Figures::of(&tr);
     let mut row = vec!["`taskbell run`".to_string()];
@@ -347,6 +358,20 @@ fn measure(
         taskbell_threads,
         or_none(&tr.wakers)
     ));
+    report.note(format!(
+        "after the window, one notification more each (the first after idling): `taskbell \
+         run` showed it in {} and then held {}{}",
+        fmt_duration(taskbell_after),
+        tray::describe(&taskbell_mem),
+        match (peer_after, &peer_mem) {
+            (Some(d), Some(m)) => format!(
+                "; {PEER} showed it in {} and then held {}",
+                fmt_duration(d),
+                tray::describe(m)
+            ),
+            _ => String::new(),
+        }
+    ));
     match (&opts.peer, &peer, &pr, shim) {
         (Some(path), Some((_, connected)), Some(pr), Some(_)) => report.note(format!(
             "{PEER} ({}, {}): against the Gotify shim (a WebSocket ping control frame every {} s; \
@@ -373,6 +398,35 @@ fn measure(
         child.terminate(WAIT)?;
     }
     Ok(report)
+}
+
+/// Pushes one message to each client (titled "`what`: taskbell" / "`what`: gotify") and
+/// waits for its `Notify` call on the bus: how long each took.
+fn push_each(
+    desktop: &Desktop,
+    taskbell: &ChildGuard,
+    peer: Option<(&ChildGuard, &GotifyShim)>,
+    push_taskbell: &dyn Fn(&str) -> Result<()>,
+    what: &str,
+) -> Result<(Duration, Option<Duration>)> {
+    let t = Instant::now();
+    let title = format!("{what}: taskbell");
+    push_taskbell(&title)?;
+    wait_toast(desktop, "TaskBell", &title, t)
+        .map_err(|e| anyhow!("{e}\n`taskbell run`'s log:\n{}", taskbell.log()))?;
+    let taskbell_took = t.elapsed();
+    let peer_took = match peer {
+        Some((child, shim)) => {
+            let t = Instant::now();
+            let title = format!("{what}: gotify");
+            shim.push(&title, "pushed by taskbell-bench", 5);
+            wait_toast(desktop, PEER_APP_NAME, &title, t)
+                .map_err(|e| anyhow!("{e}\n{PEER}'s log:\n{}", child.log()))?;
+            Some(t.elapsed())
+        }
+        None => None,
+    };
+    Ok((taskbell_took, peer_took))
 }
 
 /// The names of `pid`'s threads, sorted ("name ×N" for repeats).

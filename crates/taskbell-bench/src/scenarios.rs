@@ -139,64 +139,117 @@ fn is_notification_titled(l: &Line, prefix: &str) -> bool {
             .is_some_and(|t| t.starts_with(prefix))
 }
 
-async fn sequential_latency(
+/// One notification to `user_id`, waited for at the daemon: (publish → `Notify`, the
+/// publishing request alone).
+async fn one_latency_sample(
     b: &Bench,
     p: &Platform,
     agent: &mut Agent,
     user_id: &str,
-    prefix: &str,
-    n: usize,
-) -> Result<(Vec<Duration>, Vec<Duration>)> {
-    let warmup = (n / 50).clamp(5, 100);
-    let mut lat = Vec::with_capacity(n);
-    let mut publish = Vec::with_capacity(n);
-    for i in 0..warmup + n {
-        let title = format!("{prefix}-{i}");
-        let t0 = Instant::now();
-        p.notify_user(user_id, &title, 1).await?;
-        let t_pub = Instant::now();
-        let at = match b
-            .calls()
-            .wait_summary(&title, Duration::from_secs(30))
-            .await
-        {
-            Ok(at) => at,
-            Err(e) => {
-                // Everything needed to tell where it was lost: what the agent printed and
-                // logged, whether it is alive, and what the daemon got last.
-                let last: Vec<String> = b
-                    .calls()
-                    .since(b.calls().len().saturating_sub(3))
-                    .into_iter()
-                    .map(|c| c.summary)
-                    .collect();
-                let lines: Vec<String> = agent
-                    .since(agent.len().saturating_sub(5))
-                    .into_iter()
-                    .map(|l| l.value.to_string())
-                    .collect();
-                return Err(anyhow!(
-                    "{e}\nagent alive: {}; daemon got {} calls, the last {last:?}\n\
-                     agent's last lines: {lines:#?}\nagent's log:\n{}",
-                    agent.is_alive(),
-                    b.calls().len(),
-                    agent.log()
-                ));
-            }
-        };
-        if i >= warmup {
-            lat.push(at.saturating_duration_since(t0));
-            publish.push(t_pub.saturating_duration_since(t0));
+    title: &str,
+) -> Result<(Duration, Duration)> {
+    let t0 = Instant::now();
+    p.notify_user(user_id, title, 1).await?;
+    let t_pub = Instant::now();
+    match b.calls().wait_summary(title, Duration::from_secs(30)).await {
+        Ok(at) => Ok((
+            at.saturating_duration_since(t0),
+            t_pub.saturating_duration_since(t0),
+        )),
+        Err(e) => {
+            // Everything needed to tell where it was lost: what the agent printed and
+            // logged, whether it is alive, and what the daemon got last.
+            let last: Vec<String> = b
+                .calls()
+                .since(b.calls().len().saturating_sub(3))
+                .into_iter()
+                .map(|c| c.summary)
+                .collect();
+            let lines: Vec<String> = agent
+                .since(agent.len().saturating_sub(5))
+                .into_iter()
+                .map(|l| l.value.to_string())
+                .collect();
+            Err(anyhow!(
+                "{e}\nagent alive: {}; daemon got {} calls, the last {last:?}\n\
+                 agent's last lines: {lines:#?}\nagent's log:\n{}",
+                agent.is_alive(),
+                b.calls().len(),
+                agent.log()
+            ))
         }
     }
-    Ok((lat, publish))
 }
 
-/// Delivery latency: server write → `Notify` at the daemon, sequentially (one in flight), for
-/// the engine (folding off, so every notification is a toast) and for the floor.
+/// How the latency samples are taken.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    /// Each client alone, each notification published as soon as the last one was
+    /// shown: the client's work after a toast (storing, printing) overlaps the next one.
+    BackToBack,
+    /// Both clients in turns (engine, floor, engine…), each notification
+    /// [`LATENCY_GAP`] after the last one was shown: each finds its client idle, as a
+    /// notification does in use, and a slow stretch of the machine falls on both
+    /// columns alike.
+    Spaced,
+}
+
+/// The pause before each notification of [`Pace::Spaced`]: longer than a client's
+/// work after a toast (its store commits in well under a millisecond).
+const LATENCY_GAP: Duration = Duration::from_millis(5);
+
+/// Latency samples of two agents (publish → `Notify`, and the publishing request alone),
+/// one notification in flight at a time, after a warm-up of each, paced by `pace`.
+async fn latency_samples(
+    b: &Bench,
+    p: &Platform,
+    mut agents: [(&mut Agent, &str, &str); 2],
+    n: usize,
+    pace: Pace,
+) -> Result<[(Vec<Duration>, Vec<Duration>); 2]> {
+    let warmup = (n / 50).clamp(5, 100);
+    let mut out: [(Vec<Duration>, Vec<Duration>); 2] = Default::default();
+    for (lat, publish) in &mut out {
+        lat.reserve(n);
+        publish.reserve(n);
+    }
+    let mut one = async |which: usize, i: usize, out: &mut [(Vec<Duration>, Vec<Duration>); 2]| {
+        let (agent, user_id, prefix) = &mut agents[which];
+        if matches!(pace, Pace::Spaced) {
+            tokio::time::sleep(LATENCY_GAP).await;
+        }
+        let (l, pb) = one_latency_sample(b, p, agent, user_id, &format!("{prefix}-{i}")).await?;
+        if i >= warmup {
+            out[which].0.push(l);
+            out[which].1.push(pb);
+        }
+        anyhow::Ok(())
+    };
+    match pace {
+        Pace::BackToBack => {
+            for which in 0..2 {
+                for i in 0..warmup + n {
+                    one(which, i, &mut out).await?;
+                }
+            }
+        }
+        Pace::Spaced => {
+            for i in 0..warmup + n {
+                for which in 0..2 {
+                    one(which, i, &mut out).await?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Delivery latency: server write → `Notify` at the daemon, one notification in flight,
+/// for the engine (folding off, so every notification is a toast) and for the floor, both
+/// connected side by side: back to back, then spaced in turns.
 pub async fn latency(b: &Bench) -> Result<Report> {
     let n = b.sizes.latency;
-    eprintln!("== delivery latency ({n} notifications each)");
+    eprintln!("== delivery latency ({n} notifications each, back to back and spaced)");
     let mut r = Report::default();
     let p = Platform::demo(None).await?;
     let (tok, uid) = p.token(DEMO_ANNOTATOR.username).await?;
@@ -210,9 +263,6 @@ pub async fn latency(b: &Bench) -> Result<Report> {
     );
     eo.fold_threshold = 1_000_000;
     let (mut engine, _) = ready_agent(&eo).await?;
-    let (lat, publish) = sequential_latency(b, &p, &mut engine, &uid, "lat", n).await?;
-    drop(engine);
-
     let fo = b.agent(
         AgentMode::Floor,
         &p.base_url(),
@@ -220,21 +270,73 @@ pub async fn latency(b: &Bench) -> Result<Report> {
         &ftok,
     );
     let (mut floor, _) = ready_agent(&fo).await?;
-    let (flat, _) = sequential_latency(b, &p, &mut floor, &fuid, "flat", n).await?;
-    drop(floor);
-
-    let e = Percentiles::of(&lat).ok_or_else(|| anyhow!("no samples"))?;
-    let f = Percentiles::of(&flat).ok_or_else(|| anyhow!("no samples"))?;
-    let pb = Percentiles::of(&publish).ok_or_else(|| anyhow!("no samples"))?;
     let s = "delivery latency";
-    r.row(s, "p50", fmt_duration(e.p50), fmt_duration(f.p50));
-    r.row(s, "p99", fmt_duration(e.p99), fmt_duration(f.p99));
-    r.row(s, "max", fmt_duration(e.max), fmt_duration(f.max));
-    r.row(s, "samples", e.count.to_string(), f.count.to_string());
+    let mut publishing = Vec::new();
+    for (pace, prefix, what) in [
+        (Pace::BackToBack, "b2b", "back to back"),
+        (Pace::Spaced, "spaced", "spaced, in turns"),
+    ] {
+        let [(lat, publish), (flat, _)] = latency_samples(
+            b,
+            &p,
+            [
+                (&mut engine, uid.as_str(), &format!("{prefix}-lat")),
+                (&mut floor, fuid.as_str(), &format!("{prefix}-flat")),
+            ],
+            n,
+            pace,
+        )
+        .await?;
+        let e = Percentiles::of(&lat).ok_or_else(|| anyhow!("no samples"))?;
+        let f = Percentiles::of(&flat).ok_or_else(|| anyhow!("no samples"))?;
+        r.row(
+            s,
+            format!("p50 ({what})"),
+            fmt_duration(e.p50),
+            fmt_duration(f.p50),
+        );
+        r.row(
+            s,
+            format!("p99 ({what})"),
+            fmt_duration(e.p99),
+            fmt_duration(f.p99),
+        );
+        r.row(
+            s,
+            format!("max ({what})"),
+            fmt_duration(e.max),
+            fmt_duration(f.max),
+        );
+        r.row(
+            s,
+            format!("p50 / p99 ÷ floor ({what})"),
+            format!(
+                "{:.2}× / {:.2}×",
+                e.p50.as_secs_f64() / f.p50.as_secs_f64().max(1e-9),
+                e.p99.as_secs_f64() / f.p99.as_secs_f64().max(1e-9)
+            ),
+            "1×",
+        );
+        r.row(
+            s,
+            format!("samples ({what})"),
+            e.count.to_string(),
+            f.count.to_string(),
+        );
+        publishing.extend(publish);
+    }
+    drop(engine);
+    drop(floor);
+    let pb = Percentiles::of(&publishing).ok_or_else(|| anyhow!("no samples"))?;
     r.note(format!(
         "latency is measured from just before the publishing request (POST /api/test/notify; the \
-         server writes the frame inside it) to the Notify call arriving at our daemon; that \
-         request alone takes {} (p50; p99 {}), included in both columns",
+         server writes the frame inside it) to the Notify call arriving at our daemon, one \
+         notification in flight; both clients stay connected throughout. Back to back: each \
+         client alone, the next notification as soon as the last was shown (its work after a \
+         toast overlaps the next). Spaced: in turns, {} ms after the last was shown (each finds \
+         its client idle, as in use). The publishing request alone takes {} (p50; p99 {}), \
+         included in both columns",
+        LATENCY_GAP.as_millis(),
         fmt_duration(pb.p50),
         fmt_duration(pb.p99)
     ));

@@ -114,7 +114,7 @@ pub(crate) struct TreeReading {
     pub(crate) each: Vec<(String, u64)>,
 }
 
-fn read_tree(pid: u32) -> Result<TreeReading> {
+pub(crate) fn read_tree(pid: u32) -> Result<TreeReading> {
     let (sum, _) = procfs::sample_tree(pid)?;
     let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim().to_string())

@@ -10,6 +10,7 @@ use taskbell_core::accounts::{self, Labelled};
 use taskbell_core::config::{Config, Paths};
 use taskbell_core::credentials::Credentials;
 use taskbell_core::i18n::{Lang, Msg, tr};
+use taskbell_core::memory;
 use taskbell_core::notifier::{DesktopNotifier, LogNotifier, Notifier};
 use taskbell_core::sanitize;
 use taskbell_core::supervisor::{
@@ -225,11 +226,18 @@ pub async fn run_engines(
     let mut ended: Vec<Option<(ExitReason, Status)>> = runs.iter().map(|_| None).collect();
     let shutdown_deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(shutdown_deadline);
+    // Start-up's memory goes back once every engine has been quiet for a while.
+    let quiet = memory::Quiet::start();
     loop {
         tokio::select! {
             item = rx.recv() => match item {
                 None => break,
-                Some((i, Item::Event(ev))) => out.event(runs[i].label.as_deref(), &ev)?,
+                Some((i, Item::Event(ev))) => {
+                    if !matches!(ev, Event::Latency { .. }) {
+                        quiet.activity();
+                    }
+                    out.event(runs[i].label.as_deref(), &ev)?;
+                }
                 Some((i, Item::State(status))) => {
                     if records[i].due(&status, tokio::time::Instant::now()) {
                         write_state(&runs[i].paths, &status, true);

@@ -420,15 +420,7 @@ mod tests {
         }
         let seen = std::sync::Arc::new(Seen::default());
         let n = Labelled::new("lisi@b", seen.clone());
-        let toast = Toast {
-            title: "任务被驳回".into(),
-            body: String::new(),
-            urgency: crate::delivery::Urgency::Normal,
-            open_url: None,
-            keys: vec!["k".into()],
-            folded: 1,
-            timeout_ms: None,
-        };
+        let toast = Toast::for_tests("任务被驳回");
         n.show(&toast).unwrap();
         assert_eq!(*seen.0.lock().unwrap(), ["lisi@b · 任务被驳回"]);
     }

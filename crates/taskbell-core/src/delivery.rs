@@ -86,6 +86,22 @@ pub struct Toast {
     pub timeout_ms: Option<u32>,
 }
 
+#[cfg(test)]
+impl Toast {
+    /// A plain normal-urgency toast titled `title` for notification key "k" (tests).
+    pub(crate) fn for_tests(title: &str) -> Toast {
+        Toast {
+            title: title.into(),
+            body: String::new(),
+            urgency: Urgency::Normal,
+            open_url: None,
+            keys: vec!["k".into()],
+            folded: 1,
+            timeout_ms: None,
+        }
+    }
+}
+
 /// A toast as handed to the notifier: the toast and what a click on it can
 /// open besides its task page.
 ///

@@ -22,6 +22,7 @@
 //! (SQLite), [`notifier`] (desktop notifications), and [`supervisor`], the one
 //! event loop that drives the state machine: it owns the socket, the history
 //! writer thread and the toast worker, and does what the machine decides.
+//! [`memory`] gives start-up's pages back once a long-running process is quiet.
 
 pub mod accounts;
 pub mod api;
@@ -33,6 +34,7 @@ pub mod engine;
 pub mod heartbeat;
 pub mod history;
 pub mod i18n;
+pub mod memory;
 pub mod net;
 pub mod notifier;
 pub mod protocol;

@@ -97,6 +97,7 @@ fn json<T: Serialize>(v: T) -> CmdResult<Value> {
 /// its JSON result. An unknown command, a missing or mistyped argument and an empty
 /// field are [`ErrorKind::Invalid`] errors that name what was wrong.
 pub async fn dispatch(ctl: &Controller, cmd: &str, args: Value) -> CmdResult<Value> {
+    ctl.activity();
     let mut a = Args::new(cmd, args)?;
     match cmd {
         "get_status" => json(ctl.shared().status()),
@@ -193,6 +194,7 @@ fn pause_action(entry: MenuId) -> Action {
 /// Handles a click in the tray menu on the entry `id` ([`MenuId::as_str`] or a
 /// [`MenuAction`] string); "Quit" asks the shell to leave.
 pub fn on_menu(ctl: &Controller, id: &str) {
+    ctl.activity();
     let open = |kind: WindowKind| controller::open_window(ctl, kind);
     let result = match MenuAction::parse(id) {
         Some(MenuAction::Summary(_)) => controller::open_platform(ctl),

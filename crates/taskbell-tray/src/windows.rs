@@ -427,4 +427,6 @@ async fn connection(stream: UnixStream, windows: Arc<Windows>, ctl: Controller) 
         }
     }
     windows.ended(Ended::Link(id));
+    // The window process is gone: what serving it touched goes back once all is quiet.
+    ctl.activity();
 }

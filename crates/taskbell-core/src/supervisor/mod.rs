@@ -84,7 +84,7 @@ use crate::summary;
 mod session;
 mod socket;
 mod store;
-mod timer;
+pub(crate) mod timer;
 mod toasts;
 
 use session::Session;
@@ -683,11 +683,15 @@ impl Driver {
                 cursor,
                 tag: StoreTag::LiveShown,
             } => {
+                // After the toast that went before it (the machine shows, then stores).
+                let queue = self.toasts.queue.clone();
+                let last = queue.last_queued();
                 self.history.handle().store_then(
                     notes,
                     cursor,
                     StoreTag::LiveShown,
                     self.reports.0.clone(),
+                    Some((queue, last)),
                 );
             }
             Action::Store { notes, cursor, tag } => {

@@ -8,7 +8,7 @@
 //! is a `timerfd` armed for the exact deadline instead, registered with tokio's reactor:
 //! one wake-up per deadline that is reached, none for one that is replaced first.
 //! Elsewhere, and with [`TimerKind::Tokio`] (for a test on tokio's paused clock), it is
-//! `tokio::time::sleep_until`.
+//! `tokio::time::sleep_until`. [`crate::memory::Quiet`] waits on one too.
 
 use tokio::time::Instant;
 
@@ -24,7 +24,7 @@ pub enum TimerKind {
 }
 
 /// The loop's timer.
-pub(super) struct Timer {
+pub(crate) struct Timer {
     #[cfg(target_os = "linux")]
     fd: Option<tokio::io::unix::AsyncFd<linux::Fd>>,
 }
@@ -32,7 +32,7 @@ pub(super) struct Timer {
 impl Timer {
     /// A timer of `kind`; a precise one that cannot be made falls back to tokio's (said
     /// once in the log).
-    pub(super) fn new(kind: TimerKind) -> Timer {
+    pub(crate) fn new(kind: TimerKind) -> Timer {
         #[cfg(target_os = "linux")]
         {
             let fd = match kind {
@@ -56,7 +56,7 @@ impl Timer {
 
     /// Waits until `at` (forever when `None`). Cancel-safe: dropping the future leaves
     /// nothing behind that matters (the next call re-arms the timer).
-    pub(super) async fn until(&mut self, at: Option<Instant>) {
+    pub(crate) async fn until(&mut self, at: Option<Instant>) {
         let Some(at) = at else {
             return std::future::pending().await;
         };

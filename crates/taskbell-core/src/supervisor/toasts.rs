@@ -25,6 +25,9 @@ pub(super) struct ToastQueue {
     state: std::sync::Mutex<QueueState>,
     ready: std::sync::Condvar,
     shown: watch::Sender<u64>,
+    /// `shown`, for threads that wait without a runtime (the history writer).
+    handed: std::sync::Mutex<u64>,
+    handed_changed: std::sync::Condvar,
     lang: Lang,
 }
 
@@ -117,6 +120,28 @@ impl ToastQueue {
         let _ = tokio::time::timeout(limit, rx.wait_for(|s| *s >= seq)).await;
     }
 
+    /// The sequence number of the last job queued.
+    pub(super) fn last_queued(&self) -> u64 {
+        self.lock().pushed
+    }
+
+    /// Blocks (at most `limit`) until the job numbered `seq` was handed to the notifier,
+    /// or the worker stopped. For threads without a runtime.
+    pub(super) fn wait_handed(&self, seq: u64, limit: Duration) {
+        let handed = self.handed.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .handed_changed
+            .wait_timeout_while(handed, limit, |h| *h < seq)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+
+    /// Says that the job numbered `seq` was handed to the notifier.
+    fn mark_handed(&self, seq: u64) {
+        self.shown.send_replace(seq);
+        *self.handed.lock().unwrap_or_else(PoisonError::into_inner) = seq;
+        self.handed_changed.notify_all();
+    }
+
     /// The next job, waiting for one; `None` once closed and drained.
     fn pop(&self) -> Option<(u64, Job)> {
         let mut st = self.lock();
@@ -135,6 +160,12 @@ impl ToastQueue {
         self.lock().closed = true;
         self.ready.notify_all();
     }
+
+    /// The worker has ended: nobody waits for it any more.
+    fn ended(&self) {
+        *self.handed.lock().unwrap_or_else(PoisonError::into_inner) = u64::MAX;
+        self.handed_changed.notify_all();
+    }
 }
 
 /// Shows toasts one after another on a thread of its own, from a bounded queue.
@@ -152,6 +183,8 @@ impl ToastWorker {
             state: std::sync::Mutex::new(QueueState::default()),
             ready: std::sync::Condvar::new(),
             shown: watch::channel(0).0,
+            handed: std::sync::Mutex::new(0),
+            handed_changed: std::sync::Condvar::new(),
             lang,
         });
         let q = queue.clone();
@@ -166,7 +199,7 @@ impl ToastWorker {
                             if let Err(e) = notifier.withdraw(&keys) {
                                 tracing::warn!(error = %e, "a toast read elsewhere could not be withdrawn");
                             }
-                            q.shown.send_replace(seq);
+                            q.mark_handed(seq);
                             continue;
                         }
                     };
@@ -176,7 +209,7 @@ impl ToastWorker {
                     // listener it wakes would compete with the call): toasts folded
                     // while they waited are one toast, one event, one Notify call.
                     send_event(&events, Event::Toast(toast.clone()));
-                    q.shown.send_replace(seq);
+                    q.mark_handed(seq);
                     match shown {
                         Ok(()) => warned = false,
                         Err(e) => {
@@ -194,6 +227,7 @@ impl ToastWorker {
                         }
                     }
                 }
+                q.ended();
             })
             .map_err(|e| EngineError::Worker(e.to_string()))?;
         Ok(ToastWorker { queue })

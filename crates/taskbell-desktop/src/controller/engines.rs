@@ -321,6 +321,9 @@ async fn pump_further(ctl: Controller, id: String, generation: u64, handle: Engi
         tokio::select! {
             event = events.recv() => match event {
                 Some(event) => {
+                    if !matches!(event, Event::Latency { .. }) {
+                        ctl.activity();
+                    }
                     if further_is_current(&ctl, &id, generation) {
                         on_further_event(&ctl, &id, event);
                     }
@@ -450,6 +453,9 @@ async fn pump_events(
     while let Some(event) = events.recv().await {
         if !is_current(&ctl, generation) {
             return;
+        }
+        if !matches!(event, Event::Latency { .. }) {
+            ctl.activity();
         }
         on_event(&ctl, event, demo);
     }

@@ -39,6 +39,8 @@ struct Inner {
     shared: Shared,
     shell: Box<dyn Shell>,
     runtime: tokio::runtime::Handle,
+    /// Gives start-up's memory back once the process is quiet.
+    quiet: taskbell_core::memory::Quiet,
 }
 
 impl std::fmt::Debug for Controller {
@@ -53,11 +55,22 @@ impl Controller {
     /// A controller over `shared` that shows through `shell` and runs its tasks on
     /// `runtime`.
     pub fn new(shared: Shared, shell: impl Shell, runtime: tokio::runtime::Handle) -> Self {
+        let quiet = {
+            let _in = runtime.enter();
+            taskbell_core::memory::Quiet::start()
+        };
         Self(Arc::new(Inner {
             shared,
             shell: Box::new(shell),
             runtime,
+            quiet,
         }))
+    }
+
+    /// Something happened (an engine event other than a heartbeat, a command, a menu
+    /// click): the quiet period after which start-up's memory is given back starts again.
+    pub fn activity(&self) {
+        self.0.quiet.activity();
     }
 
     /// The state: options, deps, engines, status.
