@@ -11,8 +11,8 @@
 //! [`release_idle_memory`] drops the executable's read-only pages from the
 //! process's page tables (`madvise(MADV_DONTNEED)`) and returns the allocator's
 //! free pages to the system (`malloc_trim`). Nothing is lost: a dropped code page
-//! is still in the page cache, and the next instruction on it maps it again (a
-//! minor fault). Callers run it once after a quiet period ([`QUIET_BEFORE_RELEASE`]),
+//! stays in the page cache, and the next instruction on it maps it again (a minor
+//! fault; a read from disk if the kernel has evicted it meanwhile). Callers run it once after a quiet period ([`QUIET_BEFORE_RELEASE`]),
 //! never on the delivery path. On systems other than Linux it does nothing.
 
 use std::time::Duration;
@@ -53,9 +53,28 @@ pub fn release_idle_memory() -> std::io::Result<Released> {
 /// Tells a task of its own when the process was last active, so that it calls
 /// [`release_idle_memory`] after [`QUIET_BEFORE_RELEASE`] without activity, once per
 /// quiet period. Cheap to clone; the task ends when the last clone is dropped.
+///
+/// [`Quiet::activity`] only writes down the time: the task is not woken for it (so a
+/// burst of notifications costs it nothing) unless it is parked after a release. At its
+/// deadline it checks the last activity and waits again if there was some since.
 #[derive(Debug, Clone)]
 pub struct Quiet {
-    activity: tokio::sync::watch::Sender<u64>,
+    state: std::sync::Arc<std::sync::Mutex<QuietState>>,
+    /// Wakes the parked task; dropped with the last handle, which ends the task.
+    wake: tokio::sync::watch::Sender<()>,
+}
+
+fn lock(state: &std::sync::Mutex<QuietState>) -> std::sync::MutexGuard<'_, QuietState> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Debug)]
+struct QuietState {
+    last: Instant,
+    /// The task released and waits for the next activity.
+    parked: bool,
 }
 
 impl Quiet {
@@ -89,37 +108,48 @@ impl Quiet {
         timer: TimerKind,
         done: impl Fn(std::io::Result<Released>) + Send + 'static,
     ) -> Quiet {
-        let (activity, mut seen) = tokio::sync::watch::channel(0_u64);
+        let state = std::sync::Arc::new(std::sync::Mutex::new(QuietState {
+            last: Instant::now(),
+            parked: false,
+        }));
+        let (wake, mut woken) = tokio::sync::watch::channel(());
+        let shared = std::sync::Arc::clone(&state);
         tokio::spawn(async move {
-            // One wake-up for the release, none while nothing happens (the engine's
-            // precise timer: tokio's wheel would wake a few times on the way to 15 s).
+            // One wake-up per quiet period (the engine's precise timer: tokio's wheel
+            // would wake a few times on the way to 15 s), none while nothing happens.
             let mut timer = Timer::new(timer);
             loop {
-                // Quiet means `quiet` without a change.
-                let mut deadline = Instant::now() + quiet;
+                // Quiet means `quiet` since the last activity.
                 loop {
+                    let deadline = lock(&shared).last + quiet;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
                     tokio::select! {
-                        changed = seen.changed() => match changed {
-                            Ok(()) => deadline = Instant::now() + quiet,
-                            Err(_) => return,
-                        },
-                        () = timer.until(Some(deadline)) => break,
+                        // Only a closed channel can come here while not parked.
+                        changed = woken.changed() => if changed.is_err() { return },
+                        () = timer.until(Some(deadline)) => {}
                     }
                 }
                 done(release_idle_memory());
                 // Nothing more to give back until something happens.
-                if seen.changed().await.is_err() {
+                lock(&shared).parked = true;
+                if woken.changed().await.is_err() {
                     return;
                 }
             }
         });
-        Quiet { activity }
+        Quiet { state, wake }
     }
 
     /// Something happened (a notification, a toast, a reconnection): the quiet period
     /// starts again. Heartbeats are not activity.
     pub fn activity(&self) {
-        self.activity.send_modify(|n| *n = n.wrapping_add(1));
+        let mut st = lock(&self.state);
+        st.last = Instant::now();
+        if std::mem::take(&mut st.parked) {
+            self.wake.send_replace(());
+        }
     }
 }
 
@@ -139,42 +169,35 @@ struct Droppable {
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn droppable(smaps: &str, exe: &str) -> Vec<Droppable> {
     let mut out = Vec::new();
-    // The mapping being read: its range when it qualifies so far, its Rss, its Anonymous.
-    let mut current: Option<(usize, usize)> = None;
-    let mut rss_kib: Option<u64> = None;
-    let mut anon_kib: Option<u64> = None;
-    let mut finish =
-        |current: &mut Option<(usize, usize)>, rss: &mut Option<u64>, anon: &mut Option<u64>| {
-            if let (Some((start, end)), Some(rss), Some(0)) = (current.take(), rss.take(), *anon)
-                && rss > 0
-            {
-                out.push(Droppable {
-                    start,
-                    end,
-                    rss_bytes: rss * 1024,
-                });
-            }
-            *rss = None;
-            *anon = None;
-        };
+    // The mapping being read when it qualifies so far, and its Anonymous count.
+    let mut current: Option<(Droppable, Option<u64>)> = None;
+    let keep = |c: Option<(Droppable, Option<u64>)>, out: &mut Vec<Droppable>| {
+        if let Some((d, Some(0))) = c
+            && d.rss_bytes > 0
+        {
+            out.push(d);
+        }
+    };
     for line in smaps.lines() {
-        if let Some(range) = mapping_header(line) {
-            finish(&mut current, &mut rss_kib, &mut anon_kib);
-            current = range
-                .filter(|m| m.path == exe && !m.writable)
-                .map(|m| (m.start, m.end));
-            continue;
-        }
-        if current.is_none() {
-            continue;
-        }
-        if let Some(v) = line.strip_prefix("Rss:") {
-            rss_kib = kib(v);
-        } else if let Some(v) = line.strip_prefix("Anonymous:") {
-            anon_kib = kib(v);
+        if let Some(header) = mapping_header(line) {
+            keep(current.take(), &mut out);
+            current = header.filter(|m| m.path == exe && !m.writable).map(|m| {
+                let d = Droppable {
+                    start: m.start,
+                    end: m.end,
+                    rss_bytes: 0,
+                };
+                (d, None)
+            });
+        } else if let Some((d, anon)) = &mut current {
+            if let Some(v) = line.strip_prefix("Rss:") {
+                d.rss_bytes = kib(v).unwrap_or(0) * 1024;
+            } else if let Some(v) = line.strip_prefix("Anonymous:") {
+                *anon = kib(v);
+            }
         }
     }
-    finish(&mut current, &mut rss_kib, &mut anon_kib);
+    keep(current, &mut out);
     out
 }
 

@@ -691,7 +691,7 @@ impl Driver {
                     cursor,
                     StoreTag::LiveShown,
                     self.reports.0.clone(),
-                    Some((queue, last)),
+                    (queue, last),
                 );
             }
             Action::Store { notes, cursor, tag } => {

@@ -204,8 +204,8 @@ impl HistoryHandle {
     }
 
     /// As [`HistoryHandle::store`], without waiting: the report is sent to `reports`
-    /// once written (at once, all failed, when the writer has stopped). With `after`,
-    /// the write starts only once that toast was handed to the notifier (at most
+    /// once written (at once, all failed, when the writer has stopped). The write
+    /// starts only once the toast `after` names was handed to the notifier (at most
     /// [`TOAST_BEFORE_STORE`] later): the writer's disk work does not compete for a
     /// core with the toast it follows.
     pub(super) fn store_then(
@@ -214,14 +214,13 @@ impl HistoryHandle {
         cursor: Option<String>,
         tag: StoreTag,
         reports: tokio::sync::mpsc::UnboundedSender<StoreReport>,
-        after: Option<(Arc<ToastQueue>, u64)>,
+        after: (Arc<ToastQueue>, u64),
     ) {
         let fallback = notes.clone();
         let sent = reports.clone();
         let job: Job = Box::new(move |h| {
-            if let Some((toasts, seq)) = after {
-                toasts.wait_handed(seq, TOAST_BEFORE_STORE);
-            }
+            let (toasts, seq) = after;
+            toasts.wait_handed(seq, TOAST_BEFORE_STORE);
             let _ = sent.send(store(h, notes, cursor.as_deref(), tag));
         });
         if self.jobs.send(Msg::Run(job)).is_err() {
@@ -440,7 +439,7 @@ mod tests {
 
         // The toast is on its way (the daemon has not answered): the write waits.
         let seq = worker.queue.push(crate::delivery::Toast::for_tests("t"));
-        let after = Some((worker.queue.clone(), seq));
+        let after = (worker.queue.clone(), seq);
         w.handle().store_then(
             vec![note("a")],
             None,
@@ -460,7 +459,7 @@ mod tests {
         gate.set(false);
         let seq = worker.queue.push(crate::delivery::Toast::for_tests("t"));
         let t0 = std::time::Instant::now();
-        let after = Some((worker.queue.clone(), seq));
+        let after = (worker.queue.clone(), seq);
         w.handle()
             .store_then(vec![note("b")], None, StoreTag::LiveShown, reports, after);
         let r = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await;
