@@ -382,24 +382,25 @@ mod tests {
     }
 
     #[cfg(target_os = "linux")]
-    #[test]
-    fn on_linux_the_writer_thread_runs_at_a_lower_priority() {
+    #[tokio::test]
+    async fn on_linux_the_writer_thread_runs_at_a_lower_priority() {
         let w = HistoryWriter::start(History::open_in_memory().unwrap()).unwrap();
-        // The thread's nice value: field 19 of its stat, after the ")" that ends its name.
-        let nice = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .flatten()
-            .find(|t| {
-                std::fs::read_to_string(t.path().join("comm"))
-                    .is_ok_and(|c| c.trim() == "taskbell-histor")
-            })
-            .and_then(|t| std::fs::read_to_string(t.path().join("stat")).ok())
-            .and_then(|stat| {
-                let after = stat.rsplit_once(')')?.1.to_string();
-                after.split_whitespace().nth(16)?.parse::<i32>().ok()
-            });
+        // Read on the writer thread itself, by a job: a job runs only after the thread
+        // has set its priority, so this cannot race the thread's start (reading
+        // /proc/self/task from here could, and once did on CI).
+        let stat = w
+            .handle()
+            .call(|_| std::fs::read_to_string("/proc/thread-self/stat"))
+            .await
+            .expect("the writer runs jobs")
+            .expect("the writer thread's stat");
+        // The nice value: field 19 of the stat, after the ")" that ends the name.
+        let nice = stat.rsplit_once(')').and_then(|(name, after)| {
+            assert!(name.ends_with("taskbell-histor"), "{name}");
+            after.split_whitespace().nth(16)?.parse::<i32>().ok()
+        });
         assert_eq!(nice, Some(WRITER_NICE));
-        drop(w);
+        w.close().await;
     }
 
     /// A notifier whose `show` waits until the gate opens (2 s at most).
