@@ -616,6 +616,10 @@ fn two_accounts_on_two_servers_run_side_by_side_in_one_tray() {
     a.notify(json!({"user_id": "1", "type": "task_reviewed", "title": "A 驳回", "content": "a", "priority": "high", "data": {"task_id": "12"}}));
     let na = f.notification_titled("A 驳回");
     assert_eq!(na["account"], first_id.as_str(), "{na}");
+    // A's row is stored (unread counts stored rows) before B's is sent: the center's
+    // newest-first order is the order the rows were received in, and each account
+    // stores on a writer thread of its own, after the toast.
+    f.wait_status("A stored", |s| s.unread == unread0 + 1);
     std::thread::sleep(Duration::from_millis(5));
     b.notify(json!({"user_id": "1", "type": "system", "title": "B 维护", "content": "b", "priority": "normal"}));
     let nb = f.notification_titled("B 维护");

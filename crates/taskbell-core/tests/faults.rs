@@ -597,6 +597,72 @@ async fn commands_pause_test_mark_read_and_sign_out() {
     let _ = s;
 }
 
+/// A command queued before a notification arrives applies to it, even when both are
+/// ready at the engine's next wake-up (a project muted, or a pause, a moment before a
+/// notification must hold its toast back). The engine runs on this test's one thread,
+/// which is held while the server's frame reaches the socket; the pause is queued after
+/// the reactor saw the frame and before the engine runs: both are then waiting, and a
+/// loop that picked between them at random would toast in about half the rounds.
+#[test]
+fn a_command_queued_before_a_frame_applies_to_it() {
+    // The server on threads of its own, so holding the engine's thread holds only it.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = server_rt.block_on(server());
+    let base = s.base_url();
+    let engine_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    engine_rt.block_on(async {
+        let mut zs = Client::start(&base, DEMO_ANNOTATOR, Setup::default()).await;
+        zs.wait_synced().await;
+        for round in 0..6 {
+            let title = format!("round {round}");
+            let until = taskbell_core::protocol::now_ms() + 3_600_000;
+            // Holding the engine's thread: the notification is sent and given time to
+            // reach the engine's socket.
+            let (sent, delivered) = std::sync::mpsc::channel();
+            let (b, t) = (base.clone(), title.clone());
+            server_rt.spawn(async move {
+                notify_user(&b, DEMO_ANNOTATOR.id, &t).await;
+                let _ = sent.send(());
+            });
+            delivered.recv_timeout(WAIT).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            // One turn of the reactor, which marks the socket readable and wakes the
+            // engine; `yield_now` resumes this test before the engine runs, and the
+            // pause is queued then.
+            tokio::task::yield_now().await;
+            zs.commands
+                .try_send(Command::Pause { until_ms: until })
+                .unwrap();
+            // Let go: the engine finds both waiting.
+            let n = zs.wait_notification(&title).await;
+            // Toasts show in order: once the test toast queued after it is shown, a
+            // toast for the notification would have been shown too.
+            let shown = zs.notifier.toasts().len();
+            zs.command(Command::TestNotification).await;
+            zs.notifier
+                .wait_for_count(WAIT, shown + 1)
+                .await
+                .expect("the test toast shows while paused");
+            assert!(
+                !zs.notifier.toasts().iter().any(|t| t.keys.contains(&n.key)),
+                "round {round}: the notification was toasted although the pause came first"
+            );
+            zs.command(Command::Resume).await;
+            zs.wait_state("resumed", |s| s.paused_until_ms.is_none())
+                .await;
+        }
+        zs.stop().await;
+    });
+    drop(s);
+}
+
 /// A cursor the server does not understand (history from another server) is dropped: the
 /// engine fetches the whole history again and dedupe keeps every old one from repeating.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

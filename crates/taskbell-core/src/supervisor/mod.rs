@@ -565,6 +565,20 @@ impl Driver {
             {
                 return reason;
             }
+            // Commands that were queued before this frame was read go first: a project
+            // muted (or a pause asked for) before a notification arrived applies to it,
+            // whichever branch `select!` happened to pick when both were ready. Only
+            // those already queued, so a stream of commands cannot hold frames back.
+            if matches!(input, Input::Frame(_)) {
+                for _ in 0..self.commands.len() {
+                    let Ok(cmd) = self.commands.try_recv() else {
+                        break;
+                    };
+                    if let Some(reason) = self.feed(Input::Command(cmd)).await {
+                        return reason;
+                    }
+                }
+            }
             // A burst: the frames already waiting are decided together, so their
             // notifications cost one round trip to the history, not one each.
             let (input, after) = match input {
