@@ -180,32 +180,45 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Driver {
     fn start(desktop: &Desktop, env: &[(&str, String)]) -> Driver {
-        let port = free_port().unwrap();
-        let mut cmd = desktop.command("WebKitWebDriver");
-        cmd.arg(format!("--port={port}"))
-            .env("TAURI_WEBVIEW_AUTOMATION", "true");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let process =
-            ChildGuard::spawn("WebKitWebDriver", &mut cmd, &desktop.log_dir(), Stdout::Log)
+        // A port another test takes between `free_port` and the driver's bind makes the
+        // driver exit: it is started again on another port.
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = free_port().unwrap();
+            let mut cmd = desktop.command("WebKitWebDriver");
+            cmd.arg(format!("--port={port}"))
+                .env("TAURI_WEBVIEW_AUTOMATION", "true");
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let process =
+                ChildGuard::spawn("WebKitWebDriver", &mut cmd, &desktop.log_dir(), Stdout::Log)
+                    .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
                 .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let driver = Driver {
-            rt,
-            http: taskbell_testkit::http::http(),
-            base: format!("http://127.0.0.1:{port}"),
-            session: None,
-            process,
-        };
-        wait_until("WebKitWebDriver", WAIT, || {
-            driver.call("GET", "/status", None).ok()
-        })
-        .unwrap();
-        driver
+            let mut driver = Driver {
+                rt,
+                http: taskbell_testkit::http::http(),
+                base: format!("http://127.0.0.1:{port}"),
+                session: None,
+                process,
+            };
+            let start = std::time::Instant::now();
+            loop {
+                if driver.call("GET", "/status", None).is_ok() {
+                    return driver;
+                }
+                if let Err(e) = driver.process.ensure_running() {
+                    last = e.to_string();
+                    break;
+                }
+                assert!(start.elapsed() < WAIT, "WebKitWebDriver never answered");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("WebKitWebDriver did not start: {last}");
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {

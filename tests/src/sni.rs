@@ -164,11 +164,13 @@ impl SniWatcher {
 
     /// Waits for the first item to register.
     pub fn wait_for_item(&self, timeout: Duration) -> Result<SniItem> {
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        let deadline = start + timeout;
         let (lock, cvar) = &*self.shared;
         let mut reg = lock.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(first) = reg.items.first() {
+                taskbell_testkit::note_if_slow("a StatusNotifierItem", start.elapsed());
                 return Ok(SniItem {
                     conn: self.conn.clone(),
                     reg: first.clone(),

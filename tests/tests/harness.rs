@@ -168,12 +168,17 @@ fn two_desktops_are_independent_and_gone_after_drop() {
 
 #[test]
 fn redis_starts_on_a_free_port_and_stops_on_drop() {
-    let redis = Redis::start().expect("redis starts");
+    let mut redis = Redis::start().expect("redis starts");
     let port = redis.port();
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     assert!(redis.url().ends_with(&format!(":{port}")));
+    let pid = redis.process().id();
     drop(redis);
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    // Gone and reaped (a probe of the port could meet a parallel test that took it).
+    assert!(
+        !process_exists(pid),
+        "redis-server {pid} outlived its guard"
+    );
 }
 
 #[test]
@@ -205,11 +210,17 @@ fn the_server_binary_starts_on_port_zero_and_restarts_on_the_same_port() {
     };
     let first = login();
     assert_eq!(first["success"], true, "{first}");
+    let pid = server.pid().expect("running");
     server.kill();
     assert!(!server.is_running());
-    assert!(std::net::TcpStream::connect(addr).is_err());
+    assert!(!process_exists(pid), "the killed server {pid} is gone");
     server.restart().expect("restart");
     assert_eq!(server.addr(), addr);
     let second = login();
     assert_eq!(second["data"]["user"]["username"], "zhangsan", "{second}");
+}
+
+/// Whether process `pid` exists (a zombie, unreaped, counts).
+fn process_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }

@@ -58,6 +58,8 @@ pub mod proxy;
 pub mod services;
 
 pub use error::{HarnessError, Result, io_err};
-pub use process::{ChildGuard, LineCollector, START_TIMEOUT, Stdout, tail, wait_until};
+pub use process::{
+    ChildGuard, LineCollector, START_TIMEOUT, Stdout, note_if_slow, tail, wait_until,
+};
 pub use proxy::Proxy;
 pub use services::{Redis, ServerOptions, ServerProcess, WORKSPACE_BINARIES, binary, free_port};

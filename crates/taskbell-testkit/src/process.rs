@@ -28,6 +28,7 @@ pub fn wait_until<T>(
     let mut pause = Duration::from_millis(5);
     loop {
         if let Some(v) = probe() {
+            note_if_slow(what, start.elapsed());
             return Ok(v);
         }
         if start.elapsed() >= timeout {
@@ -38,6 +39,18 @@ pub fn wait_until<T>(
         }
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// A wait at least this long is noted on stderr: a passing test that waited long
+/// somewhere says where (nextest prints the desktop tests' output even when they pass).
+const SLOW_WAIT: Duration = Duration::from_secs(5);
+
+/// Notes on stderr a wait for `what` that took `waited`, if that was [`SLOW_WAIT`] or
+/// more; a diagnostic for slow runs, never a failure.
+pub fn note_if_slow(what: &str, waited: Duration) {
+    if waited >= SLOW_WAIT {
+        eprintln!("slow wait: {what} took {waited:.1?}");
     }
 }
 

@@ -29,7 +29,9 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Starts Redis and waits until it answers `PING`.
+    /// Starts Redis and waits until it answers on its port. The answer must come from
+    /// the process started here (its `process_id`): a port taken by another test's Redis
+    /// in between would otherwise be shared without anyone noticing.
     pub fn start() -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("taskbell-redis-")
@@ -58,7 +60,7 @@ impl Redis {
             let mut child = ChildGuard::spawn("redis-server", &mut cmd, dir.path(), Stdout::Log)?;
             let start = Instant::now();
             loop {
-                if redis_ping(port) {
+                if redis_pid(port) == Some(child.id()) {
                     return Ok(Redis {
                         child,
                         port,
@@ -106,16 +108,29 @@ impl Redis {
     }
 }
 
-fn redis_ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
+/// The `process_id` of the Redis answering on `port` (`INFO server`), if one answers.
+fn redis_pid(port: u16) -> Option<u32> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"INFO server\r\n").ok()?;
+    // A bulk string: `$LEN\r\n`, then LEN bytes and `\r\n`.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") && head.len() < 32 {
+        s.read_exact(&mut byte).ok()?;
+        head.push(byte[0]);
     }
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    let len: usize = std::str::from_utf8(head.strip_prefix(b"$")?)
+        .ok()?
+        .trim_end()
+        .parse()
+        .ok()?;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 /// How to start the reference server binary.
@@ -203,7 +218,12 @@ impl ServerProcess {
         }
     }
 
-    /// Whether the process is running.
+    /// The current run's process id; `None` once killed or stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(ChildGuard::id)
+    }
+
+    /// Whether the current run's process is alive (false once killed or stopped).
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()

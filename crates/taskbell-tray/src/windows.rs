@@ -150,6 +150,17 @@ impl Windows {
         self.lock().current.is_some()
     }
 
+    /// How many window processes ended before they said hello, in the last minute
+    /// (tests and diagnostics).
+    pub fn failed_starts(&self) -> usize {
+        let now = Instant::now();
+        let st = self.lock();
+        st.failed
+            .iter()
+            .filter(|t| now.duration_since(**t) <= Duration::from_secs(60))
+            .count()
+    }
+
     fn start_if_needed(self: &Arc<Self>, st: &mut State) -> Result<(), String> {
         if st.starting.is_some() || st.queued.is_empty() {
             return Ok(());

@@ -163,8 +163,7 @@ fn start_engine(
         slot.signing_out = false;
         slot.generation
     };
-    ctl.spawn(pump_status(ctl.clone(), state, generation, demo));
-    ctl.spawn(pump_events(ctl.clone(), events, generation, demo));
+    ctl.spawn(pump(ctl.clone(), state, events, generation, demo));
     let c = ctl.clone();
     ctl.spawn(async move {
         let reason = match join.await {
@@ -418,20 +417,54 @@ fn is_current(ctl: &Controller, generation: u64) -> bool {
     ctl.shared().engine.lock().generation == generation
 }
 
-async fn pump_status(
+/// Publishes the engine's status and handles its events, in one task: the status the
+/// tray shows is built from the engine's state and the summary lines together, and two
+/// tasks (one for each) could publish in the wrong order, a summary's copy of an older
+/// state last (the tray then said "Connecting…" while connected until the next change).
+async fn pump(
     ctl: Controller,
     mut state: watch::Receiver<Status>,
+    mut events: mpsc::Receiver<Event>,
     generation: u64,
     demo: bool,
 ) {
+    let mut state_open = true;
+    if !is_current(&ctl, generation) {
+        return;
+    }
+    let status = state.borrow_and_update().clone();
+    republish(&ctl, &status, demo);
     loop {
-        if !is_current(&ctl, generation) {
-            return;
-        }
-        let status = state.borrow_and_update().clone();
-        republish(&ctl, &status, demo);
-        if state.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = state.changed(), if state_open => {
+                if changed.is_err() {
+                    state_open = false;
+                    continue;
+                }
+                if !is_current(&ctl, generation) {
+                    return;
+                }
+                let status = state.borrow_and_update().clone();
+                republish(&ctl, &status, demo);
+            }
+            event = events.recv() => {
+                let Some(event) = event else {
+                    // The engine is gone: its last state (publishing an unchanged status
+                    // changes nothing).
+                    if is_current(&ctl, generation) {
+                        let status = state.borrow_and_update().clone();
+                        republish(&ctl, &status, demo);
+                    }
+                    return;
+                };
+                if !is_current(&ctl, generation) {
+                    return;
+                }
+                if !matches!(event, Event::Latency { .. }) {
+                    ctl.activity();
+                }
+                on_event(&ctl, event, demo);
+            }
         }
     }
 }
@@ -442,23 +475,6 @@ fn republish(ctl: &Controller, status: &Status, demo: bool) {
     let ui = ui_status(status, &lines, demo, now_ms(), shared.deps.utc_offset);
     shared.set_core_status(status.clone());
     publish(ctl, ui);
-}
-
-async fn pump_events(
-    ctl: Controller,
-    mut events: mpsc::Receiver<Event>,
-    generation: u64,
-    demo: bool,
-) {
-    while let Some(event) = events.recv().await {
-        if !is_current(&ctl, generation) {
-            return;
-        }
-        if !matches!(event, Event::Latency { .. }) {
-            ctl.activity();
-        }
-        on_event(&ctl, event, demo);
-    }
 }
 
 /// Handles one core event: windows hear about notifications and diagnostics, the menu
