@@ -12,7 +12,7 @@ use taskbell_core::supervisor::Command;
 use tokio::sync::mpsc;
 
 use super::engines::open_login;
-use super::publish::{self, publish, publish_signed_out};
+use super::publish::{self, publish_signed_out};
 use super::shell::Controller;
 use super::slot::FurtherEngine;
 use crate::checks;
@@ -187,9 +187,8 @@ fn mark_primary_read(ctl: &Controller, keys: Option<&[String]>) -> CmdResult<()>
     };
     done.map_err(error::local)?;
     let unread = h.unread_count().unwrap_or(0);
-    let mut s = shared.primary_status();
-    s.unread = unread;
-    publish(ctl, s);
+    shared.update_primary(|s| s.unread = unread);
+    publish::refresh(ctl);
     publish::history_changed(ctl, shared.status().unread);
     Ok(())
 }

@@ -245,7 +245,7 @@ async fn start_further(ctl: &Controller, credentials: &Credentials) {
             tracing::warn!("{id}: {e}");
         }
     }
-    publish(ctl, shared.primary_status());
+    publish::refresh(ctl);
 }
 
 async fn start_one_further(
@@ -358,7 +358,7 @@ async fn pump_further(ctl: Controller, id: String, generation: u64, handle: Engi
                     }
                 };
                 if changed {
-                    publish(&ctl, shared.primary_status());
+                    publish::refresh(&ctl);
                 }
             }
         }
@@ -383,7 +383,7 @@ async fn pump_further(ctl: Controller, id: String, generation: u64, handle: Engi
         ExitReason::Shutdown => tracing::info!("{id}: engine stopped"),
         other => tracing::warn!(reason = ?other, "{id}: engine stopped"),
     }
-    publish(&ctl, shared.primary_status());
+    publish::refresh(&ctl);
 }
 
 /// Handles a further account's event: its notifications reach the center; the login

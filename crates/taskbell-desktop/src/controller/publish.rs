@@ -32,8 +32,59 @@ fn emit<S: Serialize>(ctl: &Controller, event: &'static str, payload: S) {
 /// Publishes the first account's status `primary` with the further accounts added in
 /// (their unread counts, how many run): tray icon, tooltip, menu, and the windows.
 pub fn publish(ctl: &Controller, primary: UiStatus) {
+    ctl.shared().set_primary_status(primary);
+    refresh(ctl);
+}
+
+/// Publishes the first account as signed out (`reason`: why, when not asked for).
+pub fn publish_signed_out(ctl: &Controller, reason: Option<String>) {
+    ctl.shared().update_primary(|s| {
+        s.state = ConnState::SignedOut { reason };
+        s.user = None;
+        s.summary_lines.clear();
+        s.demo = false;
+    });
+    refresh(ctl);
+}
+
+/// Publishes again from what is kept: after the first account's status, a further
+/// account or the language changed.
+///
+/// Threads publish at once (the engines' tasks, the window commands, the menu): each
+/// makes the status from the inputs it read, keeps it only if no other thread began one
+/// since (else makes it again from newer inputs), and the tray is shown the status kept
+/// last ([`super::shared::Shared::show_latest`]). So the tray never ends on a status made
+/// of older inputs than another it was given.
+pub fn refresh(ctl: &Controller) {
     let shared = ctl.shared();
-    shared.set_primary_status(primary.clone());
+    let mut changed = false;
+    for _ in 0..64 {
+        let (primary, ticket) = shared.begin_status();
+        let status = combined(ctl, primary);
+        match shared.finish_status(ticket, status) {
+            Some(c) => {
+                changed = c;
+                break;
+            }
+            // Another thread began a status since: its inputs are newer.
+            None => continue,
+        }
+    }
+    if !changed {
+        return;
+    }
+    let lang = shared.lang();
+    shared.show_latest(|status| {
+        if let Err(e) = ctl.shell().show_status(status, lang) {
+            tracing::warn!("tray update failed: {e}");
+        }
+        emit(ctl, EVENT_STATUS, status);
+    });
+}
+
+/// The first account's status with the further accounts added in.
+fn combined(ctl: &Controller, primary: UiStatus) -> UiStatus {
+    let shared = ctl.shared();
     let (running, unread) = shared.engine.further_summary();
     let mut status = primary;
     status.account_list = match shared.engine.primary_label() {
@@ -50,30 +101,7 @@ pub fn publish(ctl: &Controller, primary: UiStatus) {
     status.unread += unread;
     status.accounts = 1 + running;
     status.state_line = state_line(&status, shared.lang());
-    if !shared.set_status(status.clone()) {
-        return;
-    }
-    if let Err(e) = ctl.shell().show_status(&status, shared.lang()) {
-        tracing::warn!("tray update failed: {e}");
-    }
-    emit(ctl, EVENT_STATUS, status);
-}
-
-/// Publishes the first account as signed out (`reason`: why, when not asked for).
-pub fn publish_signed_out(ctl: &Controller, reason: Option<String>) {
-    let shared = ctl.shared();
-    let mut s = shared.primary_status();
-    s.state = ConnState::SignedOut { reason };
-    s.user = None;
-    s.summary_lines.clear();
-    s.demo = false;
-    publish(ctl, s);
-}
-
-/// Publishes again (e.g. after the language changed: the state line and the menu follow).
-pub fn refresh(ctl: &Controller) {
-    let shared = ctl.shared();
-    publish(ctl, shared.primary_status());
+    status
 }
 
 /// Tells the windows a notification arrived.

@@ -2,6 +2,7 @@
 //! started, what it needs from the machine ([`Deps`]), the engines ([`EngineSlot`]), the
 //! language, the last published status and the diagnostics log.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use taskbell_core::config::{Config, Paths};
@@ -97,6 +98,11 @@ pub struct Shared {
     /// Paths, keyring, notifier.
     pub deps: Deps,
     inner: Mutex<Inner>,
+    /// Held by the one thread showing the status on the tray; see
+    /// [`super::publish::refresh`].
+    showing: Mutex<()>,
+    /// Bumped for every status that is to be shown.
+    show_wanted: AtomicU64,
     /// The link to the core engine, once it runs.
     pub engine: EngineSlot,
 }
@@ -109,6 +115,9 @@ struct Inner {
     status: UiStatus,
     /// The first account's own status (before the other accounts are added in).
     primary: UiStatus,
+    /// Bumped whenever what `status` is made of may have changed (see
+    /// [`Shared::begin_status`]).
+    status_inputs: u64,
     core: Option<taskbell_core::supervisor::Status>,
     diag: DiagLog,
     /// The keys a folded toast asked the center to show, until the center takes them.
@@ -125,10 +134,13 @@ impl Shared {
                 lang,
                 status: UiStatus::signed_out(),
                 primary: UiStatus::signed_out(),
+                status_inputs: 0,
                 core: None,
                 diag: DiagLog::default(),
                 shown_keys: None,
             }),
+            showing: Mutex::new(()),
+            show_wanted: AtomicU64::new(0),
             engine: EngineSlot::default(),
         }
     }
@@ -188,15 +200,55 @@ impl Shared {
 
     /// Keeps the first account's own status.
     pub fn set_primary_status(&self, status: UiStatus) {
-        self.lock().primary = status;
+        self.update_primary(|s| *s = status);
     }
 
-    /// Replaces the status; returns whether it changed.
-    pub fn set_status(&self, status: UiStatus) -> bool {
+    /// Changes the first account's own status in place (a field of it, without losing
+    /// what another thread set meanwhile).
+    pub fn update_primary(&self, change: impl FnOnce(&mut UiStatus)) {
+        change(&mut self.lock().primary);
+    }
+
+    /// Starts making the status anew: says that its inputs may have changed, and returns
+    /// the first account's own status with a ticket for [`Shared::finish_status`].
+    pub fn begin_status(&self) -> (UiStatus, u64) {
         let mut g = self.lock();
+        g.status_inputs += 1;
+        (g.primary.clone(), g.status_inputs)
+    }
+
+    /// Keeps `status` made from the inputs of `ticket`: `None` when another status was
+    /// begun since (this one may be made of older inputs: make it again), else whether
+    /// it differs from the status kept before.
+    pub fn finish_status(&self, ticket: u64, status: UiStatus) -> Option<bool> {
+        let mut g = self.lock();
+        if g.status_inputs != ticket {
+            return None;
+        }
         let changed = g.status != status;
         g.status = status;
-        changed
+        Some(changed)
+    }
+
+    /// Shows the status kept last with `show`, on one thread at a time and without
+    /// waiting for another: a thread that finds another showing leaves it a request, and
+    /// that one shows again until no request is left. The tray therefore always ends on
+    /// the status kept last, whichever order the threads ran in (and no thread waits on
+    /// one that may be waiting for the GUI thread).
+    pub fn show_latest(&self, mut show: impl FnMut(&UiStatus)) {
+        self.show_wanted.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let Ok(guard) = self.showing.try_lock() else {
+                return;
+            };
+            let wanted = self.show_wanted.load(Ordering::SeqCst);
+            let status = self.status();
+            show(&status);
+            drop(guard);
+            if self.show_wanted.load(Ordering::SeqCst) == wanted {
+                return;
+            }
+        }
     }
 
     /// Keeps the keys a folded toast asked the center to show (replacing older ones).
@@ -212,5 +264,82 @@ impl Shared {
     /// Runs `f` on the diagnostics log.
     pub fn with_diag<T>(&self, f: impl FnOnce(&mut DiagLog) -> T) -> T {
         f(&mut self.lock().diag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn shared() -> Shared {
+        let dir = std::env::temp_dir().join("taskbell-desktop-shared-tests");
+        Shared::new(
+            Options::default(),
+            Lang::En,
+            Deps {
+                paths: Paths {
+                    config_dir: dir.join("config"),
+                    data_dir: dir.join("data"),
+                },
+                credentials: Ok(Credentials::in_memory()),
+                notifier: Arc::new(taskbell_core::notifier::RecordingNotifier::new()),
+                notifier_factory: None,
+                utc_offset: UtcOffset::UTC,
+            },
+        )
+    }
+
+    fn with_unread(unread: u64) -> UiStatus {
+        let mut s = UiStatus::signed_out();
+        s.unread = unread;
+        s
+    }
+
+    #[test]
+    fn a_status_made_from_older_inputs_is_not_kept() {
+        let sh = shared();
+        let (_, older) = sh.begin_status();
+        let (_, newer) = sh.begin_status();
+        assert_eq!(sh.finish_status(newer, with_unread(2)), Some(true));
+        assert_eq!(sh.finish_status(older, with_unread(1)), None);
+        assert_eq!(sh.status().unread, 2);
+        assert_eq!(sh.finish_status(newer, with_unread(2)), Some(false));
+    }
+
+    #[test]
+    fn the_tray_ends_on_the_status_kept_last_whoever_was_showing() {
+        let sh = shared();
+        let (entered_tx, entered) = mpsc::channel();
+        let (go_tx, go) = mpsc::channel::<()>();
+        let shown_by_first = std::thread::scope(|scope| {
+            let sh = &sh;
+            let first = scope.spawn(move || {
+                let mut shown = Vec::new();
+                sh.show_latest(|s| {
+                    shown.push(s.unread);
+                    if shown.len() == 1 {
+                        entered_tx.send(()).unwrap();
+                        go.recv().unwrap();
+                    }
+                });
+                shown
+            });
+            // The first thread is in the middle of showing: a newer status is kept, and
+            // this thread, finding it busy, leaves the showing to it.
+            entered.recv().unwrap();
+            let (_, ticket) = sh.begin_status();
+            assert_eq!(sh.finish_status(ticket, with_unread(7)), Some(true));
+            let mut shown_here = 0;
+            sh.show_latest(|_| shown_here += 1);
+            assert_eq!(shown_here, 0, "never two threads showing at once");
+            go_tx.send(()).unwrap();
+            first.join().unwrap()
+        });
+        assert_eq!(
+            shown_by_first,
+            vec![0, 7],
+            "the first thread shows the newer one too"
+        );
     }
 }
