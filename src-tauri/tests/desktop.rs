@@ -207,7 +207,10 @@ impl Driver {
             };
             let start = std::time::Instant::now();
             loop {
-                if driver.call("GET", "/status", None).is_ok() {
+                // An answer, and from our own driver (one that lost the port has exited).
+                if driver.call("GET", "/status", None).is_ok()
+                    && driver.process.ensure_running().is_ok()
+                {
                     return driver;
                 }
                 if let Err(e) = driver.process.ensure_running() {

@@ -201,6 +201,23 @@ impl Server {
             .unwrap();
     }
 
+    /// Makes the next `count` requests to `path` answer `status` (`/api/test/fail`).
+    fn fail(&self, path: &str, status: u16, count: u32) {
+        let url = format!("{}/api/test/fail", self.base);
+        let body = json!({"path": path, "status": status, "count": count});
+        let resp = self
+            .rt
+            .block_on(async {
+                taskbell_testkit::http::http()
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+            })
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+
     /// Makes the server push a notification to the demo annotator (user 1).
     fn notify(&self, body: Value) {
         let url = format!("{}/api/test/notify", self.base);
@@ -224,6 +241,36 @@ impl Drop for Server {
             self.rt.block_on(s.shutdown());
         }
     }
+}
+
+/// The token is refused with 403 when the engine checks it: the tray ends signed out
+/// with the reason and the login window opens. The engine's own last state (it never
+/// left "Connecting…") is published before its end, never after it.
+#[test]
+fn access_denied_at_start_leaves_the_tray_signed_out_with_the_reason() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = Credentials::in_memory();
+    server.sign_in_demo(&main_paths(&dir), &credentials);
+    server.fail("/api/auth/me", 403, 1000);
+    let f = start_app_in(Options::default(), dir, credentials);
+    let deadline = std::time::Instant::now() + WAIT;
+    while f.window(WindowKind::Login).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "login window never opened: {:?}",
+            f.controller().shared().status()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The login window opens after the end was published; nothing publishes after it.
+    std::thread::sleep(Duration::from_millis(300));
+    let s = f.controller().shared().status();
+    match &s.state {
+        ConnState::SignedOut { reason: Some(r) } => assert!(!r.is_empty(), "{s:?}"),
+        other => panic!("the tray says {other:?}, not signed out with a reason"),
+    }
+    f.shutdown();
 }
 
 #[test]

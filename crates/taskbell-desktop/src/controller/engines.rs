@@ -20,6 +20,7 @@ use taskbell_core::supervisor::{
     sign_in as core_sign_in,
 };
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::publish::{self, publish, publish_signed_out};
 use super::shell::Controller;
@@ -163,15 +164,7 @@ fn start_engine(
         slot.signing_out = false;
         slot.generation
     };
-    ctl.spawn(pump(ctl.clone(), state, events, generation, demo));
-    let c = ctl.clone();
-    ctl.spawn(async move {
-        let reason = match join.await {
-            Ok(r) => r,
-            Err(e) => ExitReason::Failed(format!("engine task failed: {e}")),
-        };
-        on_exit(&c, generation, reason);
-    });
+    ctl.spawn(pump(ctl.clone(), state, events, join, generation, demo));
     Ok(())
 }
 
@@ -417,18 +410,21 @@ fn is_current(ctl: &Controller, generation: u64) -> bool {
     ctl.shared().engine.lock().generation == generation
 }
 
-/// Publishes the engine's status and handles its events, in one task: the status the
-/// tray shows is built from the engine's state and the summary lines together, and two
-/// tasks (one for each) could publish in the wrong order, a summary's copy of an older
-/// state last (the tray then said "Connecting…" while connected until the next change).
+/// Publishes the engine's status, handles its events and its end, in one task: the
+/// status the tray shows is made of the engine's state and the summary lines together,
+/// and separate tasks could publish in the wrong order (a summary's copy of an older
+/// state last: the tray said "Connecting…" while connected until the next change; the
+/// engine's last state after the sign-out its end published).
 async fn pump(
     ctl: Controller,
     mut state: watch::Receiver<Status>,
     mut events: mpsc::Receiver<Event>,
+    mut join: JoinHandle<ExitReason>,
     generation: u64,
     demo: bool,
 ) {
     let mut state_open = true;
+    let mut events_open = true;
     if !is_current(&ctl, generation) {
         return;
     }
@@ -447,15 +443,10 @@ async fn pump(
                 let status = state.borrow_and_update().clone();
                 republish(&ctl, &status, demo);
             }
-            event = events.recv() => {
+            event = events.recv(), if events_open => {
                 let Some(event) = event else {
-                    // The engine is gone: its last state (publishing an unchanged status
-                    // changes nothing).
-                    if is_current(&ctl, generation) {
-                        let status = state.borrow_and_update().clone();
-                        republish(&ctl, &status, demo);
-                    }
-                    return;
+                    events_open = false;
+                    continue;
                 };
                 if !is_current(&ctl, generation) {
                     return;
@@ -464,6 +455,24 @@ async fn pump(
                     ctl.activity();
                 }
                 on_event(&ctl, event, demo);
+            }
+            joined = &mut join => {
+                // In order: what the engine said before it ended, its last state, and
+                // then its end (which may publish "signed out" over that state).
+                while let Ok(event) = events.try_recv() {
+                    if is_current(&ctl, generation) {
+                        on_event(&ctl, event, demo);
+                    }
+                }
+                if is_current(&ctl, generation) {
+                    let status = state.borrow_and_update().clone();
+                    republish(&ctl, &status, demo);
+                }
+                let reason = joined.unwrap_or_else(|e| {
+                    ExitReason::Failed(format!("engine task failed: {e}"))
+                });
+                on_exit(&ctl, generation, reason);
+                return;
             }
         }
     }

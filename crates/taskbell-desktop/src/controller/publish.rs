@@ -73,9 +73,10 @@ pub fn refresh(ctl: &Controller) {
     if !changed {
         return;
     }
-    let lang = shared.lang();
     shared.show_latest(|status| {
-        if let Err(e) = ctl.shell().show_status(status, lang) {
+        // The language now: the status shown may be another thread's, made after a
+        // change of language.
+        if let Err(e) = ctl.shell().show_status(status, shared.lang()) {
             tracing::warn!("tray update failed: {e}");
         }
         emit(ctl, EVENT_STATUS, status);

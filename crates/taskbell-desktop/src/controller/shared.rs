@@ -3,7 +3,7 @@
 //! language, the last published status and the diagnostics log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use taskbell_core::config::{Config, Paths};
 use taskbell_core::credentials::Credentials;
@@ -238,8 +238,11 @@ impl Shared {
     pub fn show_latest(&self, mut show: impl FnMut(&UiStatus)) {
         self.show_wanted.fetch_add(1, Ordering::SeqCst);
         loop {
-            let Ok(guard) = self.showing.try_lock() else {
-                return;
+            let guard = match self.showing.try_lock() {
+                Ok(g) => g,
+                // A panic while showing leaves nothing inconsistent behind.
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
             };
             let wanted = self.show_wanted.load(Ordering::SeqCst);
             let status = self.status();
