@@ -203,24 +203,20 @@ impl Server {
 
     /// Makes the next `count` requests to `path` answer `status` (`/api/test/fail`).
     fn fail(&self, path: &str, status: u16, count: u32) {
-        let url = format!("{}/api/test/fail", self.base);
-        let body = json!({"path": path, "status": status, "count": count});
-        let resp = self
-            .rt
-            .block_on(async {
-                taskbell_testkit::http::http()
-                    .post(url)
-                    .json(&body)
-                    .send()
-                    .await
-            })
-            .unwrap();
-        assert!(resp.status().is_success(), "{}", resp.status());
+        self.post(
+            "/api/test/fail",
+            json!({"path": path, "status": status, "count": count}),
+        );
     }
 
     /// Makes the server push a notification to the demo annotator (user 1).
     fn notify(&self, body: Value) {
-        let url = format!("{}/api/test/notify", self.base);
+        self.post("/api/test/notify", body);
+    }
+
+    /// POSTs `body` to one of the server's test controls; it must succeed.
+    fn post(&self, path: &str, body: Value) {
+        let url = format!("{}{path}", self.base);
         let resp = self
             .rt
             .block_on(async {
@@ -231,7 +227,7 @@ impl Server {
                     .await
             })
             .unwrap();
-        assert!(resp.status().is_success(), "{}", resp.status());
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
     }
 }
 

@@ -51,26 +51,17 @@ pub fn publish_signed_out(ctl: &Controller, reason: Option<String>) {
 /// account or the language changed.
 ///
 /// Threads publish at once (the engines' tasks, the window commands, the menu): each
-/// makes the status from the inputs it read, keeps it only if no other thread began one
-/// since (else makes it again from newer inputs), and the tray is shown the status kept
+/// makes the status from the inputs it read and keeps it only if no other thread began
+/// one since (that one is made of newer inputs), and the tray is shown the status kept
 /// last ([`super::shared::Shared::show_latest`]). So the tray never ends on a status made
 /// of older inputs than another it was given.
 pub fn refresh(ctl: &Controller) {
     let shared = ctl.shared();
-    let mut changed = false;
-    for _ in 0..64 {
-        let (primary, ticket) = shared.begin_status();
-        let status = combined(ctl, primary);
-        match shared.finish_status(ticket, status) {
-            Some(c) => {
-                changed = c;
-                break;
-            }
-            // Another thread began a status since: its inputs are newer.
-            None => continue,
-        }
-    }
-    if !changed {
+    let (primary, ticket) = shared.begin_status();
+    let status = combined(ctl, primary);
+    // `None`: another thread began a status since; made of newer inputs, it is kept and
+    // shown by that thread (the last to begin always keeps its status).
+    if shared.finish_status(ticket, status) != Some(true) {
         return;
     }
     shared.show_latest(|status| {

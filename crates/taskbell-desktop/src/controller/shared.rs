@@ -217,9 +217,9 @@ impl Shared {
         (g.primary.clone(), g.status_inputs)
     }
 
-    /// Keeps `status` made from the inputs of `ticket`: `None` when another status was
-    /// begun since (this one may be made of older inputs: make it again), else whether
-    /// it differs from the status kept before.
+    /// Keeps `status` made from the inputs of `ticket`: `None` (not kept) when another
+    /// status was begun since, as this one may be made of older inputs (the one begun
+    /// last is always kept), else whether it differs from the status kept before.
     pub fn finish_status(&self, ticket: u64, status: UiStatus) -> Option<bool> {
         let mut g = self.lock();
         if g.status_inputs != ticket {
